@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The test command (README, .ci/run): build every server binary, then run every test,
+# including the conformance suite that drives those binaries over loopback sockets.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The conformance suite starts the server binaries from target/<profile>/; `cargo test`
+# alone builds a binary only for its own package's tests, so build them all first.
+cargo build --workspace --bins
+cargo test --workspace "$@"

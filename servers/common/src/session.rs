@@ -1,0 +1,429 @@
+//! One connection's protocol, from the first byte to the close, with no IO: TLS (rustls) as a
+//! byte-buffer layer, the opening handshake with the server's policy, then the echo loop.
+//!
+//! Every server drives a [`Session`] the same way, whatever its IO model:
+//!
+//! 1. read bytes, appending them to the connection's buffer (a `Vec<u8>` whose spare
+//!    capacity the read fills: tokio's `read_buf`, or io_uring owning it for the read);
+//! 2. [`Session::handle_read`] turns them into a [`Step`]: `buf[step.output]` is to be sent;
+//! 3. after sending it, [`Session::after_write`] keeps the unprocessed tail and makes room for
+//!    the next read;
+//! 4. when `step.end` is set, end the connection as it says.
+//!
+//! Timers (handshake and idle timeouts, heartbeats) are deadlines: wait for a read or for
+//! [`Session::next_deadline`], whichever comes first, and on the deadline call
+//! [`Session::handle_deadline`]. Graceful shutdown is [`Session::begin_shutdown`]. Their
+//! output is a separate small buffer, because the connection buffer may hold an incomplete
+//! frame at that moment.
+//!
+//! Plain ws echoes in place in the connection buffer (see
+//! [`ServerConnection::echo_in_place`]); wss decrypts into a second buffer, echoes in place
+//! there, and encrypts the replies back into the connection buffer.
+
+use std::io::{BufRead, Write};
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wsport_core::conn::{compact, Closing, ServerConnection};
+use wsport_core::handshake::{self, Request};
+use wsport_core::{CloseCode, Limits, ProtocolError};
+
+use crate::config::ServerConfig;
+use crate::counters::{Counters, ErrorKind};
+
+/// Room the next read gets at least: a syscall's worth of small messages.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// How long a closing connection waits for the peer's FIN before dropping it.
+pub const LINGER: Duration = Duration::from_secs(2);
+
+/// What to send now, and whether the connection ends after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub struct Step {
+    /// Bytes to send, in the connection buffer.
+    pub output: Range<usize>,
+    /// Input processed up to here (kept by [`Session::after_write`]).
+    pub consumed: usize,
+    /// Bytes the buffer must be able to hold for the frame under way.
+    pub need: Option<usize>,
+    /// Set when the connection ends after sending the output.
+    pub end: Option<End>,
+}
+
+/// How a connection ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// Send the output, close our side of TCP (FIN), then read and discard until the peer's
+    /// FIN or [`LINGER`], so unread input does not turn our close into a reset that could
+    /// destroy the close frame or HTTP answer before the peer reads it.
+    Linger,
+    /// Close at once: the peer is gone or never spoke.
+    Drop,
+}
+
+/// Output made by a timer or by shutdown, outside the read path.
+#[derive(Debug, Default)]
+pub struct Control {
+    /// Bytes to send (a ping or a close frame, encrypted for wss).
+    pub output: Vec<u8>,
+    /// Set when the connection ends after sending them.
+    pub end: Option<End>,
+}
+
+enum Phase {
+    Handshake,
+    Open(ServerConnection),
+    /// The answer is out; nothing more is read into the protocol.
+    Done,
+}
+
+/// One connection, from accept to close.
+pub struct Session {
+    config: Arc<ServerConfig>,
+    counters: Arc<Counters>,
+    tls: Option<Box<rustls::ServerConnection>>,
+    /// Decrypted bytes (wss only): the WebSocket layer works in place here.
+    plain: Vec<u8>,
+    phase: Phase,
+    /// Refuse with 503 at the handshake: the server is at --max-connections.
+    over_capacity: bool,
+    accepted_at: Instant,
+    last_read: Instant,
+    next_ping: Option<Instant>,
+    /// A ping was sent and no byte arrived since: the peer must answer by then.
+    pong_deadline: Option<Instant>,
+    shutdown_deadline: Option<Instant>,
+}
+
+impl Session {
+    /// A session for a connection accepted at `now`; `tls` for wss listeners.
+    pub fn new(
+        config: Arc<ServerConfig>,
+        counters: Arc<Counters>,
+        tls: Option<rustls::ServerConnection>,
+        over_capacity: bool,
+        now: Instant,
+    ) -> Self {
+        Self {
+            config,
+            counters,
+            tls: tls.map(Box::new),
+            plain: Vec::new(),
+            phase: Phase::Handshake,
+            over_capacity,
+            accepted_at: now,
+            last_read: now,
+            next_ping: None,
+            pong_deadline: None,
+            shutdown_deadline: None,
+        }
+    }
+
+    /// A fresh connection buffer with room for the first read.
+    pub fn new_buffer() -> Vec<u8> {
+        Vec::with_capacity(READ_CHUNK)
+    }
+
+    /// Process `buf`, which holds everything received and not yet consumed.
+    pub fn handle_read(&mut self, buf: &mut Vec<u8>, now: Instant) -> Step {
+        self.last_read = now;
+        self.pong_deadline = None;
+        if self.tls.is_some() {
+            self.handle_tls(buf)
+        } else {
+            self.handle_plain(buf)
+        }
+    }
+
+    /// The output of `step` was sent: keep the unprocessed input and make room to read.
+    pub fn after_write(&mut self, buf: &mut Vec<u8>, step: &Step) {
+        compact(buf, step.consumed);
+        let room = step.need.unwrap_or(0).saturating_sub(buf.len()).max(READ_CHUNK);
+        buf.reserve(room);
+    }
+
+    /// The peer closed its side (read returned 0) or the connection failed.
+    pub fn handle_eof(&mut self) {
+        if !matches!(self.phase, Phase::Done) {
+            self.counters.error(ErrorKind::Io);
+        }
+        self.phase = Phase::Done;
+    }
+
+    /// When the runtime must call [`Session::handle_deadline`] if no read completes first.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let config = &self.config;
+        let deadlines = match self.phase {
+            Phase::Handshake => [Some(self.accepted_at + config.handshake_timeout), None, None],
+            Phase::Open(_) => [
+                config.idle_timeout.map(|idle| self.last_read + idle),
+                self.pong_deadline.or(self.next_ping),
+                self.shutdown_deadline,
+            ],
+            Phase::Done => [None, None, None],
+        };
+        deadlines.into_iter().flatten().min()
+    }
+
+    /// A deadline passed: time out, or send a heartbeat.
+    pub fn handle_deadline(&mut self, now: Instant) -> Control {
+        let config = Arc::clone(&self.config);
+        match &mut self.phase {
+            Phase::Handshake if now >= self.accepted_at + config.handshake_timeout => {
+                // A slowloris, or a client that never speaks: nothing to answer.
+                self.counters.error(ErrorKind::HandshakeTimeout);
+                self.phase = Phase::Done;
+                Control { output: Vec::new(), end: Some(End::Drop) }
+            }
+            Phase::Open(_) if self.shutdown_deadline.is_some_and(|d| now >= d) => {
+                self.phase = Phase::Done;
+                Control { output: Vec::new(), end: Some(End::Drop) }
+            }
+            Phase::Open(_) if self.pong_deadline.is_some_and(|d| now >= d) => {
+                self.counters.error(ErrorKind::PingTimeout);
+                self.close(CloseCode::GOING_AWAY, "ping timeout", now)
+            }
+            Phase::Open(_) if config.idle_timeout.is_some_and(|idle| now >= self.last_read + idle) => {
+                self.counters.error(ErrorKind::IdleTimeout);
+                self.close(CloseCode::GOING_AWAY, "idle timeout", now)
+            }
+            Phase::Open(conn) if self.next_ping.is_some_and(|p| now >= p) => {
+                let mut frame = Vec::new();
+                conn.write_ping(b"wsport", &mut frame);
+                self.next_ping = config.ping_interval.map(|interval| now + interval);
+                self.pong_deadline = Some(now + config.ping_timeout);
+                Control { output: self.encrypt_control(&frame), end: None }
+            }
+            _ => Control::default(),
+        }
+    }
+
+    /// Graceful shutdown: close with 1001 and give the peer `shutdown_timeout` to answer.
+    pub fn begin_shutdown(&mut self, now: Instant) -> Control {
+        match self.phase {
+            Phase::Open(ref conn) if !conn.close_sent() => self.close(CloseCode::GOING_AWAY, "server shutdown", now),
+            Phase::Open(_) => Control::default(),
+            _ => {
+                self.phase = Phase::Done;
+                Control { output: Vec::new(), end: Some(End::Drop) }
+            }
+        }
+    }
+
+    /// Send a close frame we start, then wait for the peer's answer until the shutdown timeout.
+    fn close(&mut self, code: CloseCode, reason: &str, now: Instant) -> Control {
+        let Phase::Open(conn) = &mut self.phase else { return Control::default() };
+        let mut frame = Vec::new();
+        conn.write_close(code, reason, &mut frame);
+        self.shutdown_deadline = Some(now + self.config.shutdown_timeout);
+        self.next_ping = None;
+        self.pong_deadline = None;
+        Control { output: self.encrypt_control(&frame), end: None }
+    }
+
+    fn encrypt_control(&mut self, frame: &[u8]) -> Vec<u8> {
+        let Some(tls) = self.tls.as_mut() else { return frame.to_vec() };
+        let mut out = Vec::new();
+        // Writing into rustls' own buffer cannot fail; flushing to a Vec cannot either.
+        let _ = tls.writer().write_all(frame);
+        while tls.wants_write() {
+            if tls.write_tls(&mut out).is_err() {
+                break;
+            }
+        }
+        out
+    }
+
+    fn handle_plain(&mut self, buf: &mut Vec<u8>) -> Step {
+        self.handle_websocket(buf)
+    }
+
+    /// wss: decrypt everything in `buf` into `plain`, run the protocol there, encrypt the
+    /// answer back into `buf` (now free: rustls took all of its bytes).
+    fn handle_tls(&mut self, buf: &mut Vec<u8>) -> Step {
+        let tls = self.tls.as_mut().expect("wss session");
+        let mut input = &buf[..];
+        let mut failed = false;
+        while !input.is_empty() && !failed {
+            // rustls takes what its buffers allow; decrypting then drains them for the rest.
+            if tls.read_tls(&mut input).is_err() || tls.process_new_packets().is_err() {
+                failed = true;
+            }
+            drain_plaintext(tls, &mut self.plain);
+        }
+        buf.clear();
+        let mut step = Step { output: 0..0, consumed: 0, need: None, end: None };
+        if failed {
+            // Bad TLS: rustls queued an alert for the peer; send it and go.
+            self.counters.error(ErrorKind::Tls);
+            self.phase = Phase::Done;
+            step.end = Some(End::Linger);
+        } else if !self.plain.is_empty() && !tls.is_handshaking() {
+            let mut plain = std::mem::take(&mut self.plain);
+            let inner = self.handle_websocket(&mut plain);
+            let tls = self.tls.as_mut().expect("wss session");
+            let _ = tls.writer().write_all(&plain[inner.output.clone()]);
+            compact(&mut plain, inner.consumed);
+            if let Some(need) = inner.need {
+                plain.reserve(need.saturating_sub(plain.len()));
+            }
+            if inner.end.is_some() {
+                tls.send_close_notify();
+            }
+            self.plain = plain;
+            step.end = inner.end;
+        }
+        let tls = self.tls.as_mut().expect("wss session");
+        while tls.wants_write() {
+            if tls.write_tls(buf).is_err() {
+                break;
+            }
+        }
+        step.output = 0..buf.len();
+        step.consumed = buf.len();
+        step
+    }
+
+    /// The WebSocket layer over plaintext bytes in `buf`.
+    fn handle_websocket(&mut self, buf: &mut Vec<u8>) -> Step {
+        match &mut self.phase {
+            Phase::Handshake => self.handle_handshake(buf),
+            Phase::Open(conn) => {
+                let echo = conn.echo_in_place(buf, 0..0, 0);
+                self.account_echo(&echo);
+                Step { output: echo.output, consumed: echo.consumed, need: echo.need, end: self.end_of(echo.closing) }
+            }
+            Phase::Done => Step { output: 0..0, consumed: buf.len(), need: None, end: None },
+        }
+    }
+
+    fn handle_handshake(&mut self, buf: &mut Vec<u8>) -> Step {
+        let request = match handshake::parse_request(buf, self.config.max_header_bytes) {
+            Ok(None) => return Step { output: 0..0, consumed: 0, need: None, end: None },
+            Ok(Some(request)) => request,
+            Err(error) => {
+                self.counters.error(ErrorKind::HandshakeRejected);
+                let mut response = Vec::new();
+                handshake::write_rejection(&error, &mut response);
+                return self.refuse(buf, response);
+            }
+        };
+        let mut response = Vec::with_capacity(256);
+        if let Err(refusal) = self.answer(&request, buf, &mut response) {
+            return self.refuse(buf, refusal);
+        }
+        // 101: the response takes the request's place; frames sent right behind the
+        // request (in the same read) stay where they are and are echoed now.
+        let response_len = response.len();
+        buf.splice(..request.len, response);
+        let now = Instant::now();
+        self.next_ping = self.config.ping_interval.map(|interval| now + interval);
+        let limits = Limits {
+            max_frame_bytes: self.config.max_frame_bytes,
+            max_message_bytes: self.config.max_message_bytes,
+        };
+        let mut conn = ServerConnection::new(limits);
+        let echo = conn.echo_in_place(buf, 0..response_len, response_len);
+        self.phase = Phase::Open(conn);
+        self.account_echo(&echo);
+        Step { output: echo.output, consumed: echo.consumed, need: echo.need, end: self.end_of(echo.closing) }
+    }
+
+    /// Apply the server's policy to a parsed request: `Ok` with a 101 in `response`, or the
+    /// refusal to send.
+    fn answer(&self, request: &Request, buf: &[u8], response: &mut Vec<u8>) -> Result<(), Vec<u8>> {
+        let config = &self.config;
+        let mut refusal = Vec::new();
+        let Some(upgrade) = &request.upgrade else {
+            // A plain HTTP request: readiness probes, or a client that forgot to upgrade.
+            let method = &buf[request.method.clone()];
+            let path = request.path(buf);
+            if method == b"GET" && (path == b"/healthz" || path.starts_with(b"/healthz?")) {
+                handshake::write_response(200, &[], b"ok\n", &mut refusal);
+            } else {
+                self.counters.error(ErrorKind::HandshakeRejected);
+                let body = b"this is a WebSocket endpoint: send a GET with Upgrade: websocket\n";
+                handshake::write_response(426, &[("Upgrade", "websocket")], body, &mut refusal);
+            }
+            return Err(refusal);
+        };
+        if self.over_capacity {
+            self.counters.error(ErrorKind::OverCapacity);
+            let body = b"server at --max-connections, retry later\n";
+            handshake::write_response(503, &[("Retry-After", "1")], body, &mut refusal);
+            return Err(refusal);
+        }
+        if !config.allow_origins.is_empty() {
+            let origin = request.origin(buf).unwrap_or_default();
+            if !config.allow_origins.iter().any(|allowed| allowed.as_bytes() == origin) {
+                self.counters.error(ErrorKind::HandshakeRejected);
+                handshake::write_response(403, &[], b"origin not allowed\n", &mut refusal);
+                return Err(refusal);
+            }
+        }
+        if let Some(token) = &config.auth_token {
+            let sent = request.authorization(buf).and_then(|value| value.strip_prefix(b"Bearer "));
+            if sent != Some(token.as_bytes()) {
+                self.counters.error(ErrorKind::HandshakeRejected);
+                let headers = [("WWW-Authenticate", "Bearer")];
+                handshake::write_response(401, &headers, b"missing or wrong bearer token\n", &mut refusal);
+                return Err(refusal);
+            }
+        }
+        // §4.2.2 /subprotocol/: the first protocol the client offers that we support.
+        let protocol = (0..request.protocols.len())
+            .map(|i| request.protocol(buf, i))
+            .find(|offered| config.subprotocols.iter().any(|ours| ours.as_bytes() == *offered));
+        handshake::write_accept(&upgrade.key, protocol, response);
+        Ok(())
+    }
+
+    /// Replace everything received with a refusal and end after sending it.
+    fn refuse(&mut self, buf: &mut Vec<u8>, response: Vec<u8>) -> Step {
+        self.phase = Phase::Done;
+        buf.clear();
+        buf.extend_from_slice(&response);
+        Step { output: 0..buf.len(), consumed: buf.len(), need: None, end: Some(End::Linger) }
+    }
+
+    fn account_echo(&self, echo: &wsport_core::Echo) {
+        let counters = &self.counters;
+        if echo.messages > 0 {
+            counters.add_messages(echo.messages);
+        }
+        if let Some(Closing::Failed(error)) = echo.closing {
+            counters.error(match error {
+                ProtocolError::InvalidUtf8 => ErrorKind::InvalidUtf8,
+                ProtocolError::FrameTooBig { .. } | ProtocolError::MessageTooBig { .. } => ErrorKind::TooBig,
+                _ => ErrorKind::Protocol,
+            });
+        }
+    }
+
+    fn end_of(&mut self, closing: Option<Closing>) -> Option<End> {
+        closing.map(|_| {
+            self.phase = Phase::Done;
+            End::Linger
+        })
+    }
+
+    /// Whether the WebSocket handshake completed (for counting open connections).
+    pub fn is_open(&self) -> bool {
+        matches!(self.phase, Phase::Open(_))
+    }
+}
+
+/// Move everything rustls decrypted into `plain` (one copy, no zero-filling).
+fn drain_plaintext(tls: &mut rustls::ServerConnection, plain: &mut Vec<u8>) {
+    let mut reader = tls.reader();
+    while let Ok(chunk) = reader.fill_buf() {
+        if chunk.is_empty() {
+            break;
+        }
+        let n = chunk.len();
+        plain.extend_from_slice(chunk);
+        reader.consume(n);
+    }
+}

@@ -1,0 +1,330 @@
+//! wsport-tokio: the WebSocket echo server on tokio (epoll).
+//!
+//! Thread-per-core by default: `--threads N` current_thread runtimes, each pinned to a core and
+//! accepting on its own SO_REUSEPORT listener, so the kernel spreads connections and no task
+//! ever crosses cores. `--flavor multi` runs one work-stealing multi-thread runtime instead,
+//! for comparison. The protocol lives in `wsport_server_common::session`; this file is only the
+//! readiness-based IO loop around it.
+
+use std::net::TcpListener as StdListener;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Parser, ValueEnum};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use wsport_server_common::cli::ServerArgs;
+use wsport_server_common::counters::{ConnectionLimit, Counters};
+use wsport_server_common::session::{End, Session, LINGER};
+use wsport_server_common::shutdown::Shutdown;
+use wsport_server_common::{affinity, counters, socket, ListenSpec, Scheme, ServerConfig};
+
+#[derive(Parser, Debug)]
+#[command(name = "wsport-tokio", version, about = "WebSocket echo server on tokio (epoll)")]
+struct Args {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Runtime layout: one current_thread runtime per thread (thread-per-core), or one
+    /// multi-thread runtime with --threads workers.
+    #[arg(long, value_enum, default_value_t = Flavor::CurrentThread)]
+    flavor: Flavor,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Flavor {
+    CurrentThread,
+    Multi,
+}
+
+/// What every connection task of the process shares.
+struct Shared {
+    config: Arc<ServerConfig>,
+    /// Connections of the whole process, against --max-connections.
+    limit: ConnectionLimit,
+    shutdown: Shutdown,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("wsport-tokio: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let config = Arc::new(args.server.into_config()?);
+    let mut listeners = socket::bind_listeners(&config)?;
+    let shutdown = Shutdown::install().context("installing signal handlers")?;
+    let limit = ConnectionLimit::new(config.max_connections);
+    let shared = Arc::new(Shared { config: Arc::clone(&config), limit, shutdown });
+    let started = Instant::now();
+    let all_counters: Vec<Arc<Counters>> = (0..config.threads).map(|_| Arc::default()).collect();
+    let stop_stats = Arc::new(AtomicBool::new(false));
+    let stats = match config.stats_interval {
+        Some(interval) => Some(
+            counters::spawn_stats_printer(all_counters.clone(), interval, Arc::clone(&stop_stats))
+                .context("starting the stats thread")?,
+        ),
+        None => None,
+    };
+    for (spec, _) in &listeners[0] {
+        wsport_server_common::announce(spec);
+    }
+    match args.flavor {
+        Flavor::CurrentThread => {
+            let threads: Vec<_> = listeners
+                .into_iter()
+                .zip(all_counters.iter().cloned())
+                .enumerate()
+                .map(|(index, (listeners, counters))| {
+                    let shared = Arc::clone(&shared);
+                    std::thread::Builder::new()
+                        .name(format!("wsport-tokio-{index}"))
+                        .spawn(move || run_current_thread(index, listeners, counters, shared))
+                })
+                .collect::<Result<_, _>>()
+                .context("spawning runtime threads")?;
+            for thread in threads {
+                thread.join().map_err(|_| anyhow::anyhow!("a runtime thread panicked"))??;
+            }
+        }
+        Flavor::Multi => {
+            // One runtime: the first thread's listeners serve all workers.
+            let listeners = listeners.swap_remove(0);
+            run_multi_thread(listeners, Arc::clone(&all_counters[0]), shared)?;
+        }
+    }
+    stop_stats.store(true, Ordering::Relaxed);
+    if let Some(stats) = stats {
+        let _ = stats.join();
+    }
+    counters::print_final(&all_counters, started);
+    Ok(())
+}
+
+fn run_current_thread(
+    index: usize,
+    listeners: Vec<(ListenSpec, StdListener)>,
+    counters: Arc<Counters>,
+    shared: Arc<Shared>,
+) -> anyhow::Result<()> {
+    if let Some(cpu) = shared.config.pin.as_ref().map(|cpus| cpus[index]) {
+        affinity::pin_current_thread(cpu).with_context(|| format!("pinning thread {index} to CPU {cpu}"))?;
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(serve(listeners, counters, shared))
+}
+
+fn run_multi_thread(listeners: Vec<(ListenSpec, StdListener)>, counters: Arc<Counters>, shared: Arc<Shared>) -> anyhow::Result<()> {
+    let pin = shared.config.pin.clone();
+    let next_worker = AtomicUsize::new(0);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(shared.config.threads)
+        .on_thread_start(move || {
+            // Workers are pinned round-robin; blocking-pool threads would be too, harmlessly.
+            if let Some(cpus) = &pin {
+                let index = next_worker.fetch_add(1, Ordering::Relaxed);
+                let _ = affinity::pin_current_thread(cpus[index % cpus.len()]);
+            }
+        })
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve(listeners, counters, shared))
+}
+
+/// Accept on this runtime's listeners until shutdown, then close every connection with 1001
+/// and wait for them to finish.
+async fn serve(listeners: Vec<(ListenSpec, StdListener)>, counters: Arc<Counters>, shared: Arc<Shared>) -> anyhow::Result<()> {
+    let (closing_tx, closing_rx) = watch::channel(false);
+    let active = Arc::new(AtomicUsize::new(0));
+    let mut accept_tasks = Vec::new();
+    for (spec, listener) in listeners {
+        let listener = TcpListener::from_std(listener).with_context(|| format!("registering {spec}"))?;
+        let context = Arc::new(Accept {
+            scheme: spec.scheme,
+            counters: Arc::clone(&counters),
+            shared: Arc::clone(&shared),
+            closing: closing_rx.clone(),
+            active: Arc::clone(&active),
+        });
+        accept_tasks.push(tokio::spawn(accept_loop(listener, context)));
+    }
+    // Signals arrive on another thread (see `Shutdown`); a short poll keeps this
+    // runtime-agnostic and costs nothing measurable.
+    while !shared.shutdown.is_requested() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for task in &accept_tasks {
+        task.abort();
+    }
+    let _ = closing_tx.send(true);
+    let give_up = Instant::now() + shared.config.shutdown_timeout + LINGER + Duration::from_millis(200);
+    while active.load(Ordering::Acquire) > 0 && Instant::now() < give_up {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
+
+/// What an accept loop hands each connection task.
+struct Accept {
+    scheme: Scheme,
+    counters: Arc<Counters>,
+    shared: Arc<Shared>,
+    closing: watch::Receiver<bool>,
+    active: Arc<AtomicUsize>,
+}
+
+async fn accept_loop(listener: TcpListener, context: Arc<Accept>) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                // EMFILE and friends: back off instead of spinning; the listener survives.
+                eprintln!("wsport-tokio: accept failed: {error}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        // Without TCP_NODELAY small echoes wait on Nagle; failing to set it is not fatal.
+        let _ = socket::configure_stream(&stream);
+        let shared = &context.shared;
+        // Over --max-connections the handshake is answered 503 rather than the socket
+        // dropped, so clients learn why.
+        let permit = shared.limit.try_acquire();
+        let over_capacity = permit.is_none();
+        let tls = match context.scheme {
+            Scheme::Ws => None,
+            Scheme::Wss => {
+                let tls_config = Arc::clone(shared.config.tls.as_ref().expect("wss listeners have a TLS config"));
+                match rustls::ServerConnection::new(tls_config) {
+                    Ok(tls) => Some(tls),
+                    Err(error) => {
+                        eprintln!("wsport-tokio: TLS setup failed: {error}");
+                        continue;
+                    }
+                }
+            }
+        };
+        let session = Session::new(
+            Arc::clone(&shared.config),
+            Arc::clone(&context.counters),
+            tls,
+            over_capacity,
+            Instant::now(),
+        );
+        context.active.fetch_add(1, Ordering::AcqRel);
+        let context = Arc::clone(&context);
+        tokio::spawn(async move {
+            context.counters.connection_opened();
+            connection(stream, session, &context).await;
+            context.counters.connection_closed();
+            drop(permit);
+            context.active.fetch_sub(1, Ordering::AcqRel);
+        });
+    }
+}
+
+enum Event {
+    Read(std::io::Result<usize>),
+    Deadline,
+    Shutdown,
+}
+
+/// One connection: read, let the session answer, write, until it ends.
+async fn connection(mut stream: TcpStream, mut session: Session, context: &Accept) {
+    let counters = &context.counters;
+    let mut closing = context.closing.clone();
+    let mut shutting_down = *closing.borrow();
+    if shutting_down {
+        return;
+    }
+    let mut buf = Session::new_buffer();
+    loop {
+        let deadline = session.next_deadline();
+        // Every branch is cancel-safe: `read_buf` only appends what it read.
+        let event = tokio::select! {
+            read = stream.read_buf(&mut buf) => Event::Read(read),
+            () = sleep_until(deadline) => Event::Deadline,
+            _ = closing.changed(), if !shutting_down => Event::Shutdown,
+        };
+        let now = Instant::now();
+        let (output, end) = match event {
+            Event::Read(Ok(0)) | Event::Read(Err(_)) => {
+                session.handle_eof();
+                return;
+            }
+            Event::Read(Ok(n)) => {
+                counters.add_bytes_in(n as u64);
+                let step = session.handle_read(&mut buf, now);
+                if !write(&mut stream, &buf[step.output.clone()], counters).await {
+                    session.handle_eof();
+                    return;
+                }
+                session.after_write(&mut buf, &step);
+                (Vec::new(), step.end)
+            }
+            Event::Deadline => {
+                let control = session.handle_deadline(now);
+                (control.output, control.end)
+            }
+            Event::Shutdown => {
+                shutting_down = true;
+                let control = session.begin_shutdown(now);
+                (control.output, control.end)
+            }
+        };
+        if !write(&mut stream, &output, counters).await {
+            session.handle_eof();
+            return;
+        }
+        if let Some(end) = end {
+            finish(stream, end).await;
+            return;
+        }
+    }
+}
+
+/// Send `bytes`; false when the peer is gone or does not read for too long.
+async fn write(stream: &mut TcpStream, bytes: &[u8], counters: &Counters) -> bool {
+    if bytes.is_empty() {
+        return true;
+    }
+    // A peer that stops reading must not pin the task forever.
+    match tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(bytes)).await {
+        Ok(Ok(())) => {
+            counters.add_bytes_out(bytes.len() as u64);
+            true
+        }
+        _ => false,
+    }
+}
+
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// End the connection as the session asked (see [`End`]).
+async fn finish(mut stream: TcpStream, end: End) {
+    if end == End::Drop {
+        return;
+    }
+    let _ = stream.shutdown().await;
+    let mut sink = [0u8; 4096];
+    let _ = tokio::time::timeout(LINGER, async {
+        while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+    })
+    .await;
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
+    }
+}
