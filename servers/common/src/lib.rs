@@ -41,6 +41,8 @@ pub mod shutdown;
 pub mod socket;
 pub mod tls;
 pub mod units;
+#[allow(unsafe_code)]
+pub mod uring;
 
 pub use affinity::{allowed_cpus, pin_current_thread};
 pub use cli::ServerArgs;

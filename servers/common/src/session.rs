@@ -157,10 +157,12 @@ impl Session {
         let config = &self.config;
         let deadlines = match self.phase {
             Phase::Handshake => [Some(self.accepted_at + config.handshake_timeout), None, None],
+            // After our close frame only the wait for the peer's answer is left.
+            Phase::Open(ref conn) if conn.close_sent() => [self.shutdown_deadline, None, None],
             Phase::Open(_) => [
                 config.idle_timeout.map(|idle| self.last_read + idle),
                 self.pong_deadline.or(self.next_ping),
-                self.shutdown_deadline,
+                None,
             ],
             Phase::Done => [None, None, None],
         };
@@ -177,9 +179,12 @@ impl Session {
                 self.phase = Phase::Done;
                 Control { output: Vec::new(), end: Some(End::Drop) }
             }
-            Phase::Open(_) if self.shutdown_deadline.is_some_and(|d| now >= d) => {
-                self.phase = Phase::Done;
-                Control { output: Vec::new(), end: Some(End::Drop) }
+            Phase::Open(conn) if conn.close_sent() => {
+                if self.shutdown_deadline.is_some_and(|d| now >= d) {
+                    self.phase = Phase::Done;
+                    return Control { output: Vec::new(), end: Some(End::Drop) };
+                }
+                Control::default()
             }
             Phase::Open(_) if self.pong_deadline.is_some_and(|d| now >= d) => {
                 self.counters.error(ErrorKind::PingTimeout);
@@ -226,13 +231,7 @@ impl Session {
     fn encrypt_control(&mut self, frame: &[u8]) -> Vec<u8> {
         let Some(tls) = self.tls.as_mut() else { return frame.to_vec() };
         let mut out = Vec::new();
-        // Writing into rustls' own buffer cannot fail; flushing to a Vec cannot either.
-        let _ = tls.writer().write_all(frame);
-        while tls.wants_write() {
-            if tls.write_tls(&mut out).is_err() {
-                break;
-            }
-        }
+        encrypt(tls, frame, &mut out);
         out
     }
 
@@ -264,7 +263,7 @@ impl Session {
             let mut plain = std::mem::take(&mut self.plain);
             let inner = self.handle_websocket(&mut plain);
             let tls = self.tls.as_mut().expect("wss session");
-            let _ = tls.writer().write_all(&plain[inner.output.clone()]);
+            encrypt(tls, &plain[inner.output.clone()], buf);
             compact(&mut plain, inner.consumed);
             if let Some(need) = inner.need {
                 plain.reserve(need.saturating_sub(plain.len()));
@@ -412,6 +411,29 @@ impl Session {
     /// Whether the WebSocket handshake completed (for counting open connections).
     pub fn is_open(&self) -> bool {
         matches!(self.phase, Phase::Open(_))
+    }
+}
+
+/// Encrypt `plain` into TLS records appended to `out`.
+///
+/// rustls buffers at most 64 KiB of plaintext before it must be flushed, so a large echo is
+/// fed in pieces, flushing records to `out` after each.
+fn encrypt(tls: &mut rustls::ServerConnection, mut plain: &[u8], out: &mut Vec<u8>) {
+    loop {
+        // Writing to a Vec cannot fail, and rustls' writer only refuses when its buffer is
+        // full, which the flush below empties.
+        while tls.wants_write() {
+            if tls.write_tls(out).is_err() {
+                return;
+            }
+        }
+        if plain.is_empty() {
+            return;
+        }
+        match tls.writer().write(plain) {
+            Ok(n) if n > 0 => plain = &plain[n..],
+            _ => return,
+        }
     }
 }
 
