@@ -1,0 +1,456 @@
+//! wsport-tokio-uring: the WebSocket echo server on tokio-uring (io_uring).
+//!
+//! Thread-per-core: `--threads N` tokio-uring runtimes, each on its own thread pinned to a
+//! core and accepting on its own SO_REUSEPORT listener, so the kernel spreads connections and
+//! no task ever crosses cores. The protocol lives in `wsport_server_common::session`; this file
+//! is only the completion-based IO loop around it, kept as close to `wsport-tokio`'s
+//! readiness-based loop as completion IO allows, so that the benchmark compares the IO models
+//! and nothing else.
+//!
+//! # Operations cannot be cancelled
+//!
+//! With io_uring the buffer of a read belongs to the kernel until the read completes, and
+//! tokio-uring does not cancel an operation when its future is dropped: the operation stays
+//! armed, and whatever it reads later is thrown away with the buffer. A read raced against a
+//! timer the readiness way (`timeout(read)`, or a `select!` that drops the losing branch)
+//! therefore loses data. So this server never drops a pending operation:
+//!
+//! - a connection keeps one read in flight, pinned across the wakeups of its timers and of
+//!   shutdown; heartbeats and close frames are written meanwhile as separate operations from
+//!   their own small buffers, and the same read is polled again afterwards;
+//! - when the connection must end while a read (or a write, or an accept) is in flight,
+//!   `shutdown(2)` on the socket makes the kernel complete the operation at once (a read
+//!   returns 0, a write fails with EPIPE, an accept with EINVAL), and that completion is
+//!   awaited before the socket is dropped.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::net::{Shutdown as Halves, TcpListener as StdListener};
+use std::ops::Range;
+use std::pin::{pin, Pin};
+use std::process::ExitCode;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+use socket2::SockRef;
+use tokio::sync::watch;
+use tokio_uring::buf::BoundedBuf;
+use tokio_uring::net::{TcpListener, TcpStream};
+use wsport_server_common::cli::ServerArgs;
+use wsport_server_common::counters::{ConnectionLimit, Counters};
+use wsport_server_common::session::{End, Session, LINGER};
+use wsport_server_common::shutdown::{Shutdown, POLL_INTERVAL};
+use wsport_server_common::{affinity, counters, socket, uring, ListenSpec, Scheme, ServerConfig};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "wsport-tokio-uring",
+    version,
+    about = "WebSocket echo server on tokio-uring (io_uring)"
+)]
+struct Args {
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+/// Submission queue entries per ring (the completion queue gets twice as many). tokio-uring's
+/// default is 256; 1024 matches monoio's default, so the two io_uring servers run the same
+/// ring size, and a busy thread with thousands of connections rarely has to flush a full
+/// queue before it can submit.
+const RING_ENTRIES: u32 = 1024;
+
+/// A peer that stops reading must not pin a connection forever (as in `wsport-tokio`).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What every connection task of the process shares.
+struct Shared {
+    config: Arc<ServerConfig>,
+    /// Connections of the whole process, against --max-connections.
+    limit: ConnectionLimit,
+    shutdown: Shutdown,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("wsport-tokio-uring: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    // Before binding anything: where io_uring is refused (seccomp, sysctl, old kernel), say
+    // why and how to fix it, rather than fail on the first ring with a bare errno.
+    uring::probe()?;
+    let config = Arc::new(args.server.into_config()?);
+    let listeners = socket::bind_listeners(&config)?;
+    let shutdown = Shutdown::install().context("installing signal handlers")?;
+    let limit = ConnectionLimit::new(config.max_connections);
+    let shared = Arc::new(Shared {
+        config: Arc::clone(&config),
+        limit,
+        shutdown,
+    });
+    let started = Instant::now();
+    let all_counters: Vec<Arc<Counters>> = (0..config.threads).map(|_| Arc::default()).collect();
+    let stop_stats = Arc::new(AtomicBool::new(false));
+    let stats = match config.stats_interval {
+        Some(interval) => Some(
+            counters::spawn_stats_printer(all_counters.clone(), interval, Arc::clone(&stop_stats))
+                .context("starting the stats thread")?,
+        ),
+        None => None,
+    };
+    for (spec, _) in &listeners[0] {
+        wsport_server_common::announce(spec);
+    }
+    let threads: Vec<_> = listeners
+        .into_iter()
+        .zip(all_counters.iter().cloned())
+        .enumerate()
+        .map(|(index, (listeners, counters))| {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name(format!("wsport-tokio-uring-{index}"))
+                .spawn(move || run_thread(index, listeners, counters, shared))
+        })
+        .collect::<Result<_, _>>()
+        .context("spawning runtime threads")?;
+    for thread in threads {
+        thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("a runtime thread panicked"))??;
+    }
+    stop_stats.store(true, Ordering::Relaxed);
+    if let Some(stats) = stats {
+        let _ = stats.join();
+    }
+    counters::print_final(&all_counters, started);
+    Ok(())
+}
+
+/// One runtime thread: pin it, start its ring, serve its listeners until shutdown.
+fn run_thread(
+    index: usize,
+    listeners: Vec<(ListenSpec, StdListener)>,
+    counters: Arc<Counters>,
+    shared: Arc<Shared>,
+) -> anyhow::Result<()> {
+    if let Some(cpu) = shared.config.cpu_for_thread(index) {
+        affinity::pin_current_thread(cpu)
+            .with_context(|| format!("pinning thread {index} to CPU {cpu}"))?;
+    }
+    let mut builder = tokio_uring::builder();
+    builder.entries(RING_ENTRIES);
+    let runtime = tokio_uring::Runtime::new(&builder).context("starting the io_uring runtime")?;
+    // Dropping the runtime cancels whatever operations are still in flight (accepts, and
+    // connections still open past the shutdown wait) and waits for the kernel to let go.
+    runtime.block_on(serve(listeners, counters, shared))
+}
+
+/// Accept on this runtime's listeners until shutdown, then close every connection with 1001
+/// and wait for them to finish.
+async fn serve(
+    listeners: Vec<(ListenSpec, StdListener)>,
+    counters: Arc<Counters>,
+    shared: Arc<Shared>,
+) -> anyhow::Result<()> {
+    let (closing_tx, closing_rx) = watch::channel(false);
+    let active = Rc::new(Cell::new(0usize));
+    for (spec, listener) in listeners {
+        // A second descriptor of the same socket, kept to shut the listener down at the end
+        // (see `accept_loop`).
+        let stopper = listener
+            .try_clone()
+            .with_context(|| format!("duplicating the listener of {spec}"))?;
+        // io_uring waits for readiness itself; blocking sockets are what tokio-uring creates
+        // on its own, and accepted sockets inherit nothing from this flag anyway.
+        listener
+            .set_nonblocking(false)
+            .with_context(|| format!("registering {spec}"))?;
+        let listener = TcpListener::from_std(listener);
+        let context = Rc::new(Accept {
+            scheme: spec.scheme,
+            counters: Arc::clone(&counters),
+            shared: Arc::clone(&shared),
+            closing: closing_rx.clone(),
+            active: Rc::clone(&active),
+        });
+        tokio_uring::spawn(accept_loop(listener, stopper, context));
+    }
+    // Signals arrive on another thread (see `Shutdown`); a short poll keeps this
+    // runtime-agnostic and costs nothing measurable.
+    while !shared.shutdown.is_requested() {
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+    let _ = closing_tx.send(true);
+    let give_up =
+        Instant::now() + shared.config.shutdown_timeout + LINGER + Duration::from_millis(200);
+    while active.get() > 0 && Instant::now() < give_up {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
+
+/// What an accept loop hands each connection task.
+struct Accept {
+    scheme: Scheme,
+    counters: Arc<Counters>,
+    shared: Arc<Shared>,
+    closing: watch::Receiver<bool>,
+    /// Connections of this runtime still running.
+    active: Rc<Cell<usize>>,
+}
+
+async fn accept_loop(listener: TcpListener, stopper: StdListener, context: Rc<Accept>) {
+    let mut closing = context.closing.clone();
+    loop {
+        let mut accept = pin!(listener.accept());
+        let accepted = tokio::select! {
+            biased;
+            accepted = accept.as_mut() => accepted,
+            _ = closing.changed() => {
+                // Stop accepting. The accept in flight cannot be cancelled, and dropping it
+                // would leave it armed: it would take the next connection and lose it. On
+                // Linux, shutdown(2) on a listening socket closes the listener: the kernel
+                // fails the pending accept (EINVAL) and refuses new connections, as when
+                // `wsport-tokio` drops its listener.
+                let _ = SockRef::from(&stopper).shutdown(Halves::Both);
+                // A connection that won the race is closed, like the backlog of a closed
+                // listener.
+                let _ = accept.await;
+                return;
+            }
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                // EMFILE and friends: back off instead of spinning; the listener survives.
+                eprintln!("wsport-tokio-uring: accept failed: {error}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        // Without TCP_NODELAY small echoes wait on Nagle; failing to set it is not fatal.
+        let _ = socket::configure_stream(&stream);
+        let shared = &context.shared;
+        // Over --max-connections the handshake is answered 503 rather than the socket
+        // dropped, so clients learn why.
+        let permit = shared.limit.try_acquire();
+        let over_capacity = permit.is_none();
+        let tls = match context.scheme {
+            Scheme::Ws => None,
+            Scheme::Wss => {
+                let tls_config = Arc::clone(
+                    shared
+                        .config
+                        .tls
+                        .as_ref()
+                        .expect("wss listeners have a TLS config"),
+                );
+                match rustls::ServerConnection::new(tls_config) {
+                    Ok(tls) => Some(tls),
+                    Err(error) => {
+                        eprintln!("wsport-tokio-uring: TLS setup failed: {error}");
+                        continue;
+                    }
+                }
+            }
+        };
+        let session = Session::new(
+            Arc::clone(&shared.config),
+            Arc::clone(&context.counters),
+            tls,
+            over_capacity,
+            Instant::now(),
+        );
+        context.active.set(context.active.get() + 1);
+        let context = Rc::clone(&context);
+        tokio_uring::spawn(async move {
+            context.counters.connection_opened();
+            connection(stream, session, &context).await;
+            context.counters.connection_closed();
+            drop(permit);
+            context.active.set(context.active.get() - 1);
+        });
+    }
+}
+
+/// Why a connection woke up while its read was in flight.
+enum Wake {
+    Deadline,
+    Shutdown,
+}
+
+/// One connection: read, let the session answer, write, until it ends.
+///
+/// Exactly one read is in flight at a time, and it is only ever dropped once complete (see
+/// the crate doc). Its buffer is the connection buffer itself: it travels into the kernel
+/// and back, the session echoes in place in it, and the echo is written from it.
+async fn connection(stream: TcpStream, mut session: Session, context: &Accept) {
+    let counters = &context.counters;
+    let mut closing = context.closing.clone();
+    let mut shutting_down = *closing.borrow();
+    if shutting_down {
+        return;
+    }
+    let mut buf = Session::new_buffer();
+    // Set once the connection ends with `End::Linger`: our FIN is out, and reads only drain
+    // what the peer still sends, until its FIN or this instant.
+    let mut linger_until: Option<Instant> = None;
+    loop {
+        // The read appends after the bytes the buffer holds (an incomplete frame). A bare
+        // `Vec` would be read into from index 0 (tokio-uring reads into the whole capacity
+        // and only moves `len` forward), so the kernel gets the spare capacity as a slice.
+        // `after_write` leaves room; this only guards the lingering reads.
+        buf.reserve(1);
+        let start = buf.len();
+        let mut read = pin!(stream.read(buf.slice(start..)));
+        let (result, slice) = loop {
+            let deadline = linger_until.or_else(|| session.next_deadline());
+            // Only the read is polled to completion here; the losing timer and `changed`
+            // futures are cancel-safe, and the read is polled again on the next turn.
+            let wake = tokio::select! {
+                biased;
+                done = read.as_mut() => break done,
+                () = sleep_until(deadline) => Wake::Deadline,
+                _ = closing.changed(), if !shutting_down && linger_until.is_none() => Wake::Shutdown,
+            };
+            if linger_until.is_some() {
+                // LINGER is over without the peer's FIN.
+                abandon(&stream, read).await;
+                return;
+            }
+            let now = Instant::now();
+            let control = match wake {
+                Wake::Deadline => session.handle_deadline(now),
+                Wake::Shutdown => {
+                    shutting_down = true;
+                    session.begin_shutdown(now)
+                }
+            };
+            // A ping or close frame, from its own buffer, while the read stays in flight:
+            // the connection buffer may hold an incomplete frame and is in the kernel anyway.
+            let (written, _) = write(&stream, control.output, counters).await;
+            if !written {
+                session.handle_eof();
+                abandon(&stream, read).await;
+                return;
+            }
+            match control.end {
+                None => {}
+                Some(End::Drop) => {
+                    abandon(&stream, read).await;
+                    return;
+                }
+                Some(End::Linger) => {
+                    // The read in flight becomes the first draining read.
+                    let _ = stream.shutdown(Halves::Write);
+                    linger_until = Some(Instant::now() + LINGER);
+                }
+            }
+        };
+        buf = slice.into_inner();
+        let n = match result {
+            Ok(n) if n > 0 => n,
+            // EOF or a socket error: the peer is gone (or, lingering, has answered our FIN).
+            _ => {
+                if linger_until.is_none() {
+                    session.handle_eof();
+                }
+                return;
+            }
+        };
+        if linger_until.is_some() {
+            // Draining: what the peer sends after our close is read and dropped, so that our
+            // close does not turn into a reset.
+            buf.clear();
+            continue;
+        }
+        counters.add_bytes_in(n as u64);
+        let step = session.handle_read(&mut buf, Instant::now());
+        let written;
+        (written, buf) = write_range(&stream, buf, step.output.clone(), counters).await;
+        if !written {
+            session.handle_eof();
+            return;
+        }
+        session.after_write(&mut buf, &step);
+        match step.end {
+            None => {}
+            Some(End::Drop) => return,
+            Some(End::Linger) => {
+                // Our FIN; then read and discard until the peer's FIN or LINGER (see `End`).
+                let _ = stream.shutdown(Halves::Write);
+                linger_until = Some(Instant::now() + LINGER);
+                buf.clear();
+            }
+        }
+    }
+}
+
+/// End a connection whose read is still in flight: `shutdown(2)` makes the kernel complete
+/// the read (it returns 0, or the bytes that just arrived, which no one wants any more), and
+/// the completion hands the buffer back. Only then may the read's future be dropped.
+async fn abandon<F: Future>(stream: &TcpStream, read: Pin<&mut F>) {
+    let _ = stream.shutdown(Halves::Both);
+    // The kernel completes reads on a shut-down socket at once; the bound only guards against
+    // the unforeseen. Past it the read is dropped in flight, and the runtime, which keeps its
+    // buffer until the kernel lets go, cancels it when it shuts down.
+    let _ = tokio::time::timeout(LINGER, read).await;
+}
+
+/// Send `buf[range]`; false when the peer is gone or does not read for too long. The buffer
+/// comes back either way.
+async fn write_range(
+    stream: &TcpStream,
+    buf: Vec<u8>,
+    range: Range<usize>,
+    counters: &Counters,
+) -> (bool, Vec<u8>) {
+    if range.is_empty() {
+        return (true, buf);
+    }
+    let (written, slice) = write(stream, buf.slice(range), counters).await;
+    (written, slice.into_inner())
+}
+
+/// Send all of `bytes`; false when the peer is gone or does not read for [`WRITE_TIMEOUT`].
+async fn write<T: BoundedBuf>(stream: &TcpStream, bytes: T, counters: &Counters) -> (bool, T) {
+    let len = bytes.bytes_init();
+    if len == 0 {
+        return (true, bytes);
+    }
+    let mut send = pin!(stream.write_all(bytes));
+    tokio::select! {
+        biased;
+        (result, bytes) = send.as_mut() => {
+            if result.is_ok() {
+                counters.add_bytes_out(len as u64);
+            }
+            (result.is_ok(), bytes)
+        }
+        () = tokio::time::sleep(WRITE_TIMEOUT) => {
+            // The write in flight cannot be cancelled: shut the socket so that the kernel
+            // fails it (EPIPE), and take the buffer back from its completion. The connection
+            // is over; a read in flight, if any, completes the same way.
+            let _ = stream.shutdown(Halves::Both);
+            let (_, bytes) = send.await;
+            (false, bytes)
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
+    }
+}
