@@ -7,7 +7,13 @@ fn header_decode(c: &mut Criterion) {
     let mut group = c.benchmark_group("header_decode");
     for len in [64usize, 1024, 70_000] {
         let mut frame = Vec::new();
-        write_frame(&mut frame, true, OpCode::Binary, Some([1, 2, 3, 4]), &vec![0; len]);
+        write_frame(
+            &mut frame,
+            true,
+            OpCode::Binary,
+            Some([1, 2, 3, 4]),
+            &vec![0; len],
+        );
         group.bench_with_input(BenchmarkId::from_parameter(len), &frame, |b, frame| {
             b.iter(|| FrameHeader::decode(black_box(&frame[..14])))
         });
@@ -20,20 +26,29 @@ fn echo_in_place(c: &mut Criterion) {
     for (size, count) in [(64usize, 1usize), (64, 16), (1024, 1), (16 * 1024, 1)] {
         let mut stream = Vec::new();
         for _ in 0..count {
-            write_frame(&mut stream, true, OpCode::Binary, Some([9, 8, 7, 6]), &vec![b'x'; size]);
+            write_frame(
+                &mut stream,
+                true,
+                OpCode::Binary,
+                Some([9, 8, 7, 6]),
+                &vec![b'x'; size],
+            );
         }
         group.throughput(Throughput::Bytes((size * count) as u64));
         let mut buf = Vec::with_capacity(stream.len());
-        group.bench_function(BenchmarkId::new(format!("{size}B"), format!("{count}frames")), |b| {
-            b.iter(|| {
-                // A fresh connection per iteration keeps the work identical; it costs nothing.
-                let mut conn = ServerConnection::new(Limits::default());
-                buf.clear();
-                buf.extend_from_slice(&stream);
-                let echo = conn.echo_in_place(&mut buf, 0..0, 0);
-                black_box(echo.output.len())
-            })
-        });
+        group.bench_function(
+            BenchmarkId::new(format!("{size}B"), format!("{count}frames")),
+            |b| {
+                b.iter(|| {
+                    // A fresh connection per iteration keeps the work identical; it costs nothing.
+                    let mut conn = ServerConnection::new(Limits::default());
+                    buf.clear();
+                    buf.extend_from_slice(&stream);
+                    let echo = conn.echo_in_place(&mut buf, 0..0, 0);
+                    black_box(echo.output.len())
+                })
+            },
+        );
     }
     group.finish();
 }

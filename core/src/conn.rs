@@ -37,7 +37,10 @@ pub struct Limits {
 impl Default for Limits {
     /// 16 MiB frames and 64 MiB messages, as tungstenite's defaults.
     fn default() -> Self {
-        Self { max_frame_bytes: 16 << 20, max_message_bytes: 64 << 20 }
+        Self {
+            max_frame_bytes: 16 << 20,
+            max_message_bytes: 64 << 20,
+        }
     }
 }
 
@@ -144,12 +147,16 @@ impl Reader {
                 apply_mask(piece, key, self.done);
             }
             if is_text {
-                self.utf8.feed(piece).map_err(|_| ProtocolError::InvalidUtf8)?;
+                self.utf8
+                    .feed(piece)
+                    .map_err(|_| ProtocolError::InvalidUtf8)?;
             }
             self.done = arrived;
         }
         if arrived < payload_len {
-            return Ok(Decoded::NeedMore { frame_len: Some(frame_len) });
+            return Ok(Decoded::NeedMore {
+                frame_len: Some(frame_len),
+            });
         }
         self.done = 0;
         let payload = header_len..frame_len;
@@ -164,7 +171,12 @@ impl Reader {
                 FrameKind::Close(parse_close(&buf[payload.clone()])?)
             }
         };
-        Ok(Decoded::Frame(Frame { kind, fin: header.fin, payload, len: frame_len }))
+        Ok(Decoded::Frame(Frame {
+            kind,
+            fin: header.fin,
+            payload,
+            len: frame_len,
+        }))
     }
 
     /// Check what the header alone tells; return whether the payload is text to validate.
@@ -193,13 +205,20 @@ impl Reader {
         };
         let len = so_far + header.payload_len;
         if len > limits.max_message_bytes {
-            return Err(ProtocolError::MessageTooBig { len, limit: limits.max_message_bytes });
+            return Err(ProtocolError::MessageTooBig {
+                len,
+                limit: limits.max_message_bytes,
+            });
         }
         Ok(is_text)
     }
 
     /// Account a complete data frame to its message.
-    fn end_data_frame(&mut self, header: &FrameHeader, is_text: bool) -> Result<FrameKind, ProtocolError> {
+    fn end_data_frame(
+        &mut self,
+        header: &FrameHeader,
+        is_text: bool,
+    ) -> Result<FrameKind, ProtocolError> {
         let kind = match header.opcode {
             OpCode::Text => FrameKind::Text,
             OpCode::Binary => FrameKind::Binary,
@@ -278,7 +297,10 @@ pub struct ServerConnection {
 impl ServerConnection {
     /// A connection whose handshake just completed.
     pub fn new(limits: Limits) -> Self {
-        Self { reader: Reader::new(true, limits), close_sent: false }
+        Self {
+            reader: Reader::new(true, limits),
+            close_sent: false,
+        }
     }
 
     /// Decode the frame at the start of `buf`, unmasking its payload in place.
@@ -339,7 +361,8 @@ impl ServerConnection {
                         // code it received". The reason is not echoed: it was the peer's.
                         let reply_len = code.map_or(0, |_| 2);
                         echo.closing = Some(Closing::Answered(code));
-                        let payload = at + frame.payload.start..at + frame.payload.start + reply_len;
+                        let payload =
+                            at + frame.payload.start..at + frame.payload.start + reply_len;
                         self.place_reply(buf, &mut echo.output, OpCode::Close, true, payload);
                         continue;
                     }
@@ -358,8 +381,21 @@ impl ServerConnection {
 
     /// Write a reply frame for `payload` (which lies in `buf` after `output`) at the end of
     /// `output`, moving the payload only when the reply cannot stay where the frame was.
-    fn place_reply(&self, buf: &mut [u8], output: &mut Range<usize>, opcode: OpCode, fin: bool, payload: Range<usize>) {
-        let header = FrameHeader { fin, rsv: 0, opcode, mask: None, payload_len: payload.len() as u64 };
+    fn place_reply(
+        &self,
+        buf: &mut [u8],
+        output: &mut Range<usize>,
+        opcode: OpCode,
+        fin: bool,
+        payload: Range<usize>,
+    ) {
+        let header = FrameHeader {
+            fin,
+            rsv: 0,
+            opcode,
+            mask: None,
+            payload_len: payload.len() as u64,
+        };
         let header_len = header.encoded_len();
         // The unmasked header is shorter than the masked one, so it fits just before the
         // payload, inside the bytes the client's header took.
@@ -370,7 +406,9 @@ impl ServerConnection {
         if output.end != in_place {
             buf.copy_within(payload.clone(), output.end + header_len);
         }
-        header.encode(&mut buf[output.end..]).expect("a reply is never longer than its frame");
+        header
+            .encode(&mut buf[output.end..])
+            .expect("a reply is never longer than its frame");
         output.end += header_len + payload.len();
     }
 
@@ -387,7 +425,13 @@ impl ServerConnection {
 
     /// Append a ping (heartbeats). The payload is at most 125 bytes.
     pub fn write_ping(&self, payload: &[u8], out: &mut Vec<u8>) {
-        frame::write_frame(out, true, OpCode::Ping, None, &payload[..payload.len().min(125)]);
+        frame::write_frame(
+            out,
+            true,
+            OpCode::Ping,
+            None,
+            &payload[..payload.len().min(125)],
+        );
     }
 
     /// Whether we sent a close frame and await the peer's.
@@ -415,7 +459,9 @@ pub struct ClientConnection {
 impl ClientConnection {
     /// A connection whose handshake just completed.
     pub fn new(limits: Limits) -> Self {
-        Self { reader: Reader::new(false, limits) }
+        Self {
+            reader: Reader::new(false, limits),
+        }
     }
 
     /// Decode the server frame at the start of `buf`.
@@ -424,7 +470,14 @@ impl ClientConnection {
     }
 
     /// Append a masked frame.
-    pub fn write_frame(&self, opcode: OpCode, fin: bool, payload: &[u8], key: [u8; 4], out: &mut Vec<u8>) {
+    pub fn write_frame(
+        &self,
+        opcode: OpCode,
+        fin: bool,
+        payload: &[u8],
+        key: [u8; 4],
+        out: &mut Vec<u8>,
+    ) {
         frame::write_frame(out, fin, opcode, Some(key), payload);
     }
 
@@ -511,11 +564,18 @@ mod tests {
         stream.extend(client_frame(true, OpCode::Ping, b"are you there"));
         stream.extend(client_frame(true, OpCode::Continuation, "σμε".as_bytes()));
         stream.extend(client_frame(true, OpCode::Pong, b"unsolicited"));
-        stream.extend(client_frame(true, OpCode::Close, &[0x03, 0xE8, b'b', b'y', b'e']));
+        stream.extend(client_frame(
+            true,
+            OpCode::Close,
+            &[0x03, 0xE8, b'b', b'y', b'e'],
+        ));
         let whole = echo_whole(&stream);
         assert_eq!(whole.1, Some(Closing::Answered(Some(CloseCode::NORMAL))));
         let byte_by_byte: Vec<usize> = (1..stream.len()).collect();
-        assert_eq!(echo_stream(&stream, &byte_by_byte, Limits::default()), whole);
+        assert_eq!(
+            echo_stream(&stream, &byte_by_byte, Limits::default()),
+            whole
+        );
         let mut rng_state = 0x9E37_79B9u32;
         for _ in 0..200 {
             let mut splits: Vec<usize> = (0..5)
@@ -527,7 +587,11 @@ mod tests {
                 })
                 .collect();
             splits.sort_unstable();
-            assert_eq!(echo_stream(&stream, &splits, Limits::default()), whole, "{splits:?}");
+            assert_eq!(
+                echo_stream(&stream, &splits, Limits::default()),
+                whole,
+                "{splits:?}"
+            );
         }
     }
 
@@ -549,7 +613,9 @@ mod tests {
 
     fn fails_with(stream: &[u8], limits: Limits) -> (CloseCode, ProtocolError) {
         let (sent, closing) = echo_stream(stream, &[], limits);
-        let Some(Closing::Failed(error)) = closing else { panic!("not failed: {closing:?}") };
+        let Some(Closing::Failed(error)) = closing else {
+            panic!("not failed: {closing:?}")
+        };
         let tail = &sent[sent.len() - 4..];
         assert_eq!(&tail[..2], &[0x88, 0x02], "ends with a close frame");
         (CloseCode(u16::from_be_bytes([tail[2], tail[3]])), error)
@@ -568,11 +634,19 @@ mod tests {
         let mut fragmented_ping = client_frame(true, OpCode::Ping, b"x");
         fragmented_ping[0] &= 0x7F;
         let cases: Vec<(&str, Vec<u8>, ProtocolError)> = vec![
-            ("unmasked", server_frame(true, OpCode::Text, b"x"), ProtocolError::UnmaskedFrame),
+            (
+                "unmasked",
+                server_frame(true, OpCode::Text, b"x"),
+                ProtocolError::UnmaskedFrame,
+            ),
             ("rsv", rsv, ProtocolError::ReservedBits(4)),
             ("opcode", reserved_op, ProtocolError::ReservedOpCode(3)),
             ("long ping", long_ping, ProtocolError::ControlTooLong(126)),
-            ("fragmented ping", fragmented_ping, ProtocolError::FragmentedControl),
+            (
+                "fragmented ping",
+                fragmented_ping,
+                ProtocolError::FragmentedControl,
+            ),
             (
                 "lone continuation",
                 client_frame(true, OpCode::Continuation, b"x"),
@@ -580,48 +654,99 @@ mod tests {
             ),
             (
                 "text inside fragmented",
-                [client_frame(false, OpCode::Text, b"a"), client_frame(true, OpCode::Text, b"b")].concat(),
+                [
+                    client_frame(false, OpCode::Text, b"a"),
+                    client_frame(true, OpCode::Text, b"b"),
+                ]
+                .concat(),
                 ProtocolError::ExpectedContinuation,
             ),
-            ("close 1 byte", client_frame(true, OpCode::Close, &[3]), ProtocolError::CloseTooShort),
-            ("close 1005", client_frame(true, OpCode::Close, &[0x03, 0xED]), ProtocolError::InvalidCloseCode(1005)),
+            (
+                "close 1 byte",
+                client_frame(true, OpCode::Close, &[3]),
+                ProtocolError::CloseTooShort,
+            ),
+            (
+                "close 1005",
+                client_frame(true, OpCode::Close, &[0x03, 0xED]),
+                ProtocolError::InvalidCloseCode(1005),
+            ),
         ];
         for (name, stream, expected) in cases {
-            assert_eq!(fails_with(&stream, Limits::default()), (CloseCode::PROTOCOL_ERROR, expected), "{name}");
+            assert_eq!(
+                fails_with(&stream, Limits::default()),
+                (CloseCode::PROTOCOL_ERROR, expected),
+                "{name}"
+            );
         }
     }
 
     #[test]
     fn invalid_utf8_closes_with_1007_at_the_first_bad_byte() {
-        let (code, _) = fails_with(&client_frame(true, OpCode::Text, b"ok\xff"), Limits::default());
+        let (code, _) = fails_with(
+            &client_frame(true, OpCode::Text, b"ok\xff"),
+            Limits::default(),
+        );
         assert_eq!(code, CloseCode::INVALID_PAYLOAD);
         // Fail fast: the bad first fragment fails before any continuation arrives.
-        let (code, _) = fails_with(&client_frame(false, OpCode::Text, b"\xf4\x90\x80\x80"), Limits::default());
+        let (code, _) = fails_with(
+            &client_frame(false, OpCode::Text, b"\xf4\x90\x80\x80"),
+            Limits::default(),
+        );
         assert_eq!(code, CloseCode::INVALID_PAYLOAD);
         // Truncated character at the end of the final fragment.
-        let stream = [client_frame(false, OpCode::Text, b"ok"), client_frame(true, OpCode::Continuation, b"\xe2\x82")].concat();
-        assert_eq!(fails_with(&stream, Limits::default()).0, CloseCode::INVALID_PAYLOAD);
+        let stream = [
+            client_frame(false, OpCode::Text, b"ok"),
+            client_frame(true, OpCode::Continuation, b"\xe2\x82"),
+        ]
+        .concat();
+        assert_eq!(
+            fails_with(&stream, Limits::default()).0,
+            CloseCode::INVALID_PAYLOAD
+        );
         // Close reason.
         let close = client_frame(true, OpCode::Close, &[0x03, 0xE8, 0xff]);
-        assert_eq!(fails_with(&close, Limits::default()).0, CloseCode::INVALID_PAYLOAD);
+        assert_eq!(
+            fails_with(&close, Limits::default()).0,
+            CloseCode::INVALID_PAYLOAD
+        );
     }
 
     /// Inside one frame still arriving: the bad byte is found before the frame completes.
     #[test]
     fn invalid_utf8_fails_before_the_frame_is_complete() {
-        let frame = client_frame(true, OpCode::Text, &[b"abc\xc0".as_slice(), &[b'z'; 1000]].concat());
+        let frame = client_frame(
+            true,
+            OpCode::Text,
+            &[b"abc\xc0".as_slice(), &[b'z'; 1000]].concat(),
+        );
         let mut conn = ServerConnection::new(Limits::default());
         let mut partial = frame[..20].to_vec();
         let echo = conn.echo_in_place(&mut partial, 0..0, 0);
-        assert_eq!(echo.closing, Some(Closing::Failed(ProtocolError::InvalidUtf8)));
+        assert_eq!(
+            echo.closing,
+            Some(Closing::Failed(ProtocolError::InvalidUtf8))
+        );
     }
 
     #[test]
     fn sizes_over_the_limits_close_with_1009_from_the_header_alone() {
-        let limits = Limits { max_frame_bytes: 1000, max_message_bytes: 2500 };
+        let limits = Limits {
+            max_frame_bytes: 1000,
+            max_message_bytes: 2500,
+        };
         let header_only = &client_frame(true, OpCode::Binary, &[0; 1001])[..8];
         let (code, error) = fails_with(header_only, limits);
-        assert_eq!((code, error), (CloseCode::TOO_BIG, ProtocolError::FrameTooBig { len: 1001, limit: 1000 }));
+        assert_eq!(
+            (code, error),
+            (
+                CloseCode::TOO_BIG,
+                ProtocolError::FrameTooBig {
+                    len: 1001,
+                    limit: 1000
+                }
+            )
+        );
         let fragments = [
             client_frame(false, OpCode::Binary, &[0; 1000]),
             client_frame(false, OpCode::Continuation, &[0; 1000]),
@@ -630,7 +755,9 @@ mod tests {
         .concat();
         assert_eq!(fails_with(&fragments, limits).0, CloseCode::TOO_BIG);
         // 2^63 - 1 announced: refused without allocating anything.
-        let huge = [0x82, 0xFF, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 1, 2, 3, 4];
+        let huge = [
+            0x82, 0xFF, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 1, 2, 3, 4,
+        ];
         assert_eq!(fails_with(&huge, Limits::default()).0, CloseCode::TOO_BIG);
     }
 
@@ -638,9 +765,15 @@ mod tests {
     fn errors_are_sticky() {
         let mut conn = ServerConnection::new(Limits::default());
         let mut bad = server_frame(true, OpCode::Text, b"x");
-        assert_eq!(conn.handle_frame(&mut bad), Err(ProtocolError::UnmaskedFrame));
+        assert_eq!(
+            conn.handle_frame(&mut bad),
+            Err(ProtocolError::UnmaskedFrame)
+        );
         let mut good = client_frame(true, OpCode::Text, b"x");
-        assert_eq!(conn.handle_frame(&mut good), Err(ProtocolError::UnmaskedFrame));
+        assert_eq!(
+            conn.handle_frame(&mut good),
+            Err(ProtocolError::UnmaskedFrame)
+        );
     }
 
     #[test]
@@ -649,7 +782,11 @@ mod tests {
         let mut out = Vec::new();
         conn.write_close(CloseCode::GOING_AWAY, "shutdown", &mut out);
         assert_eq!(&out[..4], &[0x88, 10, 0x03, 0xE9]);
-        let mut buf = [client_frame(true, OpCode::Text, b"late"), client_frame(true, OpCode::Close, &[0x03, 0xE9])].concat();
+        let mut buf = [
+            client_frame(true, OpCode::Text, b"late"),
+            client_frame(true, OpCode::Close, &[0x03, 0xE9]),
+        ]
+        .concat();
         let echo = conn.echo_in_place(&mut buf, 0..0, 0);
         assert!(echo.output.is_empty(), "no data after our close");
         assert_eq!(echo.closing, Some(Closing::Completed));
@@ -662,7 +799,11 @@ mod tests {
         buf.extend(client_frame(true, OpCode::Text, b"hello"));
         let mut conn = ServerConnection::new(Limits::default());
         let echo = conn.echo_in_place(&mut buf, 0..response.len(), response.len());
-        let expected = [response.as_slice(), &server_frame(true, OpCode::Text, b"hello")].concat();
+        let expected = [
+            response.as_slice(),
+            &server_frame(true, OpCode::Text, b"hello"),
+        ]
+        .concat();
         assert_eq!(&buf[echo.output], expected.as_slice());
     }
 
@@ -670,9 +811,14 @@ mod tests {
     fn client_reads_server_frames_and_rejects_masked_ones() {
         let mut client = ClientConnection::new(Limits::default());
         let mut buf = server_frame(true, OpCode::Binary, b"data");
-        let Ok(Decoded::Frame(frame)) = client.handle_frame(&mut buf) else { panic!() };
+        let Ok(Decoded::Frame(frame)) = client.handle_frame(&mut buf) else {
+            panic!()
+        };
         assert_eq!(&buf[frame.payload], b"data");
         let mut masked = client_frame(true, OpCode::Binary, b"data");
-        assert_eq!(client.handle_frame(&mut masked), Err(ProtocolError::MaskedFrame));
+        assert_eq!(
+            client.handle_frame(&mut masked),
+            Err(ProtocolError::MaskedFrame)
+        );
     }
 }

@@ -121,7 +121,13 @@ impl FrameHeader {
         } else {
             None
         };
-        let header = Self { fin, rsv, opcode, mask, payload_len };
+        let header = Self {
+            fin,
+            rsv,
+            opcode,
+            mask,
+            payload_len,
+        };
         Ok(Some((header, header_len)))
     }
 
@@ -174,11 +180,25 @@ pub fn header_len(payload_len: u64, masked: bool) -> usize {
 
 /// Append a whole frame (header and payload) to `out`, masking the payload when `mask` is
 /// given (client to server, §5.3).
-pub fn write_frame(out: &mut Vec<u8>, fin: bool, opcode: OpCode, mask: Option<[u8; 4]>, payload: &[u8]) {
-    let header = FrameHeader { fin, rsv: 0, opcode, mask, payload_len: payload.len() as u64 };
+pub fn write_frame(
+    out: &mut Vec<u8>,
+    fin: bool,
+    opcode: OpCode,
+    mask: Option<[u8; 4]>,
+    payload: &[u8],
+) {
+    let header = FrameHeader {
+        fin,
+        rsv: 0,
+        opcode,
+        mask,
+        payload_len: payload.len() as u64,
+    };
     let start = out.len();
     out.resize(start + header.encoded_len(), 0);
-    header.encode(&mut out[start..]).expect("room was made for the header");
+    header
+        .encode(&mut out[start..])
+        .expect("room was made for the header");
     let payload_start = out.len();
     out.extend_from_slice(payload);
     if let Some(key) = mask {
@@ -196,7 +216,11 @@ mod tests {
         assert_eq!(n, header.encoded_len());
         assert_eq!(FrameHeader::decode(&buf[..n]), Ok(Some((header, n))));
         for short in 0..n {
-            assert_eq!(FrameHeader::decode(&buf[..short]), Ok(None), "prefix {short}");
+            assert_eq!(
+                FrameHeader::decode(&buf[..short]),
+                Ok(None),
+                "prefix {short}"
+            );
         }
     }
 
@@ -205,11 +229,23 @@ mod tests {
         for len in [0, 1, 125, 126, 127, 0xFFFF, 0x10000, u64::MAX >> 1] {
             for mask in [None, Some([1, 2, 3, 4])] {
                 for opcode in [OpCode::Text, OpCode::Binary, OpCode::Continuation] {
-                    roundtrip(FrameHeader { fin: len % 2 == 0, rsv: 0, opcode, mask, payload_len: len });
+                    roundtrip(FrameHeader {
+                        fin: len % 2 == 0,
+                        rsv: 0,
+                        opcode,
+                        mask,
+                        payload_len: len,
+                    });
                 }
             }
         }
-        roundtrip(FrameHeader { fin: true, rsv: 5, opcode: OpCode::Ping, mask: None, payload_len: 125 });
+        roundtrip(FrameHeader {
+            fin: true,
+            rsv: 5,
+            opcode: OpCode::Ping,
+            mask: None,
+            payload_len: 125,
+        });
     }
 
     #[test]
@@ -222,20 +258,43 @@ mod tests {
 
     #[test]
     fn syntax_errors() {
-        assert_eq!(FrameHeader::decode(&[0x83, 0x80]), Err(ProtocolError::ReservedOpCode(3)));
-        assert_eq!(FrameHeader::decode(&[0x8B, 0x80]), Err(ProtocolError::ReservedOpCode(0xB)));
-        assert_eq!(FrameHeader::decode(&[0x09, 0x80]), Err(ProtocolError::FragmentedControl));
-        assert_eq!(FrameHeader::decode(&[0x89, 0xFE, 0, 126]), Err(ProtocolError::ControlTooLong(126)));
+        assert_eq!(
+            FrameHeader::decode(&[0x83, 0x80]),
+            Err(ProtocolError::ReservedOpCode(3))
+        );
+        assert_eq!(
+            FrameHeader::decode(&[0x8B, 0x80]),
+            Err(ProtocolError::ReservedOpCode(0xB))
+        );
+        assert_eq!(
+            FrameHeader::decode(&[0x09, 0x80]),
+            Err(ProtocolError::FragmentedControl)
+        );
+        assert_eq!(
+            FrameHeader::decode(&[0x89, 0xFE, 0, 126]),
+            Err(ProtocolError::ControlTooLong(126))
+        );
         let mut huge = [0x82, 0xFF, 0x80, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF];
-        assert_eq!(FrameHeader::decode(&huge), Err(ProtocolError::LengthTopBitSet));
+        assert_eq!(
+            FrameHeader::decode(&huge),
+            Err(ProtocolError::LengthTopBitSet)
+        );
         huge[2] = 0x7F;
-        let (h, n) = FrameHeader::decode(&[&huge[..], &[1, 2, 3, 4]].concat()).unwrap().unwrap();
+        let (h, n) = FrameHeader::decode(&[&huge[..], &[1, 2, 3, 4]].concat())
+            .unwrap()
+            .unwrap();
         assert_eq!((h.payload_len, n), (u64::MAX >> 1, 14));
     }
 
     #[test]
     fn encode_into_short_buffer_is_refused() {
-        let h = FrameHeader { fin: true, rsv: 0, opcode: OpCode::Binary, mask: None, payload_len: 70000 };
+        let h = FrameHeader {
+            fin: true,
+            rsv: 0,
+            opcode: OpCode::Binary,
+            mask: None,
+            payload_len: 70000,
+        };
         assert_eq!(h.encode(&mut [0u8; 9]), None);
     }
 }

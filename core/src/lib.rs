@@ -17,14 +17,16 @@
 #![warn(missing_docs)]
 
 pub mod close;
-mod error;
 pub mod conn;
+mod error;
 pub mod frame;
 pub mod handshake;
 pub mod mask;
 pub mod utf8;
 
 pub use close::CloseCode;
+pub use conn::{
+    ClientConnection, Closing, Decoded, Echo, Frame, FrameKind, Limits, ServerConnection,
+};
 pub use error::ProtocolError;
-pub use conn::{ClientConnection, Closing, Decoded, Echo, Frame, FrameKind, Limits, ServerConnection};
 pub use frame::{FrameHeader, OpCode};

@@ -78,7 +78,9 @@ impl Utf8Validator {
 
 /// Validate a complete byte string (close reasons, single-frame messages).
 pub fn validate(bytes: &[u8]) -> Result<(), Utf8Error> {
-    std::str::from_utf8(bytes).map(|_| ()).map_err(|_| Utf8Error)
+    std::str::from_utf8(bytes)
+        .map(|_| ())
+        .map_err(|_| Utf8Error)
 }
 
 #[cfg(test)]
@@ -120,7 +122,11 @@ mod tests {
             let whole = feed_split(case, &[]);
             let splits: Vec<usize> = (1..case.len()).collect();
             assert_eq!(feed_split(case, &splits), whole, "{case:x?}");
-            assert_eq!(whole.is_ok(), std::str::from_utf8(case).is_ok(), "{case:x?}");
+            assert_eq!(
+                whole.is_ok(),
+                std::str::from_utf8(case).is_ok(),
+                "{case:x?}"
+            );
         }
     }
 

@@ -16,6 +16,11 @@
 //! output is a separate small buffer, because the connection buffer may hold an incomplete
 //! frame at that moment.
 //!
+//! Buffers grow only at their end: [`Session::after_write`] leaves at least 16 KiB of spare
+//! capacity, and a read must append into that spare room. io_uring runtimes must therefore hand
+//! the kernel the spare part (`buf.slice(buf.len()..)`), not the whole `Vec`, whose owned-buffer
+//! impls read from index 0 and would overwrite a partial frame kept at the front.
+//!
 //! Plain ws echoes in place in the connection buffer (see
 //! [`ServerConnection::echo_in_place`]); wss decrypts into a second buffer, echoes in place
 //! there, and encrypts the replies back into the connection buffer.
@@ -37,6 +42,15 @@ const READ_CHUNK: usize = 16 * 1024;
 
 /// How long a closing connection waits for the peer's FIN before dropping it.
 pub const LINGER: Duration = Duration::from_secs(2);
+
+/// How long a write may wait on a peer that does not read before the connection is dropped.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a runtime waits for its connections to finish after shutdown was requested:
+/// the close handshake (`--shutdown-timeout`), the linger after it, and a little slack.
+pub fn drain_time(config: &ServerConfig) -> Duration {
+    config.shutdown_timeout + LINGER + Duration::from_millis(200)
+}
 
 /// What to send now, and whether the connection ends after it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,7 +154,11 @@ impl Session {
     /// The output of `step` was sent: keep the unprocessed input and make room to read.
     pub fn after_write(&mut self, buf: &mut Vec<u8>, step: &Step) {
         compact(buf, step.consumed);
-        let room = step.need.unwrap_or(0).saturating_sub(buf.len()).max(READ_CHUNK);
+        let room = step
+            .need
+            .unwrap_or(0)
+            .saturating_sub(buf.len())
+            .max(READ_CHUNK);
         buf.reserve(room);
     }
 
@@ -156,7 +174,11 @@ impl Session {
     pub fn next_deadline(&self) -> Option<Instant> {
         let config = &self.config;
         let deadlines = match self.phase {
-            Phase::Handshake => [Some(self.accepted_at + config.handshake_timeout), None, None],
+            Phase::Handshake => [
+                Some(self.accepted_at + config.handshake_timeout),
+                None,
+                None,
+            ],
             // After our close frame only the wait for the peer's answer is left.
             Phase::Open(ref conn) if conn.close_sent() => [self.shutdown_deadline, None, None],
             Phase::Open(_) => [
@@ -177,12 +199,18 @@ impl Session {
                 // A slowloris, or a client that never speaks: nothing to answer.
                 self.counters.error(ErrorKind::HandshakeTimeout);
                 self.phase = Phase::Done;
-                Control { output: Vec::new(), end: Some(End::Drop) }
+                Control {
+                    output: Vec::new(),
+                    end: Some(End::Drop),
+                }
             }
             Phase::Open(conn) if conn.close_sent() => {
                 if self.shutdown_deadline.is_some_and(|d| now >= d) {
                     self.phase = Phase::Done;
-                    return Control { output: Vec::new(), end: Some(End::Drop) };
+                    return Control {
+                        output: Vec::new(),
+                        end: Some(End::Drop),
+                    };
                 }
                 Control::default()
             }
@@ -190,7 +218,11 @@ impl Session {
                 self.counters.error(ErrorKind::PingTimeout);
                 self.close(CloseCode::GOING_AWAY, "ping timeout", now)
             }
-            Phase::Open(_) if config.idle_timeout.is_some_and(|idle| now >= self.last_read + idle) => {
+            Phase::Open(_)
+                if config
+                    .idle_timeout
+                    .is_some_and(|idle| now >= self.last_read + idle) =>
+            {
                 self.counters.error(ErrorKind::IdleTimeout);
                 self.close(CloseCode::GOING_AWAY, "idle timeout", now)
             }
@@ -199,7 +231,10 @@ impl Session {
                 conn.write_ping(b"wsport", &mut frame);
                 self.next_ping = config.ping_interval.map(|interval| now + interval);
                 self.pong_deadline = Some(now + config.ping_timeout);
-                Control { output: self.encrypt_control(&frame), end: None }
+                Control {
+                    output: self.encrypt_control(&frame),
+                    end: None,
+                }
             }
             _ => Control::default(),
         }
@@ -208,28 +243,40 @@ impl Session {
     /// Graceful shutdown: close with 1001 and give the peer `shutdown_timeout` to answer.
     pub fn begin_shutdown(&mut self, now: Instant) -> Control {
         match self.phase {
-            Phase::Open(ref conn) if !conn.close_sent() => self.close(CloseCode::GOING_AWAY, "server shutdown", now),
+            Phase::Open(ref conn) if !conn.close_sent() => {
+                self.close(CloseCode::GOING_AWAY, "server shutdown", now)
+            }
             Phase::Open(_) => Control::default(),
             _ => {
                 self.phase = Phase::Done;
-                Control { output: Vec::new(), end: Some(End::Drop) }
+                Control {
+                    output: Vec::new(),
+                    end: Some(End::Drop),
+                }
             }
         }
     }
 
     /// Send a close frame we start, then wait for the peer's answer until the shutdown timeout.
     fn close(&mut self, code: CloseCode, reason: &str, now: Instant) -> Control {
-        let Phase::Open(conn) = &mut self.phase else { return Control::default() };
+        let Phase::Open(conn) = &mut self.phase else {
+            return Control::default();
+        };
         let mut frame = Vec::new();
         conn.write_close(code, reason, &mut frame);
         self.shutdown_deadline = Some(now + self.config.shutdown_timeout);
         self.next_ping = None;
         self.pong_deadline = None;
-        Control { output: self.encrypt_control(&frame), end: None }
+        Control {
+            output: self.encrypt_control(&frame),
+            end: None,
+        }
     }
 
     fn encrypt_control(&mut self, frame: &[u8]) -> Vec<u8> {
-        let Some(tls) = self.tls.as_mut() else { return frame.to_vec() };
+        let Some(tls) = self.tls.as_mut() else {
+            return frame.to_vec();
+        };
         let mut out = Vec::new();
         encrypt(tls, frame, &mut out);
         out
@@ -253,7 +300,12 @@ impl Session {
             drain_plaintext(tls, &mut self.plain);
         }
         buf.clear();
-        let mut step = Step { output: 0..0, consumed: 0, need: None, end: None };
+        let mut step = Step {
+            output: 0..0,
+            consumed: 0,
+            need: None,
+            end: None,
+        };
         if failed {
             // Bad TLS: rustls queued an alert for the peer; send it and go.
             self.counters.error(ErrorKind::Tls);
@@ -292,15 +344,32 @@ impl Session {
             Phase::Open(conn) => {
                 let echo = conn.echo_in_place(buf, 0..0, 0);
                 self.account_echo(&echo);
-                Step { output: echo.output, consumed: echo.consumed, need: echo.need, end: self.end_of(echo.closing) }
+                Step {
+                    output: echo.output,
+                    consumed: echo.consumed,
+                    need: echo.need,
+                    end: self.end_of(echo.closing),
+                }
             }
-            Phase::Done => Step { output: 0..0, consumed: buf.len(), need: None, end: None },
+            Phase::Done => Step {
+                output: 0..0,
+                consumed: buf.len(),
+                need: None,
+                end: None,
+            },
         }
     }
 
     fn handle_handshake(&mut self, buf: &mut Vec<u8>) -> Step {
         let request = match handshake::parse_request(buf, self.config.max_header_bytes) {
-            Ok(None) => return Step { output: 0..0, consumed: 0, need: None, end: None },
+            Ok(None) => {
+                return Step {
+                    output: 0..0,
+                    consumed: 0,
+                    need: None,
+                    end: None,
+                }
+            }
             Ok(Some(request)) => request,
             Err(error) => {
                 self.counters.error(ErrorKind::HandshakeRejected);
@@ -327,7 +396,12 @@ impl Session {
         let echo = conn.echo_in_place(buf, 0..response_len, response_len);
         self.phase = Phase::Open(conn);
         self.account_echo(&echo);
-        Step { output: echo.output, consumed: echo.consumed, need: echo.need, end: self.end_of(echo.closing) }
+        Step {
+            output: echo.output,
+            consumed: echo.consumed,
+            need: echo.need,
+            end: self.end_of(echo.closing),
+        }
     }
 
     /// Apply the server's policy to a parsed request: `Ok` with a 101 in `response`, or the
@@ -356,25 +430,41 @@ impl Session {
         }
         if !config.allow_origins.is_empty() {
             let origin = request.origin(buf).unwrap_or_default();
-            if !config.allow_origins.iter().any(|allowed| allowed.as_bytes() == origin) {
+            if !config
+                .allow_origins
+                .iter()
+                .any(|allowed| allowed.as_bytes() == origin)
+            {
                 self.counters.error(ErrorKind::HandshakeRejected);
                 handshake::write_response(403, &[], b"origin not allowed\n", &mut refusal);
                 return Err(refusal);
             }
         }
         if let Some(token) = &config.auth_token {
-            let sent = request.authorization(buf).and_then(|value| value.strip_prefix(b"Bearer "));
+            let sent = request
+                .authorization(buf)
+                .and_then(|value| value.strip_prefix(b"Bearer "));
             if sent != Some(token.as_bytes()) {
                 self.counters.error(ErrorKind::HandshakeRejected);
                 let headers = [("WWW-Authenticate", "Bearer")];
-                handshake::write_response(401, &headers, b"missing or wrong bearer token\n", &mut refusal);
+                handshake::write_response(
+                    401,
+                    &headers,
+                    b"missing or wrong bearer token\n",
+                    &mut refusal,
+                );
                 return Err(refusal);
             }
         }
         // §4.2.2 /subprotocol/: the first protocol the client offers that we support.
         let protocol = (0..request.protocols.len())
             .map(|i| request.protocol(buf, i))
-            .find(|offered| config.subprotocols.iter().any(|ours| ours.as_bytes() == *offered));
+            .find(|offered| {
+                config
+                    .subprotocols
+                    .iter()
+                    .any(|ours| ours.as_bytes() == *offered)
+            });
         handshake::write_accept(&upgrade.key, protocol, response);
         Ok(())
     }
@@ -384,7 +474,12 @@ impl Session {
         self.phase = Phase::Done;
         buf.clear();
         buf.extend_from_slice(&response);
-        Step { output: 0..buf.len(), consumed: buf.len(), need: None, end: Some(End::Linger) }
+        Step {
+            output: 0..buf.len(),
+            consumed: buf.len(),
+            need: None,
+            end: Some(End::Linger),
+        }
     }
 
     fn account_echo(&self, echo: &wsport_core::Echo) {
@@ -395,7 +490,9 @@ impl Session {
         if let Some(Closing::Failed(error)) = echo.closing {
             counters.error(match error {
                 ProtocolError::InvalidUtf8 => ErrorKind::InvalidUtf8,
-                ProtocolError::FrameTooBig { .. } | ProtocolError::MessageTooBig { .. } => ErrorKind::TooBig,
+                ProtocolError::FrameTooBig { .. } | ProtocolError::MessageTooBig { .. } => {
+                    ErrorKind::TooBig
+                }
                 _ => ErrorKind::Protocol,
             });
         }

@@ -47,10 +47,16 @@ impl fmt::Display for UringUnavailable {
                 }
             }
             Self::NoKernelSupport => {
-                write!(f, "this kernel has no io_uring (ENOSYS): Linux 5.11 or later is needed")
+                write!(
+                    f,
+                    "this kernel has no io_uring (ENOSYS): Linux 5.11 or later is needed"
+                )
             }
             Self::MemlockTooLow { limit } => {
-                write!(f, "io_uring could not lock its ring in memory (ENOMEM): RLIMIT_MEMLOCK is ")?;
+                write!(
+                    f,
+                    "io_uring could not lock its ring in memory (ENOMEM): RLIMIT_MEMLOCK is "
+                )?;
                 match limit {
                     Some(limit) => write!(f, "{} KiB", limit / 1024)?,
                     None => write!(f, "too low")?,
@@ -84,13 +90,18 @@ pub fn probe() -> Result<(), UringUnavailable> {
                 .map(|value| value.trim().to_owned()),
         },
         Some(libc::ENOSYS) => UringUnavailable::NoKernelSupport,
-        Some(libc::ENOMEM) => UringUnavailable::MemlockTooLow { limit: memlock_limit() },
+        Some(libc::ENOMEM) => UringUnavailable::MemlockTooLow {
+            limit: memlock_limit(),
+        },
         _ => UringUnavailable::Other(error),
     })
 }
 
 fn memlock_limit() -> Option<u64> {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit writes one struct rlimit to the pointer, which points to one.
     let ok = unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) } == 0;
     ok.then_some(limit.rlim_cur)
@@ -115,11 +126,23 @@ mod tests {
 
     #[test]
     fn advice_names_the_fix() {
-        let seccomp = UringUnavailable::NotPermitted { disabled_sysctl: Some("0".into()) }.to_string();
+        let seccomp = UringUnavailable::NotPermitted {
+            disabled_sysctl: Some("0".into()),
+        }
+        .to_string();
         assert!(seccomp.contains("seccomp"), "{seccomp}");
-        let sysctl = UringUnavailable::NotPermitted { disabled_sysctl: Some("2".into()) }.to_string();
+        let sysctl = UringUnavailable::NotPermitted {
+            disabled_sysctl: Some("2".into()),
+        }
+        .to_string();
         assert!(sysctl.contains("io_uring_disabled is 2"), "{sysctl}");
-        let memlock = UringUnavailable::MemlockTooLow { limit: Some(64 * 1024) }.to_string();
-        assert!(memlock.contains("64 KiB") && memlock.contains("ulimit -l"), "{memlock}");
+        let memlock = UringUnavailable::MemlockTooLow {
+            limit: Some(64 * 1024),
+        }
+        .to_string();
+        assert!(
+            memlock.contains("64 KiB") && memlock.contains("ulimit -l"),
+            "{memlock}"
+        );
     }
 }

@@ -42,7 +42,7 @@ use tokio_uring::buf::BoundedBuf;
 use tokio_uring::net::{TcpListener, TcpStream};
 use wsport_server_common::cli::ServerArgs;
 use wsport_server_common::counters::{ConnectionLimit, Counters};
-use wsport_server_common::session::{End, Session, LINGER};
+use wsport_server_common::session::{drain_time, End, Session, LINGER, WRITE_TIMEOUT};
 use wsport_server_common::shutdown::{Shutdown, POLL_INTERVAL};
 use wsport_server_common::{affinity, counters, socket, uring, ListenSpec, Scheme, ServerConfig};
 
@@ -62,9 +62,6 @@ struct Args {
 /// ring size, and a busy thread with thousands of connections rarely has to flush a full
 /// queue before it can submit.
 const RING_ENTRIES: u32 = 1024;
-
-/// A peer that stops reading must not pin a connection forever (as in `wsport-tokio`).
-const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What every connection task of the process shares.
 struct Shared {
@@ -191,8 +188,7 @@ async fn serve(
         tokio::time::sleep(POLL_INTERVAL).await;
     }
     let _ = closing_tx.send(true);
-    let give_up =
-        Instant::now() + shared.config.shutdown_timeout + LINGER + Duration::from_millis(200);
+    let give_up = Instant::now() + drain_time(&shared.config);
     while active.get() > 0 && Instant::now() < give_up {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

@@ -19,12 +19,16 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use wsport_server_common::cli::ServerArgs;
 use wsport_server_common::counters::{ConnectionLimit, Counters};
-use wsport_server_common::session::{End, Session, LINGER};
+use wsport_server_common::session::{drain_time, End, Session, LINGER, WRITE_TIMEOUT};
 use wsport_server_common::shutdown::Shutdown;
 use wsport_server_common::{affinity, counters, socket, ListenSpec, Scheme, ServerConfig};
 
 #[derive(Parser, Debug)]
-#[command(name = "wsport-tokio", version, about = "WebSocket echo server on tokio (epoll)")]
+#[command(
+    name = "wsport-tokio",
+    version,
+    about = "WebSocket echo server on tokio (epoll)"
+)]
 struct Args {
     #[command(flatten)]
     server: ServerArgs,
@@ -64,7 +68,11 @@ fn run(args: Args) -> anyhow::Result<()> {
     let mut listeners = socket::bind_listeners(&config)?;
     let shutdown = Shutdown::install().context("installing signal handlers")?;
     let limit = ConnectionLimit::new(config.max_connections);
-    let shared = Arc::new(Shared { config: Arc::clone(&config), limit, shutdown });
+    let shared = Arc::new(Shared {
+        config: Arc::clone(&config),
+        limit,
+        shutdown,
+    });
     let started = Instant::now();
     let all_counters: Vec<Arc<Counters>> = (0..config.threads).map(|_| Arc::default()).collect();
     let stop_stats = Arc::new(AtomicBool::new(false));
@@ -93,7 +101,9 @@ fn run(args: Args) -> anyhow::Result<()> {
                 .collect::<Result<_, _>>()
                 .context("spawning runtime threads")?;
             for thread in threads {
-                thread.join().map_err(|_| anyhow::anyhow!("a runtime thread panicked"))??;
+                thread
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("a runtime thread panicked"))??;
             }
         }
         Flavor::Multi => {
@@ -117,13 +127,20 @@ fn run_current_thread(
     shared: Arc<Shared>,
 ) -> anyhow::Result<()> {
     if let Some(cpu) = shared.config.pin.as_ref().map(|cpus| cpus[index]) {
-        affinity::pin_current_thread(cpu).with_context(|| format!("pinning thread {index} to CPU {cpu}"))?;
+        affinity::pin_current_thread(cpu)
+            .with_context(|| format!("pinning thread {index} to CPU {cpu}"))?;
     }
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(serve(listeners, counters, shared))
 }
 
-fn run_multi_thread(listeners: Vec<(ListenSpec, StdListener)>, counters: Arc<Counters>, shared: Arc<Shared>) -> anyhow::Result<()> {
+fn run_multi_thread(
+    listeners: Vec<(ListenSpec, StdListener)>,
+    counters: Arc<Counters>,
+    shared: Arc<Shared>,
+) -> anyhow::Result<()> {
     let pin = shared.config.pin.clone();
     let next_worker = AtomicUsize::new(0);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -142,12 +159,17 @@ fn run_multi_thread(listeners: Vec<(ListenSpec, StdListener)>, counters: Arc<Cou
 
 /// Accept on this runtime's listeners until shutdown, then close every connection with 1001
 /// and wait for them to finish.
-async fn serve(listeners: Vec<(ListenSpec, StdListener)>, counters: Arc<Counters>, shared: Arc<Shared>) -> anyhow::Result<()> {
+async fn serve(
+    listeners: Vec<(ListenSpec, StdListener)>,
+    counters: Arc<Counters>,
+    shared: Arc<Shared>,
+) -> anyhow::Result<()> {
     let (closing_tx, closing_rx) = watch::channel(false);
     let active = Arc::new(AtomicUsize::new(0));
     let mut accept_tasks = Vec::new();
     for (spec, listener) in listeners {
-        let listener = TcpListener::from_std(listener).with_context(|| format!("registering {spec}"))?;
+        let listener =
+            TcpListener::from_std(listener).with_context(|| format!("registering {spec}"))?;
         let context = Arc::new(Accept {
             scheme: spec.scheme,
             counters: Arc::clone(&counters),
@@ -166,7 +188,7 @@ async fn serve(listeners: Vec<(ListenSpec, StdListener)>, counters: Arc<Counters
         task.abort();
     }
     let _ = closing_tx.send(true);
-    let give_up = Instant::now() + shared.config.shutdown_timeout + LINGER + Duration::from_millis(200);
+    let give_up = Instant::now() + drain_time(&shared.config);
     while active.load(Ordering::Acquire) > 0 && Instant::now() < give_up {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -203,7 +225,13 @@ async fn accept_loop(listener: TcpListener, context: Arc<Accept>) {
         let tls = match context.scheme {
             Scheme::Ws => None,
             Scheme::Wss => {
-                let tls_config = Arc::clone(shared.config.tls.as_ref().expect("wss listeners have a TLS config"));
+                let tls_config = Arc::clone(
+                    shared
+                        .config
+                        .tls
+                        .as_ref()
+                        .expect("wss listeners have a TLS config"),
+                );
                 match rustls::ServerConnection::new(tls_config) {
                     Ok(tls) => Some(tls),
                     Err(error) => {
@@ -306,8 +334,6 @@ async fn write(stream: &mut TcpStream, bytes: &[u8], counters: &Counters) -> boo
         _ => false,
     }
 }
-
-const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// End the connection as the session asked (see [`End`]).
 async fn finish(mut stream: TcpStream, end: End) {
