@@ -1,0 +1,663 @@
+//! wsport-monoio: the WebSocket echo server on monoio, with its io_uring driver or, behind
+//! `--driver epoll`, its legacy (epoll) driver.
+//!
+//! Thread-per-core: `--threads N` monoio runtimes, each on its own thread, pinned to a core
+//! when asked, accepting on its own SO_REUSEPORT listeners (bound by
+//! `wsport_server_common::socket`, which refuses a port a stale server still holds). The two
+//! drivers run this same code on the same runtime, so `monoio-uring` against `monoio-epoll`
+//! isolates the IO model from the runtime design. The driver is always built explicitly —
+//! never monoio's `FusionDriver`, which falls back to epoll without a word — and checked from
+//! inside the runtime before anything is announced.
+//!
+//! The protocol lives in `wsport_server_common::session`; this file is only the
+//! completion-based IO loop around it: buffers are owned, a read moves the connection buffer
+//! into the kernel (appending to it) and gets it back, a write moves a slice of it.
+//!
+//! # Cancellation
+//!
+//! An io_uring operation runs in the kernel on memory it was given; dropping its future does
+//! not stop it. monoio keeps the buffer alive until the completion arrives, and (with its
+//! `async-cancel` feature, which this workspace does not enable) submits a cancel that races
+//! with it: a read that completes just as its future is dropped loses its bytes, and without
+//! the cancel a dropped read stays pending — holding its descriptor open — until the peer
+//! sends something. So this server never drops an operation in flight:
+//!
+//! - a connection's read stays pinned across timer and shutdown events (`select!` on
+//!   `&mut read`), and pings and close frames are written beside it through the stream's
+//!   write half; whatever the read brings is processed;
+//! - to end a connection while its read is in flight, the socket is shut down for reading
+//!   ([`sys::shutdown`]), which completes the read at once (0 bytes), and the read is awaited;
+//! - a write that outlives [`WRITE_TIMEOUT`] is ended the same way, by shutting the socket;
+//! - accept loops are ended by shutting their listeners down.
+//!
+//! Only if the kernel did not complete an operation [`FORCE_GRACE`] after its socket was shut
+//! down would it be abandoned (never seen; a last resort against hanging a shutdown). The
+//! legacy driver's operations are readiness waits that can be dropped at any time, so the same
+//! code is merely careful there.
+
+#![deny(unsafe_code)]
+
+mod closing;
+mod sys;
+
+use std::cell::Cell;
+use std::net::{Shutdown as SocketShutdown, TcpListener as StdListener};
+use std::pin::pin;
+use std::process::ExitCode;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context};
+use clap::{Parser, ValueEnum};
+use monoio::buf::{IoBuf, IoBufMut};
+use monoio::io::{
+    AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable,
+};
+use monoio::net::{TcpListener, TcpStream};
+use monoio::{IoUringDriver, LegacyDriver, Runtime, RuntimeBuilder};
+use wsport_server_common::cli::ServerArgs;
+use wsport_server_common::counters::{ConnectionLimit, Counters};
+use wsport_server_common::session::{End, Session, LINGER};
+use wsport_server_common::shutdown::{Shutdown, POLL_INTERVAL};
+use wsport_server_common::{affinity, counters, socket, ListenSpec, Scheme, ServerConfig};
+
+use crate::closing::{Closing, Subscription};
+use crate::sys::SocketFd;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "wsport-monoio",
+    version,
+    about = "WebSocket echo server on monoio (io_uring, or epoll with --driver epoll)"
+)]
+struct Args {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// IO driver: io_uring, or monoio's legacy epoll driver (same runtime, other IO model).
+    #[arg(long, value_enum, default_value_t = DriverKind::Uring)]
+    driver: DriverKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum DriverKind {
+    Uring,
+    Epoll,
+}
+
+impl DriverKind {
+    fn describe(self) -> &'static str {
+        match self {
+            DriverKind::Uring => "io_uring",
+            DriverKind::Epoll => "epoll (legacy)",
+        }
+    }
+}
+
+/// What every runtime thread of the process shares.
+struct Shared {
+    config: Arc<ServerConfig>,
+    /// Connections of the whole process, against --max-connections.
+    limit: ConnectionLimit,
+    shutdown: Shutdown,
+}
+
+/// How long a write may wait for a peer that does not read.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long an operation may take to complete once its socket is shut down (see the crate
+/// doc); it should take microseconds.
+const FORCE_GRACE: Duration = Duration::from_secs(1);
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("wsport-monoio: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let driver = args.driver;
+    if driver == DriverKind::Uring {
+        check_uring()?;
+    }
+    let config = Arc::new(args.server.into_config()?);
+    let listeners = socket::bind_listeners(&config)?;
+    let shutdown = Shutdown::install().context("installing signal handlers")?;
+    let limit = ConnectionLimit::new(config.max_connections);
+    let shared = Arc::new(Shared {
+        config: Arc::clone(&config),
+        limit,
+        shutdown: shutdown.clone(),
+    });
+    let started = Instant::now();
+    let all_counters: Vec<Arc<Counters>> = (0..config.threads).map(|_| Arc::default()).collect();
+    // Every thread listens on the same specs; the first thread's carry the resolved ports.
+    let specs: Vec<ListenSpec> = listeners[0].iter().map(|(spec, _)| *spec).collect();
+    // Each thread reports once: its runtime runs and accepts, or why not.
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let threads: Vec<_> = listeners
+        .into_iter()
+        .zip(all_counters.iter().cloned())
+        .enumerate()
+        .map(|(index, (listeners, counters))| {
+            let thread = RuntimeThread {
+                index,
+                driver,
+                listeners,
+                counters,
+                shared: Arc::clone(&shared),
+                ready: ready_tx.clone(),
+            };
+            std::thread::Builder::new()
+                .name(format!("wsport-monoio-{index}"))
+                .spawn(move || thread.run())
+        })
+        .collect::<Result<_, _>>()
+        .context("spawning runtime threads")?;
+    drop(ready_tx);
+    if let Some(error) = wait_ready(&ready_rx, threads.len()) {
+        // The threads that did start are serving: stop them before reporting.
+        shutdown.request();
+        for thread in threads {
+            let _ = thread.join();
+        }
+        return Err(error);
+    }
+    eprintln!("wsport-monoio: driver {}", driver.describe());
+    let stop_stats = Arc::new(AtomicBool::new(false));
+    let stats = match config.stats_interval {
+        Some(interval) => Some(
+            counters::spawn_stats_printer(all_counters.clone(), interval, Arc::clone(&stop_stats))
+                .context("starting the stats thread")?,
+        ),
+        None => None,
+    };
+    for spec in &specs {
+        wsport_server_common::announce(spec);
+    }
+    for thread in threads {
+        thread
+            .join()
+            .map_err(|_| anyhow!("a runtime thread panicked"))?;
+    }
+    stop_stats.store(true, Ordering::Relaxed);
+    if let Some(stats) = stats {
+        let _ = stats.join();
+    }
+    counters::print_final(&all_counters, started);
+    Ok(())
+}
+
+/// `--driver uring` must measure io_uring or refuse: monoio's own switch to its epoll driver
+/// is refused too, rather than half-honoured.
+fn check_uring() -> anyhow::Result<()> {
+    if let Some(value) = std::env::var_os("MONOIO_FORCE_LEGACY_DRIVER") {
+        anyhow::bail!(
+            "--driver uring was asked but MONOIO_FORCE_LEGACY_DRIVER is set ({value:?}), which \
+             asks monoio for its epoll driver: unset it to measure io_uring, or pass --driver \
+             epoll to measure epoll"
+        );
+    }
+    wsport_server_common::uring::probe()?;
+    Ok(())
+}
+
+/// The first failure among `threads` start reports, if any.
+fn wait_ready(ready: &mpsc::Receiver<anyhow::Result<()>>, threads: usize) -> Option<anyhow::Error> {
+    let mut failure = None;
+    for _ in 0..threads {
+        match ready.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                failure.get_or_insert(error);
+            }
+            // Every sender is gone: a thread died (panicked) before reporting.
+            Err(_) => {
+                return Some(
+                    failure.unwrap_or_else(|| anyhow!("a runtime thread panicked while starting")),
+                )
+            }
+        }
+    }
+    failure
+}
+
+/// One runtime thread: its listeners, its counters, and where it reports its start.
+struct RuntimeThread {
+    index: usize,
+    driver: DriverKind,
+    listeners: Vec<(ListenSpec, StdListener)>,
+    counters: Arc<Counters>,
+    shared: Arc<Shared>,
+    ready: mpsc::Sender<anyhow::Result<()>>,
+}
+
+impl RuntimeThread {
+    /// Pin, build the runtime for the asked driver, serve until shutdown. A failure to start is
+    /// sent on `ready`, not returned: `main` decides.
+    fn run(self) {
+        if let Some(cpu) = self.shared.config.pin.as_ref().map(|cpus| cpus[self.index]) {
+            if let Err(error) = affinity::pin_current_thread(cpu) {
+                let error = anyhow::Error::new(error)
+                    .context(format!("pinning thread {} to CPU {cpu}", self.index));
+                let _ = self.ready.send(Err(error));
+                return;
+            }
+        }
+        // Two concrete builders, one generic body: the drivers differ in nothing else.
+        match self.driver {
+            DriverKind::Uring => self.block_on(
+                RuntimeBuilder::<IoUringDriver>::new()
+                    .enable_timer()
+                    .build(),
+            ),
+            DriverKind::Epoll => {
+                self.block_on(RuntimeBuilder::<LegacyDriver>::new().enable_timer().build())
+            }
+        }
+    }
+
+    fn block_on<D: monoio::Driver>(self, runtime: std::io::Result<Runtime<D>>) {
+        let mut runtime = match runtime {
+            Ok(runtime) => runtime,
+            Err(error) => {
+                let what = format!(
+                    "starting the monoio {} runtime of thread {}",
+                    self.driver.describe(),
+                    self.index
+                );
+                let _ = self
+                    .ready
+                    .send(Err(anyhow::Error::new(error).context(what)));
+                return;
+            }
+        };
+        runtime.block_on(async move {
+            let RuntimeThread {
+                driver,
+                listeners,
+                counters,
+                shared,
+                ready,
+                ..
+            } = self;
+            match start(driver, listeners, counters, &shared) {
+                Ok(accepting) => {
+                    let _ = ready.send(Ok(()));
+                    serve(accepting, &shared).await;
+                }
+                Err(error) => {
+                    let _ = ready.send(Err(error));
+                }
+            }
+        });
+    }
+}
+
+/// A runtime thread's accept loops, as `serve` stops them.
+struct Accepting {
+    listeners: Vec<Rc<TcpListener>>,
+    closing: Rc<Closing>,
+    active: Rc<Cell<usize>>,
+}
+
+/// Inside the runtime: check that the asked driver is the one running, register the
+/// listeners with it and start accepting.
+fn start(
+    driver: DriverKind,
+    listeners: Vec<(ListenSpec, StdListener)>,
+    counters: Arc<Counters>,
+    shared: &Arc<Shared>,
+) -> anyhow::Result<Accepting> {
+    let running = if monoio::utils::is_legacy() {
+        DriverKind::Epoll
+    } else {
+        DriverKind::Uring
+    };
+    if running != driver {
+        anyhow::bail!(
+            "asked for the {} driver but monoio runs its {} driver",
+            driver.describe(),
+            running.describe()
+        );
+    }
+    let closing = Closing::new();
+    let active = Rc::new(Cell::new(0));
+    let mut registered = Vec::with_capacity(listeners.len());
+    for (spec, listener) in listeners {
+        let listener =
+            TcpListener::from_std(listener).with_context(|| format!("registering {spec}"))?;
+        registered.push((spec, Rc::new(listener)));
+    }
+    let mut accepting = Accepting {
+        listeners: Vec::new(),
+        closing,
+        active,
+    };
+    for (spec, listener) in registered {
+        let context = Rc::new(Accept {
+            scheme: spec.scheme,
+            counters: Arc::clone(&counters),
+            shared: Arc::clone(shared),
+            closing: Rc::clone(&accepting.closing),
+            active: Rc::clone(&accepting.active),
+        });
+        monoio::spawn(accept_loop(Rc::clone(&listener), context));
+        accepting.listeners.push(listener);
+    }
+    Ok(accepting)
+}
+
+/// Serve until shutdown, then stop accepting, close every connection with 1001 and wait for
+/// them to finish.
+async fn serve(accepting: Accepting, shared: &Shared) {
+    // Signals arrive on another thread (see `Shutdown`); a short poll keeps this
+    // runtime-agnostic and costs nothing measurable.
+    while !shared.shutdown.is_requested() {
+        monoio::time::sleep(POLL_INTERVAL).await;
+    }
+    accepting.closing.close();
+    // Each accept loop has an accept in flight: shutting the listener down completes it (and
+    // resets the connections queued on this thread's listener, as closing it would), and the
+    // loop, seeing `closing`, ends and drops the listener.
+    for listener in &accepting.listeners {
+        let _ = sys::shutdown(&**listener, SocketShutdown::Read);
+    }
+    drop(accepting.listeners);
+    let give_up =
+        Instant::now() + shared.config.shutdown_timeout + LINGER + Duration::from_millis(200);
+    while accepting.active.get() > 0 && Instant::now() < give_up {
+        monoio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// What an accept loop hands each connection task.
+struct Accept {
+    scheme: Scheme,
+    counters: Arc<Counters>,
+    shared: Arc<Shared>,
+    closing: Rc<Closing>,
+    /// Connection tasks of this thread still running.
+    active: Rc<Cell<usize>>,
+}
+
+async fn accept_loop(listener: Rc<TcpListener>, context: Rc<Accept>) {
+    loop {
+        let accepted = listener.accept().await;
+        if context.closing.is_closed() {
+            // `serve` shut the listener down to end this accept; a connection accepted in
+            // that very instant goes the way of the listener's queue.
+            return;
+        }
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                // EMFILE and friends: back off instead of spinning; the listener survives.
+                eprintln!("wsport-monoio: accept failed: {error}");
+                monoio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        // Without TCP_NODELAY small echoes wait on Nagle; failing to set it is not fatal.
+        let _ = socket::configure_stream(&stream);
+        let shared = &context.shared;
+        // Over --max-connections the handshake is answered 503 rather than the socket
+        // dropped, so clients learn why.
+        let permit = shared.limit.try_acquire();
+        let over_capacity = permit.is_none();
+        let tls = match context.scheme {
+            Scheme::Ws => None,
+            Scheme::Wss => {
+                let tls_config = Arc::clone(
+                    shared
+                        .config
+                        .tls
+                        .as_ref()
+                        .expect("wss listeners have a TLS config"),
+                );
+                match rustls::ServerConnection::new(tls_config) {
+                    Ok(tls) => Some(tls),
+                    Err(error) => {
+                        eprintln!("wsport-monoio: TLS setup failed: {error}");
+                        continue;
+                    }
+                }
+            }
+        };
+        let session = Session::new(
+            Arc::clone(&shared.config),
+            Arc::clone(&context.counters),
+            tls,
+            over_capacity,
+            Instant::now(),
+        );
+        context.active.set(context.active.get() + 1);
+        let context = Rc::clone(&context);
+        monoio::spawn(async move {
+            context.counters.connection_opened();
+            connection(stream, session, &context).await;
+            context.counters.connection_closed();
+            drop(permit);
+            context.active.set(context.active.get() - 1);
+        });
+    }
+}
+
+type Reader = OwnedReadHalf<TcpStream>;
+type Writer = OwnedWriteHalf<TcpStream>;
+
+/// An accepted stream, split so that a ping or a close frame can be written while a read is
+/// in flight, with its descriptor at hand to shut it down under that read.
+struct Conn {
+    fd: SocketFd,
+    /// Always `Some` until dropped.
+    halves: Option<(Reader, Writer)>,
+}
+
+impl Conn {
+    fn new(stream: TcpStream) -> Conn {
+        // The descriptor stays valid while `halves` holds the stream, i.e. as long as `fd`.
+        Conn {
+            fd: SocketFd::of(&stream),
+            halves: Some(stream.into_split()),
+        }
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        // Reunited, the stream is just closed; a dropped write half would first shut the
+        // write side down, which the tokio server does not do.
+        if let Some((reader, writer)) = self.halves.take() {
+            drop(reader.reunite(writer));
+        }
+    }
+}
+
+/// Where a connection stands while a read is in flight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ending {
+    /// Serving the protocol.
+    No,
+    /// Our FIN is sent ([`End::Linger`]): discard what arrives until the peer's FIN or this
+    /// instant.
+    Linger(Instant),
+    /// The socket is shut down for reading so that the read in flight completes; this is the
+    /// instant to stop waiting for it (see [`FORCE_GRACE`]).
+    Drop(Instant),
+}
+
+impl Ending {
+    /// Shut the socket down for reading so the read in flight completes, and wait for it.
+    fn force(fd: &SocketFd, now: Instant) -> Ending {
+        let _ = fd.shutdown(SocketShutdown::Read);
+        Ending::Drop(now + FORCE_GRACE)
+    }
+}
+
+enum Event<R> {
+    Read(R),
+    Deadline,
+    Shutdown,
+}
+
+/// One connection: read, let the session answer, write, until it ends.
+async fn connection(stream: TcpStream, mut session: Session, context: &Accept) {
+    let counters = &*context.counters;
+    let closing: Subscription = context.closing.subscribe();
+    if closing.is_closed() {
+        return;
+    }
+    let mut conn = Conn::new(stream);
+    let Conn { fd, halves } = &mut conn;
+    let (reader, writer) = halves
+        .as_mut()
+        .expect("Conn holds its halves until dropped");
+    let mut shutting_down = false;
+    let mut ending = Ending::No;
+    let mut buf = Session::new_buffer();
+    loop {
+        // The read appends to `buf`: the kernel gets its spare capacity, which
+        // `Session::after_write` keeps non-empty (an empty read would look like EOF). The
+        // slice matters: monoio 0.2 reads into a bare `Vec` from index 0 (its `IoBufMut` is
+        // the whole capacity), which would overwrite the unconsumed input; a `SliceMut` over
+        // `len..capacity` writes behind it and sets the length to `len + n`.
+        if buf.len() == buf.capacity() {
+            buf.reserve(1);
+        }
+        let spare = buf.len()..buf.capacity();
+        let mut read = pin!(reader.read(buf.slice_mut(spare)));
+        // Timers, shutdown and endings are served with the read in flight; it is always
+        // awaited to completion (see the crate doc).
+        let (result, slice) = loop {
+            let wake_at = match ending {
+                Ending::No => session.next_deadline(),
+                Ending::Linger(at) | Ending::Drop(at) => Some(at),
+            };
+            let event = monoio::select! {
+                done = &mut read => Event::Read(done),
+                () = sleep_until(wake_at) => Event::Deadline,
+                () = closing.closed(), if ending == Ending::No && !shutting_down => Event::Shutdown,
+            };
+            let now = Instant::now();
+            let control = match (event, ending) {
+                (Event::Read(done), _) => break done,
+                (Event::Deadline, Ending::No) => session.handle_deadline(now),
+                (Event::Shutdown, _) => {
+                    shutting_down = true;
+                    session.begin_shutdown(now)
+                }
+                (Event::Deadline, Ending::Linger(_)) => {
+                    ending = Ending::force(fd, now);
+                    continue;
+                }
+                // Last resort: the kernel did not complete the read on a shut socket.
+                (Event::Deadline, Ending::Drop(_)) => return,
+            };
+            if send(writer, fd, control.output, counters).await.is_none() {
+                session.handle_eof();
+                ending = Ending::force(fd, now);
+                continue;
+            }
+            match control.end {
+                None => {}
+                Some(End::Drop) => ending = Ending::force(fd, now),
+                Some(End::Linger) => {
+                    let _ = writer.shutdown().await;
+                    ending = Ending::Linger(now + LINGER);
+                }
+            }
+        };
+        buf = slice.into_inner();
+        match ending {
+            Ending::No => {}
+            Ending::Drop(_) => return,
+            // Lingering: discard, and read again until EOF or the linger deadline.
+            Ending::Linger(_) => match result {
+                Ok(n) if n > 0 => {
+                    buf.clear();
+                    continue;
+                }
+                _ => return,
+            },
+        }
+        let n = match result {
+            Ok(0) | Err(_) => {
+                session.handle_eof();
+                return;
+            }
+            Ok(n) => n,
+        };
+        counters.add_bytes_in(n as u64);
+        let now = Instant::now();
+        let step = session.handle_read(&mut buf, now);
+        let output = buf.slice(step.output.clone());
+        buf = match send(writer, fd, output, counters).await {
+            Some(output) => output.into_inner(),
+            None => {
+                session.handle_eof();
+                return;
+            }
+        };
+        session.after_write(&mut buf, &step);
+        match step.end {
+            None => {}
+            Some(End::Drop) => return,
+            Some(End::Linger) => {
+                // FIN, then drain: unread input must not turn our close into a reset that
+                // could destroy the answer before the peer reads it.
+                let _ = writer.shutdown().await;
+                ending = Ending::Linger(now + LINGER);
+                buf.clear();
+            }
+        }
+    }
+}
+
+/// Send all of `buf` and give it back; `None` when the peer is gone or does not read for
+/// [`WRITE_TIMEOUT`].
+async fn send<T: IoBuf + 'static>(
+    writer: &mut Writer,
+    fd: &SocketFd,
+    buf: T,
+    counters: &Counters,
+) -> Option<T> {
+    let len = buf.bytes_init();
+    if len == 0 {
+        return Some(buf);
+    }
+    let mut write = pin!(writer.write_all(buf));
+    let done = monoio::select! {
+        done = &mut write => Some(done),
+        () = monoio::time::sleep(WRITE_TIMEOUT) => None,
+    };
+    match done {
+        Some((Ok(_), buf)) => {
+            counters.add_bytes_out(len as u64);
+            Some(buf)
+        }
+        Some((Err(_), _)) => None,
+        None => {
+            // A peer that stops reading must not pin the task forever. The write is still in
+            // flight: shutting the socket down fails it now (EPIPE), and it is awaited.
+            let _ = fd.shutdown(SocketShutdown::Both);
+            let _ = monoio::time::timeout(FORCE_GRACE, write).await;
+            None
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => {
+            monoio::time::sleep_until(monoio::time::Instant::from_std(deadline)).await
+        }
+        None => std::future::pending().await,
+    }
+}
