@@ -35,7 +35,8 @@ use wsport_core::handshake::{self, Request};
 use wsport_core::{CloseCode, Limits, ProtocolError};
 
 use crate::config::ServerConfig;
-use crate::counters::{Counters, ErrorKind};
+use crate::counters::{ConnectionLimit, ConnectionPermit, Counters, ErrorKind};
+use crate::listen::Scheme;
 
 /// Room the next read gets at least: a syscall's worth of small messages.
 const READ_CHUNK: usize = 16 * 1024;
@@ -103,6 +104,8 @@ pub struct Session {
     phase: Phase,
     /// Refuse with 503 at the handshake: the server is at --max-connections.
     over_capacity: bool,
+    /// Our place under --max-connections, given back on drop.
+    _permit: Option<ConnectionPermit>,
     accepted_at: Instant,
     last_read: Instant,
     next_ping: Option<Instant>,
@@ -112,27 +115,45 @@ pub struct Session {
 }
 
 impl Session {
-    /// A session for a connection accepted at `now`; `tls` for wss listeners.
-    pub fn new(
-        config: Arc<ServerConfig>,
-        counters: Arc<Counters>,
-        tls: Option<rustls::ServerConnection>,
-        over_capacity: bool,
+    /// A session for a socket just accepted on a `scheme` listener at `now`.
+    ///
+    /// It counts the connection open until dropped and holds its place against
+    /// `--max-connections`; over that limit the handshake is answered 503 rather than the
+    /// socket dropped, so clients learn why. Fails only if rustls cannot start a wss session.
+    pub fn accept(
+        config: &Arc<ServerConfig>,
+        counters: &Arc<Counters>,
+        limit: &ConnectionLimit,
+        scheme: Scheme,
         now: Instant,
-    ) -> Self {
-        Self {
-            config,
-            counters,
-            tls: tls.map(Box::new),
+    ) -> Result<Self, rustls::Error> {
+        let tls = match (scheme, &config.tls) {
+            (Scheme::Wss, Some(tls)) => {
+                Some(Box::new(rustls::ServerConnection::new(Arc::clone(tls))?))
+            }
+            (Scheme::Wss, None) => {
+                return Err(rustls::Error::General(
+                    "wss listener without a TLS config".into(),
+                ))
+            }
+            (Scheme::Ws, _) => None,
+        };
+        let permit = limit.try_acquire();
+        counters.connection_opened();
+        Ok(Self {
+            config: Arc::clone(config),
+            counters: Arc::clone(counters),
+            tls,
             plain: Vec::new(),
             phase: Phase::Handshake,
-            over_capacity,
+            over_capacity: permit.is_none(),
+            _permit: permit,
             accepted_at: now,
             last_read: now,
             next_ping: None,
             pong_deadline: None,
             shutdown_deadline: None,
-        }
+        })
     }
 
     /// A fresh connection buffer with room for the first read.
@@ -508,6 +529,12 @@ impl Session {
     /// Whether the WebSocket handshake completed (for counting open connections).
     pub fn is_open(&self) -> bool {
         matches!(self.phase, Phase::Open(_))
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.counters.connection_closed();
     }
 }
 

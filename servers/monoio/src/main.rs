@@ -407,43 +407,23 @@ async fn accept_loop(listener: Rc<TcpListener>, context: Rc<Accept>) {
         // Without TCP_NODELAY small echoes wait on Nagle; failing to set it is not fatal.
         let _ = socket::configure_stream(&stream);
         let shared = &context.shared;
-        // Over --max-connections the handshake is answered 503 rather than the socket
-        // dropped, so clients learn why.
-        let permit = shared.limit.try_acquire();
-        let over_capacity = permit.is_none();
-        let tls = match context.scheme {
-            Scheme::Ws => None,
-            Scheme::Wss => {
-                let tls_config = Arc::clone(
-                    shared
-                        .config
-                        .tls
-                        .as_ref()
-                        .expect("wss listeners have a TLS config"),
-                );
-                match rustls::ServerConnection::new(tls_config) {
-                    Ok(tls) => Some(tls),
-                    Err(error) => {
-                        eprintln!("wsport-monoio: TLS setup failed: {error}");
-                        continue;
-                    }
-                }
+        let session = match Session::accept(
+            &shared.config,
+            &context.counters,
+            &shared.limit,
+            context.scheme,
+            Instant::now(),
+        ) {
+            Ok(session) => session,
+            Err(error) => {
+                eprintln!("wsport-monoio: TLS setup failed: {error}");
+                continue;
             }
         };
-        let session = Session::new(
-            Arc::clone(&shared.config),
-            Arc::clone(&context.counters),
-            tls,
-            over_capacity,
-            Instant::now(),
-        );
         context.active.set(context.active.get() + 1);
         let context = Rc::clone(&context);
         monoio::spawn(async move {
-            context.counters.connection_opened();
             connection(stream, session, &context).await;
-            context.counters.connection_closed();
-            drop(permit);
             context.active.set(context.active.get() - 1);
         });
     }
