@@ -36,6 +36,7 @@ pub mod cli;
 pub mod config;
 pub mod counters;
 pub mod listen;
+pub mod process;
 pub mod session;
 pub mod shutdown;
 pub mod socket;

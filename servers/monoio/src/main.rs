@@ -45,7 +45,6 @@ use std::net::{Shutdown as SocketShutdown, TcpListener as StdListener};
 use std::pin::pin;
 use std::process::ExitCode;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -58,10 +57,11 @@ use monoio::io::{
 use monoio::net::{TcpListener, TcpStream};
 use monoio::{IoUringDriver, LegacyDriver, Runtime, RuntimeBuilder};
 use wsport_server_common::cli::ServerArgs;
-use wsport_server_common::counters::{ConnectionLimit, Counters};
-use wsport_server_common::session::{End, Session, LINGER};
-use wsport_server_common::shutdown::{Shutdown, POLL_INTERVAL};
-use wsport_server_common::{affinity, counters, socket, ListenSpec, Scheme, ServerConfig};
+use wsport_server_common::counters::Counters;
+use wsport_server_common::process::{self, Process, RuntimeThread, Shared};
+use wsport_server_common::session::{drain_time, End, Session, LINGER, WRITE_TIMEOUT};
+use wsport_server_common::shutdown::POLL_INTERVAL;
+use wsport_server_common::{socket, ListenSpec, Scheme};
 
 use crate::closing::{Closing, Subscription};
 use crate::sys::SocketFd;
@@ -95,17 +95,6 @@ impl DriverKind {
     }
 }
 
-/// What every runtime thread of the process shares.
-struct Shared {
-    config: Arc<ServerConfig>,
-    /// Connections of the whole process, against --max-connections.
-    limit: ConnectionLimit,
-    shutdown: Shutdown,
-}
-
-/// How long a write may wait for a peer that does not read.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// How long an operation may take to complete once its socket is shut down (see the crate
 /// doc); it should take microseconds.
 const FORCE_GRACE: Duration = Duration::from_secs(1);
@@ -128,70 +117,31 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     let config = Arc::new(args.server.into_config()?);
     let listeners = socket::bind_listeners(&config)?;
-    let shutdown = Shutdown::install().context("installing signal handlers")?;
-    let limit = ConnectionLimit::new(config.max_connections);
-    let shared = Arc::new(Shared {
-        config: Arc::clone(&config),
-        limit,
-        shutdown: shutdown.clone(),
-    });
-    let started = Instant::now();
-    let all_counters: Vec<Arc<Counters>> = (0..config.threads).map(|_| Arc::default()).collect();
-    // Every thread listens on the same specs; the first thread's carry the resolved ports.
-    let specs: Vec<ListenSpec> = listeners[0].iter().map(|(spec, _)| *spec).collect();
+    let process = Process::new(config).context("installing signal handlers")?;
+    let specs = process::specs(&listeners);
     // Each thread reports once: its runtime runs and accepts, or why not.
     let (ready_tx, ready_rx) = mpsc::channel();
-    let threads: Vec<_> = listeners
-        .into_iter()
-        .zip(all_counters.iter().cloned())
-        .enumerate()
-        .map(|(index, (listeners, counters))| {
-            let thread = RuntimeThread {
-                index,
-                driver,
-                listeners,
-                counters,
-                shared: Arc::clone(&shared),
-                ready: ready_tx.clone(),
-            };
-            std::thread::Builder::new()
-                .name(format!("wsport-monoio-{index}"))
-                .spawn(move || thread.run())
+    let threads = process
+        .spawn("wsport-monoio", listeners, move |thread| {
+            run_thread(thread, driver, ready_tx.clone())
         })
-        .collect::<Result<_, _>>()
         .context("spawning runtime threads")?;
-    drop(ready_tx);
     if let Some(error) = wait_ready(&ready_rx, threads.len()) {
         // The threads that did start are serving: stop them before reporting.
-        shutdown.request();
+        process.shared().shutdown.request();
         for thread in threads {
             let _ = thread.join();
         }
         return Err(error);
     }
     eprintln!("wsport-monoio: driver {}", driver.describe());
-    let stop_stats = Arc::new(AtomicBool::new(false));
-    let stats = match config.stats_interval {
-        Some(interval) => Some(
-            counters::spawn_stats_printer(all_counters.clone(), interval, Arc::clone(&stop_stats))
-                .context("starting the stats thread")?,
-        ),
-        None => None,
-    };
-    for spec in &specs {
-        wsport_server_common::announce(spec);
-    }
-    for thread in threads {
-        thread
-            .join()
-            .map_err(|_| anyhow!("a runtime thread panicked"))?;
-    }
-    stop_stats.store(true, Ordering::Relaxed);
-    if let Some(stats) = stats {
-        let _ = stats.join();
-    }
-    counters::print_final(&all_counters, started);
-    Ok(())
+    process.serve(&specs, || {
+        threads.into_iter().try_for_each(|thread| {
+            thread
+                .join()
+                .map_err(|_| anyhow!("a runtime thread panicked"))
+        })
+    })?
 }
 
 /// `--driver uring` must measure io_uring or refuse: monoio's own switch to its epoll driver
@@ -228,76 +178,63 @@ fn wait_ready(ready: &mpsc::Receiver<anyhow::Result<()>>, threads: usize) -> Opt
     failure
 }
 
-/// One runtime thread: its listeners, its counters, and where it reports its start.
-struct RuntimeThread {
-    index: usize,
-    driver: DriverKind,
-    listeners: Vec<(ListenSpec, StdListener)>,
-    counters: Arc<Counters>,
-    shared: Arc<Shared>,
-    ready: mpsc::Sender<anyhow::Result<()>>,
+/// One runtime thread (already pinned): build the runtime for the asked driver and serve
+/// until shutdown. A failure to start is sent on `ready`, not returned: `main` decides.
+fn run_thread(thread: RuntimeThread, driver: DriverKind, ready: mpsc::Sender<anyhow::Result<()>>) {
+    // Two concrete builders, one generic body: the drivers differ in nothing else.
+    match driver {
+        DriverKind::Uring => block_on(
+            RuntimeBuilder::<IoUringDriver>::new()
+                .enable_timer()
+                .build(),
+            thread,
+            driver,
+            ready,
+        ),
+        DriverKind::Epoll => block_on(
+            RuntimeBuilder::<LegacyDriver>::new().enable_timer().build(),
+            thread,
+            driver,
+            ready,
+        ),
+    }
 }
 
-impl RuntimeThread {
-    /// Pin, build the runtime for the asked driver, serve until shutdown. A failure to start is
-    /// sent on `ready`, not returned: `main` decides.
-    fn run(self) {
-        if let Some(cpu) = self.shared.config.pin.as_ref().map(|cpus| cpus[self.index]) {
-            if let Err(error) = affinity::pin_current_thread(cpu) {
-                let error = anyhow::Error::new(error)
-                    .context(format!("pinning thread {} to CPU {cpu}", self.index));
-                let _ = self.ready.send(Err(error));
-                return;
-            }
+fn block_on<D: monoio::Driver>(
+    runtime: std::io::Result<Runtime<D>>,
+    thread: RuntimeThread,
+    driver: DriverKind,
+    ready: mpsc::Sender<anyhow::Result<()>>,
+) {
+    let mut runtime = match runtime {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            let what = format!(
+                "starting the monoio {} runtime of thread {}",
+                driver.describe(),
+                thread.index
+            );
+            let _ = ready.send(Err(anyhow::Error::new(error).context(what)));
+            return;
         }
-        // Two concrete builders, one generic body: the drivers differ in nothing else.
-        match self.driver {
-            DriverKind::Uring => self.block_on(
-                RuntimeBuilder::<IoUringDriver>::new()
-                    .enable_timer()
-                    .build(),
-            ),
-            DriverKind::Epoll => {
-                self.block_on(RuntimeBuilder::<LegacyDriver>::new().enable_timer().build())
+    };
+    runtime.block_on(async move {
+        let RuntimeThread {
+            listeners,
+            counters,
+            shared,
+            ..
+        } = thread;
+        match start(driver, listeners, counters, &shared) {
+            Ok(accepting) => {
+                let _ = ready.send(Ok(()));
+                serve(accepting, &shared).await;
             }
-        }
-    }
-
-    fn block_on<D: monoio::Driver>(self, runtime: std::io::Result<Runtime<D>>) {
-        let mut runtime = match runtime {
-            Ok(runtime) => runtime,
             Err(error) => {
-                let what = format!(
-                    "starting the monoio {} runtime of thread {}",
-                    self.driver.describe(),
-                    self.index
-                );
-                let _ = self
-                    .ready
-                    .send(Err(anyhow::Error::new(error).context(what)));
-                return;
+                let _ = ready.send(Err(error));
             }
-        };
-        runtime.block_on(async move {
-            let RuntimeThread {
-                driver,
-                listeners,
-                counters,
-                shared,
-                ready,
-                ..
-            } = self;
-            match start(driver, listeners, counters, &shared) {
-                Ok(accepting) => {
-                    let _ = ready.send(Ok(()));
-                    serve(accepting, &shared).await;
-                }
-                Err(error) => {
-                    let _ = ready.send(Err(error));
-                }
-            }
-        });
-    }
+        }
+    });
 }
 
 /// A runtime thread's accept loops, as `serve` stops them.
@@ -370,8 +307,7 @@ async fn serve(accepting: Accepting, shared: &Shared) {
         let _ = sys::shutdown(&**listener, SocketShutdown::Read);
     }
     drop(accepting.listeners);
-    let give_up =
-        Instant::now() + shared.config.shutdown_timeout + LINGER + Duration::from_millis(200);
+    let give_up = Instant::now() + drain_time(&shared.config);
     while accepting.active.get() > 0 && Instant::now() < give_up {
         monoio::time::sleep(Duration::from_millis(10)).await;
     }

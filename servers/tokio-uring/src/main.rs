@@ -30,7 +30,6 @@ use std::ops::Range;
 use std::pin::{pin, Pin};
 use std::process::ExitCode;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -41,10 +40,11 @@ use tokio::sync::watch;
 use tokio_uring::buf::BoundedBuf;
 use tokio_uring::net::{TcpListener, TcpStream};
 use wsport_server_common::cli::ServerArgs;
-use wsport_server_common::counters::{ConnectionLimit, Counters};
+use wsport_server_common::counters::Counters;
+use wsport_server_common::process::{self, Process, RuntimeThread, Shared};
 use wsport_server_common::session::{drain_time, End, Session, LINGER, WRITE_TIMEOUT};
-use wsport_server_common::shutdown::{Shutdown, POLL_INTERVAL};
-use wsport_server_common::{affinity, counters, socket, uring, ListenSpec, Scheme, ServerConfig};
+use wsport_server_common::shutdown::POLL_INTERVAL;
+use wsport_server_common::{socket, uring, ListenSpec, Scheme};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -63,14 +63,6 @@ struct Args {
 /// queue before it can submit.
 const RING_ENTRIES: u32 = 1024;
 
-/// What every connection task of the process shares.
-struct Shared {
-    config: Arc<ServerConfig>,
-    /// Connections of the whole process, against --max-connections.
-    limit: ConnectionLimit,
-    shutdown: Shutdown,
-}
-
 fn main() -> ExitCode {
     let args = Args::parse();
     match run(args) {
@@ -88,68 +80,28 @@ fn run(args: Args) -> anyhow::Result<()> {
     uring::probe()?;
     let config = Arc::new(args.server.into_config()?);
     let listeners = socket::bind_listeners(&config)?;
-    let shutdown = Shutdown::install().context("installing signal handlers")?;
-    let limit = ConnectionLimit::new(config.max_connections);
-    let shared = Arc::new(Shared {
-        config: Arc::clone(&config),
-        limit,
-        shutdown,
-    });
-    let started = Instant::now();
-    let all_counters: Vec<Arc<Counters>> = (0..config.threads).map(|_| Arc::default()).collect();
-    let stop_stats = Arc::new(AtomicBool::new(false));
-    let stats = match config.stats_interval {
-        Some(interval) => Some(
-            counters::spawn_stats_printer(all_counters.clone(), interval, Arc::clone(&stop_stats))
-                .context("starting the stats thread")?,
-        ),
-        None => None,
-    };
-    for (spec, _) in &listeners[0] {
-        wsport_server_common::announce(spec);
-    }
-    let threads: Vec<_> = listeners
-        .into_iter()
-        .zip(all_counters.iter().cloned())
-        .enumerate()
-        .map(|(index, (listeners, counters))| {
-            let shared = Arc::clone(&shared);
-            std::thread::Builder::new()
-                .name(format!("wsport-tokio-uring-{index}"))
-                .spawn(move || run_thread(index, listeners, counters, shared))
-        })
-        .collect::<Result<_, _>>()
+    let process = Process::new(config).context("installing signal handlers")?;
+    let specs = process::specs(&listeners);
+    let threads = process
+        .spawn("wsport-tokio-uring", listeners, run_thread)
         .context("spawning runtime threads")?;
-    for thread in threads {
-        thread
-            .join()
-            .map_err(|_| anyhow::anyhow!("a runtime thread panicked"))??;
-    }
-    stop_stats.store(true, Ordering::Relaxed);
-    if let Some(stats) = stats {
-        let _ = stats.join();
-    }
-    counters::print_final(&all_counters, started);
-    Ok(())
+    process.serve(&specs, || {
+        threads.into_iter().try_for_each(|thread| {
+            thread
+                .join()
+                .map_err(|_| anyhow::anyhow!("a runtime thread panicked"))?
+        })
+    })?
 }
 
-/// One runtime thread: pin it, start its ring, serve its listeners until shutdown.
-fn run_thread(
-    index: usize,
-    listeners: Vec<(ListenSpec, StdListener)>,
-    counters: Arc<Counters>,
-    shared: Arc<Shared>,
-) -> anyhow::Result<()> {
-    if let Some(cpu) = shared.config.cpu_for_thread(index) {
-        affinity::pin_current_thread(cpu)
-            .with_context(|| format!("pinning thread {index} to CPU {cpu}"))?;
-    }
+/// One runtime thread (already pinned): start its ring, serve its listeners until shutdown.
+fn run_thread(thread: RuntimeThread) -> anyhow::Result<()> {
     let mut builder = tokio_uring::builder();
     builder.entries(RING_ENTRIES);
     let runtime = tokio_uring::Runtime::new(&builder).context("starting the io_uring runtime")?;
     // Dropping the runtime cancels whatever operations are still in flight (accepts, and
     // connections still open past the shutdown wait) and waits for the kernel to let go.
-    runtime.block_on(serve(listeners, counters, shared))
+    runtime.block_on(serve(thread.listeners, thread.counters, thread.shared))
 }
 
 /// Accept on this runtime's listeners until shutdown, then close every connection with 1001

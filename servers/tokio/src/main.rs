@@ -8,7 +8,7 @@
 
 use std::net::TcpListener as StdListener;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,10 +18,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use wsport_server_common::cli::ServerArgs;
-use wsport_server_common::counters::{ConnectionLimit, Counters};
+use wsport_server_common::counters::Counters;
+use wsport_server_common::process::{self, Process, RuntimeThread, Shared};
 use wsport_server_common::session::{drain_time, End, Session, LINGER, WRITE_TIMEOUT};
-use wsport_server_common::shutdown::Shutdown;
-use wsport_server_common::{affinity, counters, socket, ListenSpec, Scheme, ServerConfig};
+use wsport_server_common::{affinity, socket, ListenSpec, Scheme};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -44,14 +44,6 @@ enum Flavor {
     Multi,
 }
 
-/// What every connection task of the process shares.
-struct Shared {
-    config: Arc<ServerConfig>,
-    /// Connections of the whole process, against --max-connections.
-    limit: ConnectionLimit,
-    shutdown: Shutdown,
-}
-
 fn main() -> ExitCode {
     let args = Args::parse();
     match run(args) {
@@ -66,85 +58,47 @@ fn main() -> ExitCode {
 fn run(args: Args) -> anyhow::Result<()> {
     let config = Arc::new(args.server.into_config()?);
     let mut listeners = socket::bind_listeners(&config)?;
-    let shutdown = Shutdown::install().context("installing signal handlers")?;
-    let limit = ConnectionLimit::new(config.max_connections);
-    let shared = Arc::new(Shared {
-        config: Arc::clone(&config),
-        limit,
-        shutdown,
-    });
-    let started = Instant::now();
-    let all_counters: Vec<Arc<Counters>> = (0..config.threads).map(|_| Arc::default()).collect();
-    let stop_stats = Arc::new(AtomicBool::new(false));
-    let stats = match config.stats_interval {
-        Some(interval) => Some(
-            counters::spawn_stats_printer(all_counters.clone(), interval, Arc::clone(&stop_stats))
-                .context("starting the stats thread")?,
-        ),
-        None => None,
-    };
-    for (spec, _) in &listeners[0] {
-        wsport_server_common::announce(spec);
-    }
+    let process = Process::new(config).context("installing signal handlers")?;
+    let specs = process::specs(&listeners);
     match args.flavor {
         Flavor::CurrentThread => {
-            let threads: Vec<_> = listeners
-                .into_iter()
-                .zip(all_counters.iter().cloned())
-                .enumerate()
-                .map(|(index, (listeners, counters))| {
-                    let shared = Arc::clone(&shared);
-                    std::thread::Builder::new()
-                        .name(format!("wsport-tokio-{index}"))
-                        .spawn(move || run_current_thread(index, listeners, counters, shared))
-                })
-                .collect::<Result<_, _>>()
+            let threads = process
+                .spawn("wsport-tokio", listeners, run_current_thread)
                 .context("spawning runtime threads")?;
-            for thread in threads {
-                thread
-                    .join()
-                    .map_err(|_| anyhow::anyhow!("a runtime thread panicked"))??;
-            }
+            process.serve(&specs, || {
+                threads.into_iter().try_for_each(|thread| {
+                    thread
+                        .join()
+                        .map_err(|_| anyhow::anyhow!("a runtime thread panicked"))?
+                })
+            })??;
         }
         Flavor::Multi => {
             // One runtime: the first thread's listeners serve all workers.
-            let listeners = listeners.swap_remove(0);
-            run_multi_thread(listeners, Arc::clone(&all_counters[0]), shared)?;
+            let thread = RuntimeThread {
+                index: 0,
+                listeners: listeners.swap_remove(0),
+                counters: Arc::clone(process.counters(0)),
+                shared: Arc::clone(process.shared()),
+            };
+            process.serve(&specs, || run_multi_thread(thread))??;
         }
     }
-    stop_stats.store(true, Ordering::Relaxed);
-    if let Some(stats) = stats {
-        let _ = stats.join();
-    }
-    counters::print_final(&all_counters, started);
     Ok(())
 }
 
-fn run_current_thread(
-    index: usize,
-    listeners: Vec<(ListenSpec, StdListener)>,
-    counters: Arc<Counters>,
-    shared: Arc<Shared>,
-) -> anyhow::Result<()> {
-    if let Some(cpu) = shared.config.pin.as_ref().map(|cpus| cpus[index]) {
-        affinity::pin_current_thread(cpu)
-            .with_context(|| format!("pinning thread {index} to CPU {cpu}"))?;
-    }
+fn run_current_thread(thread: RuntimeThread) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(serve(listeners, counters, shared))
+    runtime.block_on(serve(thread.listeners, thread.counters, thread.shared))
 }
 
-fn run_multi_thread(
-    listeners: Vec<(ListenSpec, StdListener)>,
-    counters: Arc<Counters>,
-    shared: Arc<Shared>,
-) -> anyhow::Result<()> {
-    let pin = shared.config.pin.clone();
+fn run_multi_thread(thread: RuntimeThread) -> anyhow::Result<()> {
+    let pin = thread.shared.config.pin.clone();
     let next_worker = AtomicUsize::new(0);
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(shared.config.threads)
+        .worker_threads(thread.shared.config.threads)
         .on_thread_start(move || {
             // Workers are pinned round-robin; blocking-pool threads would be too, harmlessly.
             if let Some(cpus) = &pin {
@@ -154,7 +108,7 @@ fn run_multi_thread(
         })
         .enable_all()
         .build()?;
-    runtime.block_on(serve(listeners, counters, shared))
+    runtime.block_on(serve(thread.listeners, thread.counters, thread.shared))
 }
 
 /// Accept on this runtime's listeners until shutdown, then close every connection with 1001

@@ -1,0 +1,149 @@
+//! The process around the runtimes, the same for every server: signal handling, per-thread
+//! counters, one named and pinned thread per runtime, the `listening` lines, the periodic
+//! stats and the final counters line. Each server only supplies what one runtime thread runs.
+
+use std::io;
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crate::counters::{self, ConnectionLimit, Counters};
+use crate::listen::{announce, ListenSpec};
+use crate::shutdown::Shutdown;
+use crate::{affinity, ServerConfig};
+
+/// What every connection of the process shares.
+#[derive(Debug)]
+pub struct Shared {
+    /// The validated configuration.
+    pub config: Arc<ServerConfig>,
+    /// Connections of the whole process, against `--max-connections`.
+    pub limit: ConnectionLimit,
+    /// Set by SIGINT/SIGTERM; runtimes poll it (see [`Shutdown`]).
+    pub shutdown: Shutdown,
+}
+
+/// What one runtime thread is given: its index, its own SO_REUSEPORT listeners and counters.
+#[derive(Debug)]
+pub struct RuntimeThread {
+    /// 0-based thread index (also the index into `--cpus`).
+    pub index: usize,
+    /// One listener per `--listen`, bound for this thread.
+    pub listeners: Vec<(ListenSpec, TcpListener)>,
+    /// This thread's counters (no cross-core contention).
+    pub counters: Arc<Counters>,
+    /// Process-wide state.
+    pub shared: Arc<Shared>,
+}
+
+/// A server process being set up and run.
+#[derive(Debug)]
+pub struct Process {
+    shared: Arc<Shared>,
+    counters: Vec<Arc<Counters>>,
+    started: Instant,
+}
+
+impl Process {
+    /// Install the signal handlers and make one counter set per thread.
+    pub fn new(config: Arc<ServerConfig>) -> io::Result<Self> {
+        let shutdown = Shutdown::install()?;
+        let limit = ConnectionLimit::new(config.max_connections);
+        let counters = (0..config.threads).map(|_| Arc::default()).collect();
+        let shared = Arc::new(Shared {
+            config,
+            limit,
+            shutdown,
+        });
+        Ok(Self {
+            shared,
+            counters,
+            started: Instant::now(),
+        })
+    }
+
+    /// Process-wide state.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Counters of thread `index`.
+    pub fn counters(&self, index: usize) -> &Arc<Counters> {
+        &self.counters[index]
+    }
+
+    /// Start one thread per listener set (as `socket::bind_listeners` returns them), named
+    /// `{name}-{index}`, pinned to its `--cpus` entry, running `run`.
+    pub fn spawn<R, F>(
+        &self,
+        name: &str,
+        listeners: Vec<Vec<(ListenSpec, TcpListener)>>,
+        run: F,
+    ) -> io::Result<Vec<JoinHandle<R>>>
+    where
+        R: Send + 'static,
+        F: Fn(RuntimeThread) -> R + Send + Clone + 'static,
+    {
+        let mut threads = Vec::with_capacity(listeners.len());
+        for (index, listeners) in listeners.into_iter().enumerate() {
+            let thread = RuntimeThread {
+                index,
+                listeners,
+                counters: Arc::clone(&self.counters[index]),
+                shared: Arc::clone(&self.shared),
+            };
+            let run = run.clone();
+            let cpu = self.shared.config.cpu_for_thread(index);
+            let thread_name = format!("{name}-{index}");
+            threads.push(
+                std::thread::Builder::new()
+                    .name(thread_name.clone())
+                    .spawn(move || {
+                        if let Some(cpu) = cpu {
+                            // --cpus was checked against the affinity mask; failing here is odd
+                            // enough to say, not to stop for.
+                            if let Err(error) = affinity::pin_current_thread(cpu) {
+                                eprintln!("{thread_name}: could not pin to CPU {cpu}: {error}");
+                            }
+                        }
+                        run(thread)
+                    })?,
+            );
+        }
+        Ok(threads)
+    }
+
+    /// Announce `specs` (the `listening <url>` lines scripts wait for), print stats every
+    /// `--stats` while `serve` runs, then print the final counters line.
+    pub fn serve<T>(&self, specs: &[ListenSpec], serve: impl FnOnce() -> T) -> io::Result<T> {
+        let stop_stats = Arc::new(AtomicBool::new(false));
+        let stats = match self.shared.config.stats_interval {
+            Some(interval) => Some(counters::spawn_stats_printer(
+                self.counters.clone(),
+                interval,
+                Arc::clone(&stop_stats),
+            )?),
+            None => None,
+        };
+        for spec in specs {
+            announce(spec);
+        }
+        let result = serve();
+        stop_stats.store(true, Ordering::Relaxed);
+        if let Some(stats) = stats {
+            let _ = stats.join();
+        }
+        counters::print_final(&self.counters, self.started);
+        Ok(result)
+    }
+}
+
+/// The listen specs with their real ports (the first thread's: every thread binds the same).
+pub fn specs(listeners: &[Vec<(ListenSpec, TcpListener)>]) -> Vec<ListenSpec> {
+    listeners
+        .first()
+        .map(|first| first.iter().map(|(spec, _)| *spec).collect())
+        .unwrap_or_default()
+}
