@@ -97,7 +97,7 @@ pub struct ServerArgs {
     #[arg(long, value_name = "TOKEN")]
     pub auth_token: Option<String>,
 
-    /// Subprotocol to offer (repeatable, in preference order).
+    /// Subprotocol the server speaks (repeatable): the first one the client offers that is listed is chosen.
     #[arg(long = "subprotocol", value_name = "NAME")]
     pub subprotocols: Vec<String>,
 

@@ -164,7 +164,11 @@ impl Session {
     /// Process `buf`, which holds everything received and not yet consumed.
     pub fn handle_read(&mut self, buf: &mut Vec<u8>, now: Instant) -> Step {
         self.last_read = now;
+        // Any byte proves the peer alive: heartbeats only go to silent connections.
         self.pong_deadline = None;
+        if let Some(interval) = self.config.ping_interval {
+            self.next_ping = Some(now + interval);
+        }
         if self.tls.is_some() {
             self.handle_tls(buf)
         } else {

@@ -11,10 +11,10 @@ use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// A frame sent in `PIECES` writes `GAP` apart spans several 200 ms ping intervals, so the
-/// server's heartbeat timer fires again and again while its read is in flight mid-frame. A
-/// read dropped on a timer (the readiness idiom) would lose a piece, and the echo would
-/// never come or come corrupted.
+/// A frame sent in `PIECES` writes `GAP` apart, each gap longer than the 100 ms ping interval
+/// (heartbeats go to silent connections), so the server's heartbeat timer fires again and
+/// again while its read is in flight mid-frame. A read dropped on a timer (the readiness
+/// idiom) would lose a piece, and the echo would never come or come corrupted.
 #[test]
 fn frames_trickled_across_heartbeats_echo_intact() {
     if !io_uring_available() {
@@ -23,10 +23,10 @@ fn frames_trickled_across_heartbeats_echo_intact() {
     const CONNECTIONS: usize = 8;
     const MESSAGES: usize = 3;
     const PIECES: usize = 8;
-    const GAP: Duration = Duration::from_millis(90);
+    const GAP: Duration = Duration::from_millis(150);
     let mut server = Server::start(&[
         "--ping-interval",
-        "200ms",
+        "100ms",
         "--ping-timeout",
         "10s",
         "--idle-timeout",
