@@ -9,6 +9,7 @@
 //! cargo test -p wsport-conformance         # every config whose binary exists in target/debug
 //! WSPORT_SERVERS=tokio,monoio-epoll cargo test -p wsport-conformance
 //! WSPORT_CASES=close_code cargo test -p wsport-conformance --test close -- --nocapture
+//! scripts/stress.sh                        # the #[ignore]d stress test, tests/stress.rs
 //! ```
 //!
 //! - `WSPORT_SERVERS`: comma list of config names from [`config::KNOWN`]; a listed binary
@@ -39,6 +40,7 @@ pub mod http;
 pub mod raw;
 pub mod run;
 pub mod server;
+pub mod stress;
 mod sys;
 pub mod tls;
 pub mod ws;

@@ -181,3 +181,56 @@ fn client_hello_looks_like_tls() {
     assert_eq!(hello[0], 0x16, "handshake record");
     assert!(hello.len() > 50);
 }
+
+/// The stress test's non-blocking client: poll-driven echoes over ws and wss, large enough
+/// to take several reads, then a clean close that ends in EOF.
+#[test]
+fn nonblocking_stream_echoes_and_closes() {
+    use crate::frame::decode;
+    use crate::stress::{poll, pollfd, NbStream, POLLIN, POLLOUT};
+
+    fn until(stream: &mut NbStream, inbuf: &mut Vec<u8>, done: impl Fn(&[u8]) -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut eof = false;
+        while !done(inbuf) && !eof && Instant::now() < deadline {
+            let out = if stream.wants_write() { POLLOUT } else { 0 };
+            let mut fds = [pollfd {
+                fd: stream.fd(),
+                events: POLLIN | out,
+                revents: 0,
+            }];
+            poll(&mut fds, 100).unwrap();
+            stream.flush().unwrap();
+            eof = stream.read_available(inbuf).unwrap().eof;
+        }
+        eof
+    }
+
+    for ep in both() {
+        let (mut stream, mut inbuf) = NbStream::upgrade(&ep).unwrap();
+        assert_eq!(stream.is_tls(), ep.scheme == Scheme::Wss);
+        for len in [1, 16 * 1024, 300_000] {
+            let payload = ws::binary_of_len(len);
+            stream.queue(&Frame::binary(payload.clone()).encode());
+            until(&mut stream, &mut inbuf, |b| {
+                matches!(decode(b), Ok(Some(_)))
+            });
+            let (frame, used) = decode(&inbuf).unwrap().unwrap();
+            inbuf.drain(..used);
+            assert_eq!((frame.opcode, frame.payload), (op::BINARY, payload), "{ep}");
+        }
+        stream.queue(&Frame::close(1000, b"").encode());
+        let eof = until(&mut stream, &mut inbuf, |_| false);
+        assert!(eof, "{ep}: no EOF after the close handshake");
+        let (close, _) = decode(&inbuf).unwrap().unwrap();
+        assert_eq!(close.close_code(), Some(1000), "{ep}");
+    }
+}
+
+#[test]
+fn open_fds_counts_this_process() {
+    let before = crate::stress::open_fds(std::process::id()).unwrap();
+    assert!(before >= 3, "stdin, stdout, stderr at least: {before}");
+    let limit = crate::stress::raise_nofile(64).unwrap();
+    assert!(limit >= 64);
+}
