@@ -1,0 +1,829 @@
+//! The command line: clap options as typed, and their validation into a [`Plan`].
+//!
+//! Options are what a person typed (and what the JSON records under `flags`); the plan is what
+//! the engine runs: URLs resolved, CPUs chosen, sizes checked. Everything that can be refused
+//! is refused here, before a socket is opened.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Serialize;
+use wsport_server_common::units::{parse_cpu_list, parse_duration, parse_size};
+
+use crate::error::BenchError;
+
+/// `wsport-bench`: a load generator for WebSocket servers.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "wsport-bench", version, about, long_about = None)]
+pub struct Opts {
+    /// The workload.
+    #[command(subcommand)]
+    pub command: Command,
+    /// The command line as typed, recorded in the JSON. `main` fills it in; tests may leave it
+    /// empty.
+    #[arg(skip)]
+    pub argv: Vec<String>,
+}
+
+/// Workloads.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Closed loop: each connection keeps --depth messages in flight, sending the next one as
+    /// soon as an echo comes back; measures round-trip latency and verifies every echo.
+    Echo(EchoArgs),
+    /// Open loop: --rate messages per second in total, spread evenly over the connections and
+    /// sent on schedule whatever the server does; latency is measured from each message's
+    /// intended send time (coordinated-omission corrected) and, beside it, from its actual one.
+    Rate(RateArgs),
+    /// Idle connections: open -c connections, keep them open with a ping every
+    /// --ping-interval each (staggered), and report pong latency and, with --server-pid, the
+    /// server's memory per connection.
+    Hold(HoldArgs),
+    /// Connection storm: each of -c slots opens a connection (TCP, TLS for wss, upgrade),
+    /// closes it with the close handshake, and starts over, as fast as the server allows;
+    /// TCP connect, TLS handshake, upgrade and the total are timed separately.
+    Connect(ConnectArgs),
+}
+
+impl Command {
+    /// The options every workload has.
+    pub fn common(&self) -> &CommonArgs {
+        match self {
+            Self::Echo(a) => &a.common,
+            Self::Rate(a) => &a.common,
+            Self::Hold(a) => &a.common,
+            Self::Connect(a) => &a.common,
+        }
+    }
+}
+
+/// `echo` options.
+#[derive(Debug, Clone, Args, Serialize)]
+pub struct EchoArgs {
+    /// Targets, connections and output: shared by every workload.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub common: CommonArgs,
+    /// What to send and for how long.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub messages: MessageArgs,
+    /// Messages in flight per connection (pipelining).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub depth: u32,
+}
+
+/// `rate` options.
+#[derive(Debug, Clone, Args, Serialize)]
+pub struct RateArgs {
+    /// Targets, connections and output: shared by every workload.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub common: CommonArgs,
+    /// What to send and for how long.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub messages: MessageArgs,
+    /// Messages per second, all connections together.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub rate: u64,
+    /// Messages a connection may have in flight; when reached it sends nothing until an echo
+    /// returns, and the wait shows in the corrected latency. 1 behaves like one request at a
+    /// time over HTTP/1.1 (as wrk2 measures).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_in_flight: u32,
+}
+
+/// `hold` options.
+#[derive(Debug, Clone, Args, Serialize)]
+pub struct HoldArgs {
+    /// Targets, connections and output: shared by every workload.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub common: CommonArgs,
+    /// Time between two pings of one connection (heartbeats).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    #[serde(serialize_with = "crate::cli::ser_duration")]
+    pub ping_interval: Duration,
+    /// Length of the measured window, after the warmup.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[serde(serialize_with = "crate::cli::ser_duration")]
+    pub duration: Duration,
+    /// Time between the last connection opening and the window.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    #[serde(serialize_with = "crate::cli::ser_duration")]
+    pub warmup: Duration,
+}
+
+/// `connect` options.
+#[derive(Debug, Clone, Args, Serialize)]
+pub struct ConnectArgs {
+    /// Targets and output; -c is the number of connections opening at once.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub common: CommonArgs,
+    /// Length of the measured window, after the warmup.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[serde(serialize_with = "crate::cli::ser_duration")]
+    pub duration: Duration,
+    /// Connection churn before the window; not measured.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    #[serde(serialize_with = "crate::cli::ser_duration")]
+    pub warmup: Duration,
+}
+
+/// What every message workload sends, and for how long.
+#[derive(Debug, Clone, Args, Serialize)]
+pub struct MessageArgs {
+    /// Payload size in bytes (64, 1KiB, 16KiB), or a comma-separated list the messages of each
+    /// connection cycle through (64,1KiB).
+    #[arg(long, default_value = "64", value_parser = parse_size_list)]
+    #[serde(serialize_with = "crate::cli::ser_sizes")]
+    pub size: SizeList,
+    /// Send text messages (ASCII payloads; the server validates UTF-8).
+    #[arg(long, conflicts_with = "binary")]
+    pub text: bool,
+    /// Send binary messages (the default).
+    #[arg(long)]
+    pub binary: bool,
+    /// Length of the measured window, after the warmup (e.g. 10s, 500ms, 2m).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[serde(serialize_with = "crate::cli::ser_duration")]
+    pub duration: Duration,
+    /// Load before the measured window; its messages are not in the results.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    #[serde(serialize_with = "crate::cli::ser_duration")]
+    pub warmup: Duration,
+}
+
+/// Options every workload takes.
+#[derive(Debug, Clone, Args, Serialize)]
+pub struct CommonArgs {
+    /// Target, ws://HOST:PORT/PATH or wss://HOST:PORT/PATH. Repeatable: connections are spread
+    /// round-robin over the URLs.
+    #[arg(long = "url", value_name = "URL", required = true)]
+    pub urls: Vec<String>,
+    /// Connections in total.
+    #[arg(short = 'c', long, default_value_t = 100)]
+    pub connections: usize,
+    /// Worker threads, each an event loop owning an equal share of the connections. Default:
+    /// one per CPU of --cpus, else 1.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// CPUs to pin worker i to (cpus[i % len]), e.g. 1 or 2-3. Default: no pinning.
+    #[arg(long, value_name = "LIST", value_parser = parse_cpus)]
+    pub cpus: Option<CpuList>,
+    /// IO engine: io_uring with batched submission, or epoll. `auto` takes io_uring when the
+    /// kernel allows it and says so when it falls back.
+    #[arg(long, value_enum, default_value_t = EngineChoice::Auto)]
+    pub engine: EngineChoice,
+    /// wss: accept any server certificate (wsport servers self-sign by default).
+    #[arg(long)]
+    pub insecure: bool,
+    /// wss: trust the certificates in this PEM file (instead of the system store).
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// Time allowed to open every connection (TCP, TLS and upgrade) before the run starts.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[serde(serialize_with = "crate::cli::ser_duration")]
+    pub connect_timeout: Duration,
+    /// Server process to measure: CPU time (utime+stime) and RSS from /proc over the measured
+    /// window, reported as CPU% and CPU µs per message.
+    #[arg(long, value_name = "PID")]
+    pub server_pid: Option<u32>,
+    /// A name for the server under test, put into the scenario name (e.g. monoio).
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Write the results as JSON (schema wsport-bench/1, see the crate README).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write HdrHistogram interval logs (log format 1.3), one interval per second, values in ns.
+    #[arg(long, value_name = "FILE")]
+    pub hlog: Option<PathBuf>,
+    /// No progress line on stderr.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+/// `--engine`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EngineChoice {
+    /// io_uring if available, else epoll.
+    Auto,
+    /// io_uring or fail.
+    IoUring,
+    /// epoll.
+    Epoll,
+}
+
+/// `--cpus`: CPUs in the order given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct CpuList(pub Vec<usize>);
+
+fn parse_cpus(text: &str) -> Result<CpuList, String> {
+    parse_cpu_list(text).map(CpuList).map_err(|e| e.to_string())
+}
+
+/// Payload sizes, at least one, each at most [`MAX_PAYLOAD`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SizeList(pub Vec<usize>);
+
+/// The largest payload `--size` accepts: large enough for any benchmark of interest, small
+/// enough that per-connection buffers stay sane.
+pub const MAX_PAYLOAD: usize = 16 << 20;
+
+fn parse_size_list(text: &str) -> Result<SizeList, String> {
+    let mut sizes = Vec::new();
+    for part in text.split(',') {
+        let n = parse_size(part).map_err(|e| e.to_string())?;
+        if n > MAX_PAYLOAD as u64 {
+            return Err(format!(
+                "{part:?} is over the largest payload, {} MiB",
+                MAX_PAYLOAD >> 20
+            ));
+        }
+        sizes.push(n as usize);
+    }
+    Ok(SizeList(sizes))
+}
+
+fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+fn ser_sizes<S: serde::Serializer>(sizes: &SizeList, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(sizes.0.iter())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The validated plan
+// ---------------------------------------------------------------------------------------------
+
+/// One `--url`, parsed and resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The URL as given.
+    pub url: String,
+    /// wss.
+    pub tls: bool,
+    /// Host as written (the `Host` header and the TLS server name).
+    pub host: String,
+    /// The port (explicit or the scheme's default).
+    pub port: u16,
+    /// Where to connect.
+    pub addr: SocketAddr,
+    /// Request target, `/` at least.
+    pub path: String,
+}
+
+impl Target {
+    /// Parse `ws://HOST[:PORT][/PATH]` or `wss://...`, and resolve HOST.
+    pub fn parse(url: &str) -> Result<Self, BenchError> {
+        let bad = |why: &str| BenchError::Url {
+            url: url.to_owned(),
+            why: why.to_owned(),
+        };
+        let (tls, rest) = if let Some(rest) = url.strip_prefix("ws://") {
+            (false, rest)
+        } else if let Some(rest) = url.strip_prefix("wss://") {
+            (true, rest)
+        } else {
+            return Err(bad("the scheme must be ws:// or wss://"));
+        };
+        let (authority, path) = match rest.find(['/', '?']) {
+            Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_owned()),
+            Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
+            None => (rest, "/".to_owned()),
+        };
+        if authority.contains('@') {
+            return Err(bad("user info (user@host) is not supported"));
+        }
+        let (host, port) = split_host_port(authority).ok_or_else(|| bad("expected HOST:PORT"))?;
+        let port = match port {
+            Some(p) => p
+                .parse::<u16>()
+                .map_err(|_| bad("the port must be a number 1-65535"))?,
+            None if tls => 443,
+            None => 80,
+        };
+        if port == 0 {
+            return Err(bad("port 0 cannot be connected to"));
+        }
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let addr = (bare, port)
+            .to_socket_addrs()
+            .map_err(|e| bad(&format!("cannot resolve {bare}: {e}")))?
+            .next()
+            .ok_or_else(|| bad(&format!("{bare} resolves to no address")))?;
+        Ok(Self {
+            url: url.to_owned(),
+            tls,
+            host: host.to_owned(),
+            port,
+            addr,
+            path,
+        })
+    }
+
+    /// `Host` header value: host and port as written, port omitted when it is the default.
+    pub fn host_header(&self) -> String {
+        let default = if self.tls { 443 } else { 80 };
+        if self.port == default {
+            self.host.clone()
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// Host without IPv6 brackets, for the TLS server name.
+    pub fn server_name(&self) -> &str {
+        self.host.trim_start_matches('[').trim_end_matches(']')
+    }
+
+    /// `ws` or `wss`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls {
+            "wss"
+        } else {
+            "ws"
+        }
+    }
+}
+
+/// `host`, `host:port`, `[v6]`, `[v6]:port`.
+fn split_host_port(authority: &str) -> Option<(&str, Option<&str>)> {
+    if authority.is_empty() {
+        return None;
+    }
+    if authority.starts_with('[') {
+        let end = authority.find(']')?;
+        let (host, rest) = authority.split_at(end + 1);
+        return match rest.strip_prefix(':') {
+            Some(port) => Some((host, Some(port))),
+            None if rest.is_empty() => Some((host, None)),
+            None => None,
+        };
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && !host.contains(':') => Some((host, Some(port))),
+        Some(_) => None,
+        None => Some((authority, None)),
+    }
+}
+
+/// How messages are paced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pacing {
+    /// Closed loop: `depth` messages in flight per connection, the next sent on each echo.
+    Closed {
+        /// Messages in flight per connection.
+        depth: usize,
+    },
+    /// Connection storm: each slot opens, upgrades and closes connections one after another.
+    Storm,
+    /// Open loop: each connection sends every `interval_ns` (staggered so that the total is
+    /// even), with at most `max_in_flight` unanswered.
+    Open {
+        /// Total messages per second.
+        rate: u64,
+        /// Time between two messages of one connection, ns.
+        interval_ns: u64,
+        /// Cap on unanswered messages per connection.
+        max_in_flight: usize,
+    },
+}
+
+/// What a workload sends, whatever its options are called.
+struct Messages {
+    sizes: Vec<usize>,
+    text: bool,
+    ping: bool,
+    duration: Duration,
+    warmup: Duration,
+}
+
+impl Messages {
+    fn of(m: &MessageArgs) -> Self {
+        Self {
+            sizes: m.size.0.clone(),
+            text: m.text,
+            ping: false,
+            duration: m.duration,
+            warmup: m.warmup,
+        }
+    }
+}
+
+/// The validated run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// `echo` or `rate`.
+    pub workload: &'static str,
+    /// The targets, in --url order.
+    pub targets: Vec<Target>,
+    /// Connections in total; connection i goes to `targets[i % len]` and worker `i % threads`.
+    pub connections: usize,
+    /// Worker threads.
+    pub threads: usize,
+    /// CPU of each worker, when pinned.
+    pub pinning: Option<Vec<usize>>,
+    /// `--engine`.
+    pub engine: EngineChoice,
+    /// Closed or open loop.
+    pub pacing: Pacing,
+    /// Payload sizes the messages cycle through.
+    pub sizes: Vec<usize>,
+    /// Text frames (else binary).
+    pub text: bool,
+    /// Send pings and measure pongs instead of messages and echoes (`hold`).
+    pub ping: bool,
+    /// Warmup before the window.
+    pub warmup: Duration,
+    /// The measured window.
+    pub duration: Duration,
+    /// Time allowed to open all connections.
+    pub connect_timeout: Duration,
+    /// `--server-pid`.
+    pub server_pid: Option<u32>,
+    /// The scenario name, e.g. `echo-64B-100c-1t-ws-8080`.
+    pub scenario: String,
+}
+
+impl Plan {
+    /// Validate the options of any workload.
+    pub fn new(command: &Command) -> Result<Self, BenchError> {
+        match command {
+            Command::Echo(a) => Self::build(
+                "echo",
+                &a.common,
+                Messages::of(&a.messages),
+                Pacing::Closed {
+                    depth: a.depth as usize,
+                },
+            ),
+            Command::Connect(a) => {
+                let messages = Messages {
+                    sizes: vec![16],
+                    text: false,
+                    ping: false,
+                    duration: a.duration,
+                    warmup: a.warmup,
+                };
+                Self::build("connect", &a.common, messages, Pacing::Storm)
+            }
+            Command::Hold(a) => {
+                if a.ping_interval.is_zero() {
+                    return Err(BenchError::Usage(
+                        "--ping-interval must be longer than 0".into(),
+                    ));
+                }
+                let interval_ns = a.ping_interval.as_nanos().min(u128::from(u64::MAX)) as u64;
+                let rate =
+                    (a.common.connections as u128 * 1_000_000_000 / u128::from(interval_ns)) as u64;
+                let pacing = Pacing::Open {
+                    rate,
+                    interval_ns,
+                    max_in_flight: 1,
+                };
+                // Pings carry the 16-byte sequence stamp, as messages do.
+                let messages = Messages {
+                    sizes: vec![16],
+                    text: false,
+                    ping: true,
+                    duration: a.duration,
+                    warmup: a.warmup,
+                };
+                Self::build("hold", &a.common, messages, pacing)
+            }
+            Command::Rate(a) => {
+                let c = a.common.connections.max(1) as u64;
+                let interval_ns = (c as u128 * 1_000_000_000 / u128::from(a.rate))
+                    .min(u128::from(u64::MAX)) as u64;
+                if interval_ns == 0 {
+                    return Err(BenchError::Usage(format!(
+                        "--rate {} over {c} connections is more than one message per nanosecond per connection",
+                        a.rate
+                    )));
+                }
+                let pacing = Pacing::Open {
+                    rate: a.rate,
+                    interval_ns,
+                    max_in_flight: a.max_in_flight as usize,
+                };
+                Self::build("rate", &a.common, Messages::of(&a.messages), pacing)
+            }
+        }
+    }
+
+    fn build(
+        workload: &'static str,
+        c: &CommonArgs,
+        m: Messages,
+        pacing: Pacing,
+    ) -> Result<Self, BenchError> {
+        let usage = |s: String| BenchError::Usage(s);
+        if c.connections == 0 {
+            return Err(usage("-c/--connections must be at least 1".into()));
+        }
+        if m.sizes.is_empty() {
+            return Err(usage("--size needs at least one size".into()));
+        }
+        if m.duration.is_zero() {
+            return Err(usage("--duration must be longer than 0".into()));
+        }
+        let targets = c
+            .urls
+            .iter()
+            .map(|u| Target::parse(u))
+            .collect::<Result<Vec<_>, _>>()?;
+        if targets.iter().any(|t| t.tls) && c.ca.is_some() && c.insecure {
+            return Err(usage(
+                "--ca and --insecure contradict each other; pick one".into(),
+            ));
+        }
+        let cpus = c.cpus.as_ref().map(|l| &l.0);
+        let threads = match (c.threads, cpus) {
+            (Some(0), _) => return Err(usage("--threads must be at least 1".into())),
+            (Some(n), _) => n,
+            (None, Some(cpus)) => cpus.len().max(1),
+            (None, None) => 1,
+        };
+        if let Some(cpus) = cpus {
+            if cpus.is_empty() {
+                return Err(usage("--cpus needs at least one CPU".into()));
+            }
+            let allowed = wsport_server_common::allowed_cpus();
+            if let Some(cpu) = cpus.iter().find(|c| !allowed.contains(c)) {
+                let allowed = wsport_server_common::cli::format_cpu_list(&allowed);
+                return Err(usage(format!(
+                    "--cpus names CPU {cpu}, which this process may not use (allowed: {allowed})"
+                )));
+            }
+        }
+        let threads = threads.min(c.connections);
+        let pinning = cpus.map(|cpus| (0..threads).map(|i| cpus[i % cpus.len()]).collect());
+        let scenario = scenario_name(
+            workload,
+            pacing,
+            &m.sizes,
+            c.connections,
+            threads,
+            c.label.as_deref(),
+            &targets,
+        );
+        Ok(Self {
+            workload,
+            targets,
+            connections: c.connections,
+            threads,
+            pinning,
+            engine: c.engine,
+            pacing,
+            sizes: m.sizes,
+            text: m.text,
+            ping: m.ping,
+            warmup: m.warmup,
+            duration: m.duration,
+            connect_timeout: c.connect_timeout,
+            server_pid: c.server_pid,
+            scenario,
+        })
+    }
+
+    /// Largest payload.
+    pub fn max_size(&self) -> usize {
+        self.sizes.iter().copied().max().unwrap_or(0)
+    }
+}
+
+/// `echo-64B-100c-1t-monoio-wss-8443`, `rate-50000ps-64B-100c-1t-ws-8080`: every parameter
+/// that changes the result, in the order DESIGN.md uses; `-d4` only for pipelined echo runs.
+fn scenario_name(
+    kind: &str,
+    pacing: Pacing,
+    sizes: &[usize],
+    conns: usize,
+    threads: usize,
+    label: Option<&str>,
+    targets: &[Target],
+) -> String {
+    let sizes = sizes
+        .iter()
+        .map(|&s| format_size(s))
+        .collect::<Vec<_>>()
+        .join("+");
+    let mut name = kind.to_owned();
+    match pacing {
+        Pacing::Open { interval_ns, .. } if kind == "hold" => {
+            name.push_str(&format!("-{conns}c-ping{}", format_interval(interval_ns)));
+        }
+        Pacing::Open { rate, .. } => name.push_str(&format!("-{rate}ps-{sizes}-{conns}c")),
+        Pacing::Closed { .. } => name.push_str(&format!("-{sizes}-{conns}c")),
+        Pacing::Storm => name.push_str(&format!("-{conns}c")),
+    }
+    if let Pacing::Closed { depth } = pacing {
+        if depth > 1 {
+            name.push_str(&format!("-d{depth}"));
+        }
+    }
+    name.push_str(&format!("-{threads}t"));
+    if let Some(label) = label {
+        name.push('-');
+        name.push_str(label);
+    }
+    let mut seen = Vec::new();
+    for t in targets {
+        let part = format!("{}-{}", t.scheme(), t.port);
+        if !seen.contains(&part) {
+            seen.push(part);
+        }
+    }
+    name.push('-');
+    name.push_str(&seen.join("+"));
+    name
+}
+
+/// 1_000_000_000 -> `1s`, 250_000_000 -> `250ms`.
+fn format_interval(ns: u64) -> String {
+    if ns % 1_000_000_000 == 0 {
+        format!("{}s", ns / 1_000_000_000)
+    } else if ns % 1_000_000 == 0 {
+        format!("{}ms", ns / 1_000_000)
+    } else {
+        format!("{}us", ns / 1_000)
+    }
+}
+
+/// 64 -> `64B`, 1024 -> `1KiB`, 16384 -> `16KiB`, 1048576 -> `1MiB`.
+pub fn format_size(n: usize) -> String {
+    if n >= 1 << 20 && n % (1 << 20) == 0 {
+        format!("{}MiB", n >> 20)
+    } else if n >= 1024 && n % 1024 == 0 {
+        format!("{}KiB", n >> 10)
+    } else {
+        format!("{n}B")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(workload: &str, args: &[&str]) -> Result<Plan, BenchError> {
+        let mut argv = vec!["wsport-bench", workload];
+        argv.extend_from_slice(args);
+        let opts = Opts::try_parse_from(argv).map_err(|e| BenchError::Usage(e.to_string()))?;
+        Plan::new(&opts.command)
+    }
+
+    fn echo(args: &[&str]) -> Result<Plan, BenchError> {
+        plan("echo", args)
+    }
+
+    #[test]
+    fn urls_parse_with_defaults() {
+        let t = Target::parse("ws://127.0.0.1:8080/chat?x=1").unwrap();
+        assert_eq!(
+            (t.tls, t.port, t.path.as_str(), t.host_header().as_str()),
+            (false, 8080, "/chat?x=1", "127.0.0.1:8080")
+        );
+        let t = Target::parse("wss://127.0.0.1").unwrap();
+        assert_eq!(
+            (t.tls, t.port, t.path.as_str(), t.host_header().as_str()),
+            (true, 443, "/", "127.0.0.1")
+        );
+        let t = Target::parse("ws://[::1]:9000").unwrap();
+        assert_eq!((t.server_name(), t.port), ("::1", 9000));
+        let t = Target::parse("ws://localhost:1?q").unwrap();
+        assert_eq!(t.path, "/?q");
+        for bad in [
+            "http://x:1/",
+            "ws://:80/",
+            "ws://h:0/",
+            "ws://h:99999/",
+            "ws://a@b:1/",
+            "ws://::1:80/",
+        ] {
+            assert!(Target::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn plan_spreads_and_names() {
+        let p = echo(&[
+            "--url",
+            "ws://127.0.0.1:8080/",
+            "--url",
+            "wss://127.0.0.1:8443/",
+            "-c",
+            "10",
+            "--size",
+            "64,1KiB",
+            "--cpus",
+            "0",
+            "--label",
+            "tokio",
+        ])
+        .unwrap();
+        assert_eq!(p.threads, 1);
+        assert_eq!(p.pinning, Some(vec![0]));
+        assert_eq!(p.sizes, vec![64, 1024]);
+        assert_eq!(p.scenario, "echo-64B+1KiB-10c-1t-tokio-ws-8080+wss-8443");
+        let p = echo(&[
+            "--url",
+            "ws://127.0.0.1:8080/",
+            "-c",
+            "3",
+            "--threads",
+            "8",
+            "--depth",
+            "4",
+        ])
+        .unwrap();
+        assert_eq!(
+            (p.threads, p.pacing),
+            (3, Pacing::Closed { depth: 4 }),
+            "no more threads than connections"
+        );
+        assert_eq!(p.scenario, "echo-64B-3c-d4-3t-ws-8080");
+    }
+
+    #[test]
+    fn rate_spreads_the_total_over_the_connections() {
+        let p = plan(
+            "rate",
+            &[
+                "--url",
+                "ws://127.0.0.1:8080/",
+                "-c",
+                "100",
+                "--rate",
+                "50000",
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            p.pacing,
+            Pacing::Open {
+                rate: 50_000,
+                interval_ns: 2_000_000,
+                max_in_flight: 1000
+            }
+        );
+        assert_eq!(p.scenario, "rate-50000ps-64B-100c-1t-ws-8080");
+        assert!(plan(
+            "rate",
+            &["--url", "ws://127.0.0.1:8080/", "-c", "1", "--rate", "0"]
+        )
+        .is_err());
+        assert!(
+            plan("rate", &["--url", "ws://127.0.0.1:8080/"]).is_err(),
+            "--rate is required"
+        );
+    }
+
+    #[test]
+    fn hold_pings_each_connection_at_its_interval() {
+        let p = plan(
+            "hold",
+            &[
+                "--url",
+                "ws://127.0.0.1:8080/",
+                "-c",
+                "1000",
+                "--ping-interval",
+                "500ms",
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            p.pacing,
+            Pacing::Open {
+                rate: 2000,
+                interval_ns: 500_000_000,
+                max_in_flight: 1
+            }
+        );
+        assert!(p.ping);
+        assert_eq!(p.scenario, "hold-1000c-ping500ms-1t-ws-8080");
+        let p = plan("connect", &["--url", "wss://127.0.0.1:8443/", "-c", "10"]).unwrap();
+        assert_eq!(
+            (p.pacing, p.scenario.as_str()),
+            (Pacing::Storm, "connect-10c-1t-wss-8443")
+        );
+    }
+
+    #[test]
+    fn refusals() {
+        assert!(echo(&["--url", "ws://127.0.0.1:1/", "-c", "0"]).is_err());
+        assert!(echo(&["--url", "ws://127.0.0.1:1/", "--text", "--binary"]).is_err());
+        assert!(echo(&["--url", "ws://127.0.0.1:1/", "--size", "17MiB"]).is_err());
+        assert!(echo(&["--url", "ws://127.0.0.1:1/", "--depth", "0"]).is_err());
+        assert!(echo(&["--url", "ws://127.0.0.1:1/", "--cpus", "1023"]).is_err());
+        assert!(echo(&[]).is_err(), "--url is required");
+    }
+}

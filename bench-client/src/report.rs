@@ -1,0 +1,601 @@
+//! The result of a run: the JSON document (schema `wsport-bench/1`, documented in the crate
+//! README) and the human summary, which is the `Display` of the same [`Report`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::error::OutputError;
+use crate::meta::Meta;
+
+/// The schema name and version; bumped on any incompatible change to the JSON.
+pub const SCHEMA: &str = "wsport-bench/1";
+
+/// Everything a run produced.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// Always [`SCHEMA`].
+    pub schema: &'static str,
+    /// e.g. `echo-64B-100c-1t-ws-9001`.
+    pub scenario: String,
+    /// The workload: `echo`.
+    pub workload: &'static str,
+    /// Wall-clock start of the measured window, seconds since the Unix epoch.
+    pub started_unix_s: f64,
+    /// Why the run ended.
+    pub ended_by: EndedBy,
+    /// Host and software.
+    pub meta: Meta,
+    /// The command line as typed (empty for in-process runs).
+    pub argv: Vec<String>,
+    /// Every option, defaults included.
+    pub flags: serde_json::Value,
+    /// What ran: engine, threads, pinning, targets.
+    pub setup: Setup,
+    /// The numbers.
+    pub results: Results,
+    /// Per-second figures of the measured window.
+    pub intervals: Vec<IntervalSummary>,
+    /// Things the reader must know (the client was the bottleneck, mismatches, ...).
+    pub warnings: Vec<String>,
+    /// The full latency histogram of the measured window (from intended send times).
+    pub histogram: HistogramRecord,
+    /// `rate`: the same from actual send times; `null` for `echo`.
+    pub histogram_uncorrected: Option<HistogramRecord>,
+    /// The histogram itself, for callers in-process.
+    #[serde(skip)]
+    pub hist: Histogram<u64>,
+    /// The uncorrected one (`rate`).
+    #[serde(skip)]
+    pub hist_uncorrected: Option<Histogram<u64>>,
+    /// Output files that could not be written; the report itself is intact.
+    #[serde(skip)]
+    pub output_errors: Vec<OutputError>,
+}
+
+/// Why the run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndedBy {
+    /// The window ran its --duration.
+    Duration,
+    /// Ctrl-C (or SIGTERM): the window was cut short.
+    Interrupted,
+    /// Every connection failed before the window ended.
+    ConnectionsFailed,
+}
+
+/// What ran.
+#[derive(Debug, Clone, Serialize)]
+pub struct Setup {
+    /// e.g. `io_uring (batched, defer_taskrun)` or `epoll`.
+    pub engine: String,
+    /// Why io_uring was not used under `--engine auto`, if it was not.
+    pub engine_fallback: Option<String>,
+    /// Worker threads.
+    pub threads: usize,
+    /// CPU of each worker; `null` when not pinned.
+    pub pinning: Option<Vec<usize>>,
+    /// The soft RLIMIT_NOFILE after raising it.
+    pub nofile_limit: u64,
+    /// Connections in total.
+    pub connections: usize,
+    /// Each target and its number of connections.
+    pub targets: Vec<TargetRecord>,
+    /// Closed or open loop and its parameters.
+    pub pacing: PacingRecord,
+    /// Payload sizes, bytes.
+    pub sizes: Vec<usize>,
+    /// `text` or `binary`.
+    pub message_type: &'static str,
+    /// Warmup, seconds.
+    pub warmup_s: f64,
+    /// Asked-for window, seconds.
+    pub duration_s: f64,
+}
+
+/// How messages were paced.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "loop", rename_all = "snake_case")]
+pub enum PacingRecord {
+    /// `echo`.
+    Closed {
+        /// Messages in flight per connection.
+        depth: usize,
+    },
+    /// `connect`: each slot opens, upgrades and closes connections one after another.
+    Storm,
+    /// `rate`, `hold`.
+    Open {
+        /// Target messages per second, all connections.
+        rate: u64,
+        /// Time between two messages of one connection, ns.
+        interval_ns: u64,
+        /// Cap on unanswered messages per connection.
+        max_in_flight: usize,
+    },
+}
+
+impl PacingRecord {
+    /// From the plan.
+    pub fn of(p: crate::cli::Pacing) -> Self {
+        match p {
+            crate::cli::Pacing::Closed { depth } => Self::Closed { depth },
+            crate::cli::Pacing::Storm => Self::Storm,
+            crate::cli::Pacing::Open {
+                rate,
+                interval_ns,
+                max_in_flight,
+            } => Self::Open {
+                rate,
+                interval_ns,
+                max_in_flight,
+            },
+        }
+    }
+}
+
+/// A target.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetRecord {
+    /// As given.
+    pub url: String,
+    /// Its connections.
+    pub connections: usize,
+}
+
+/// The numbers of the measured window (and the whole-run counts).
+#[derive(Debug, Clone, Serialize)]
+pub struct Results {
+    /// Length of the measured window actually run, seconds.
+    pub window_s: f64,
+    /// Echoes received in the window (= the histogram's count).
+    pub messages: u64,
+    /// `messages / window_s`.
+    pub msgs_per_sec: f64,
+    /// Payload bytes echoed per second, each direction.
+    pub payload_bytes_per_sec: f64,
+    /// Round-trip latency of the window's echoes (`rate`: from the intended send times).
+    pub latency_ns: Latency,
+    /// `rate`: latency from the actual send times, which hides the time messages waited to be
+    /// sent; `null` for `echo`.
+    pub latency_uncorrected_ns: Option<Latency>,
+    /// Whole run (warmup and close included): messages sent.
+    pub sent: u64,
+    /// Whole run: echoes received. `sent = received + in_flight + lost`.
+    pub received: u64,
+    /// Messages whose echo had not come back when the run ended.
+    pub in_flight: u64,
+    /// Messages in flight on connections that failed.
+    pub lost: u64,
+    /// Echoes that differed from what was sent (payload, length or type).
+    pub mismatches: u64,
+    /// Connection failures by cause.
+    pub errors: BTreeMap<String, ErrorRecord>,
+    /// The server's CPU and memory over the window (`--server-pid`).
+    pub server: Option<ProcessRecord>,
+    /// The server's VmRSS before the first connection was opened (`--server-pid`).
+    pub server_rss_before_connecting_bytes: Option<u64>,
+    /// (RSS at the window's start - RSS before connecting) / connections: what each open
+    /// connection costs the server in memory (`--server-pid`).
+    pub server_memory_per_connection_bytes: Option<f64>,
+    /// wsport-bench's own CPU and memory over the window.
+    pub client: Option<ProcessRecord>,
+    /// Whether the client looks like the limit (see warnings).
+    pub client_bottleneck: bool,
+    /// `connect`: the phases of opening a connection; `latency_ns` is their total (from the
+    /// intended start of the connect to the 101 answer).
+    pub connect: Option<ConnectRecord>,
+}
+
+/// `connect`: time to open a connection, phase by phase, ns.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectRecord {
+    /// TCP connect.
+    pub tcp_ns: Latency,
+    /// TLS handshake (wss targets only; `null` when there are none).
+    pub tls_ns: Option<Latency>,
+    /// Upgrade request to 101 answer.
+    pub upgrade_ns: Latency,
+}
+
+impl ConnectRecord {
+    /// From the merged phase histograms.
+    pub fn of(p: &crate::worker::Phases) -> Self {
+        Self {
+            tcp_ns: Latency::of(&p.tcp),
+            tls_ns: (!p.tls.is_empty()).then(|| Latency::of(&p.tls)),
+            upgrade_ns: Latency::of(&p.upgrade),
+        }
+    }
+}
+
+/// Latency percentiles, nanoseconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Latency {
+    /// Samples.
+    pub count: u64,
+    /// Smallest.
+    pub min: u64,
+    /// Mean.
+    pub mean: f64,
+    /// Standard deviation.
+    pub stdev: f64,
+    /// 50th percentile.
+    pub p50: u64,
+    /// 90th.
+    pub p90: u64,
+    /// 99th.
+    pub p99: u64,
+    /// 99.9th.
+    pub p99_9: u64,
+    /// 99.99th.
+    pub p99_99: u64,
+    /// Largest.
+    pub max: u64,
+}
+
+impl Latency {
+    /// Percentiles of `h`.
+    pub fn of(h: &Histogram<u64>) -> Self {
+        let q = |p: f64| {
+            if h.is_empty() {
+                0
+            } else {
+                h.value_at_quantile(p)
+            }
+        };
+        Self {
+            count: h.len(),
+            min: if h.is_empty() { 0 } else { h.min() },
+            mean: h.mean(),
+            stdev: h.stdev(),
+            p50: q(0.5),
+            p90: q(0.9),
+            p99: q(0.99),
+            p99_9: q(0.999),
+            p99_99: q(0.9999),
+            max: h.max(),
+        }
+    }
+}
+
+/// Failures of one cause.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorRecord {
+    /// How many connections.
+    pub count: u64,
+    /// What the first one said.
+    pub first: String,
+}
+
+/// CPU and memory of a process over the measured window.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcessRecord {
+    /// The process.
+    pub pid: u32,
+    /// CPU time (user + system) in the window, seconds.
+    pub cpu_s: f64,
+    /// `cpu_s / window`, in percent of one core (200 = two cores busy).
+    pub cpu_percent: f64,
+    /// CPU time per echoed message, microseconds.
+    pub cpu_us_per_msg: f64,
+    /// The same from schedstat (ns resolution), when available (server only).
+    pub sched_cpu_us_per_msg: Option<f64>,
+    /// Resident memory at the window's start, bytes (server: VmRSS; client: peak RSS).
+    pub rss_start_bytes: Option<u64>,
+    /// Resident memory at the window's end.
+    pub rss_end_bytes: Option<u64>,
+    /// Cores the process could use (client: its worker threads).
+    pub cores: Option<usize>,
+}
+
+/// One second of the window.
+#[derive(Debug, Clone, Serialize)]
+pub struct IntervalSummary {
+    /// Seconds from the window's start.
+    pub t: f64,
+    /// Length, seconds.
+    pub length_s: f64,
+    /// Echoes.
+    pub messages: u64,
+    /// Echoes per second.
+    pub msgs_per_sec: f64,
+    /// Median latency, ns.
+    pub p50_ns: u64,
+    /// 99th percentile, ns.
+    pub p99_ns: u64,
+    /// Max, ns.
+    pub max_ns: u64,
+    /// Connections that failed.
+    pub errors: u64,
+}
+
+/// The histogram in the JSON.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistogramRecord {
+    /// `ns`.
+    pub unit: &'static str,
+    /// How `data` is encoded.
+    pub encoding: &'static str,
+    /// Lowest discernible value.
+    pub lowest: u64,
+    /// Highest trackable value.
+    pub highest: u64,
+    /// Significant digits.
+    pub significant_digits: u8,
+    /// The histogram.
+    pub data: String,
+}
+
+impl HistogramRecord {
+    /// Encode `h`.
+    pub fn of(h: &Histogram<u64>) -> Self {
+        Self {
+            unit: "ns",
+            encoding: "HdrHistogram V2 compressed (deflate), base64: the format of an .hlog line",
+            lowest: h.low(),
+            highest: h.high(),
+            significant_digits: h.sigfig(),
+            data: crate::hlog::encode_histogram(h),
+        }
+    }
+}
+
+/// 1234567 -> `1,234,567`.
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Nanoseconds as `850ns`, `41.2µs`, `1.23ms`, `2.00s`.
+pub fn format_ns(ns: u64) -> String {
+    let f = ns as f64;
+    if ns < 1_000 {
+        format!("{ns}ns")
+    } else if ns < 1_000_000 {
+        format!("{:.1}µs", f / 1e3)
+    } else if ns < 1_000_000_000 {
+        format!("{:.2}ms", f / 1e6)
+    } else {
+        format!("{:.2}s", f / 1e9)
+    }
+}
+
+fn format_bytes(b: u64) -> String {
+    let f = b as f64;
+    if b >= 1 << 30 {
+        format!("{:.1} GiB", f / (1u64 << 30) as f64)
+    } else if b >= 1 << 20 {
+        format!("{:.1} MiB", f / (1u64 << 20) as f64)
+    } else {
+        format!("{:.0} KiB", f / 1024.0)
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = &self.results;
+        let s = &self.setup;
+        let pin = match &s.pinning {
+            Some(cpus) => format!(
+                ", pinned to CPU {}",
+                wsport_server_common::cli::format_cpu_list(cpus)
+            ),
+            None => String::new(),
+        };
+        let threads = if s.threads == 1 {
+            "1 thread".to_owned()
+        } else {
+            format!("{} threads", s.threads)
+        };
+        writeln!(f, "wsport-bench {}", self.scenario)?;
+        writeln!(f, "  engine     {}, {threads}{pin}", s.engine)?;
+        if let Some(why) = &s.engine_fallback {
+            writeln!(f, "             (io_uring unavailable: {why})")?;
+        }
+        for t in &s.targets {
+            writeln!(f, "  target     {} x {}", t.url, t.connections)?;
+        }
+        let ended = match self.ended_by {
+            EndedBy::Duration => "",
+            EndedBy::Interrupted => ", cut short by Ctrl-C",
+            EndedBy::ConnectionsFailed => ", cut short: every connection failed",
+        };
+        writeln!(
+            f,
+            "  window     {:.2} s after {:.1} s warmup{ended}",
+            r.window_s, s.warmup_s
+        )?;
+        if self.workload == "hold" {
+            writeln!(
+                f,
+                "  pongs      {} answered pings: {:.0} per second",
+                thousands(r.messages),
+                r.msgs_per_sec
+            )?;
+        } else if self.workload == "connect" {
+            writeln!(
+                f,
+                "  opened     {} connections: {:.0} per second",
+                thousands(r.messages),
+                r.msgs_per_sec
+            )?;
+        } else {
+            writeln!(
+                f,
+                "  messages   {} echoed: {} msgs/s, {:.1} MB/s payload each way",
+                thousands(r.messages),
+                thousands(r.msgs_per_sec.round() as u64),
+                r.payload_bytes_per_sec / 1e6
+            )?;
+        }
+        match s.pacing {
+            PacingRecord::Open { interval_ns, .. } if self.workload == "hold" => {
+                writeln!(
+                    f,
+                    "  pings      one every {} per connection",
+                    format_ns(interval_ns)
+                )?;
+            }
+            PacingRecord::Open {
+                rate,
+                max_in_flight,
+                ..
+            } => {
+                writeln!(f, "  rate       target {} msgs/s, at most {max_in_flight} in flight per connection", thousands(rate))?;
+            }
+            PacingRecord::Closed { .. } | PacingRecord::Storm => {}
+        }
+        let line = |f: &mut fmt::Formatter<'_>, name: &str, l: &Latency| {
+            writeln!(
+                f,
+                "  {name:<10} p50 {}  p90 {}  p99 {}  p99.9 {}  p99.99 {}  max {}",
+                format_ns(l.p50),
+                format_ns(l.p90),
+                format_ns(l.p99),
+                format_ns(l.p99_9),
+                format_ns(l.p99_99),
+                format_ns(l.max)
+            )
+        };
+        if let Some(c) = &r.connect {
+            line(f, "tcp", &c.tcp_ns)?;
+            if let Some(tls) = &c.tls_ns {
+                line(f, "tls", tls)?;
+            }
+            line(f, "upgrade", &c.upgrade_ns)?;
+        }
+        line(
+            f,
+            if r.connect.is_some() {
+                "total"
+            } else {
+                "latency"
+            },
+            &r.latency_ns,
+        )?;
+        if let Some(u) = &r.latency_uncorrected_ns {
+            line(f, "as sent", u)?;
+            writeln!(
+                f,
+                "             (latency: from each message's intended send time, coordinated-omission \
+                 corrected; as sent: from its actual send time, which hides waits to send)"
+            )?;
+        }
+        let answers = if self.workload == "hold" {
+            "pong"
+        } else {
+            "echo"
+        };
+        if self.workload == "connect" {
+            // Nothing is echoed.
+        } else if r.mismatches == 0 {
+            writeln!(f, "  verified   every {answers} matched what was sent")?;
+        } else {
+            writeln!(
+                f,
+                "  verified   {} {}S DID NOT MATCH what was sent",
+                thousands(r.mismatches),
+                answers.to_uppercase()
+            )?;
+        }
+        if r.errors.is_empty() {
+            writeln!(f, "  errors     none")?;
+        } else {
+            for (cause, e) in &r.errors {
+                writeln!(
+                    f,
+                    "  errors     {cause}: {} connection(s); first: {}",
+                    e.count, e.first
+                )?;
+            }
+        }
+        let unit = match self.workload {
+            "connect" => "connection",
+            "hold" => "ping",
+            _ => "message",
+        };
+        let process = |f: &mut fmt::Formatter<'_>, name: &str, p: &ProcessRecord| {
+            let cores = match p.cores {
+                Some(1) => " of 1 core".to_owned(),
+                Some(n) => format!(" of {n} cores"),
+                None => String::new(),
+            };
+            let rss = match (p.rss_start_bytes, p.rss_end_bytes) {
+                (Some(a), Some(b)) if name == "server" => {
+                    format!(", RSS {} -> {}", format_bytes(a), format_bytes(b))
+                }
+                (_, Some(b)) => format!(", max RSS {}", format_bytes(b)),
+                _ => String::new(),
+            };
+            writeln!(
+                f,
+                "  {name:<10} pid {}: {:.1}% CPU{cores}, {:.2} µs CPU per {unit}{rss}",
+                p.pid, p.cpu_percent, p.cpu_us_per_msg
+            )
+        };
+        if let Some(p) = &r.server {
+            process(f, "server", p)?;
+        }
+        if let (Some(per), Some(before)) = (
+            r.server_memory_per_connection_bytes,
+            r.server_rss_before_connecting_bytes,
+        ) {
+            let open = r
+                .server
+                .as_ref()
+                .and_then(|p| p.rss_start_bytes)
+                .unwrap_or(before);
+            writeln!(
+                f,
+                "  memory     server RSS {:.1} KiB per connection ({} before connecting, {} with {} open)",
+                per / 1024.0,
+                format_bytes(before),
+                format_bytes(open),
+                thousands(s.connections as u64)
+            )?;
+        }
+        if let Some(p) = &r.client {
+            process(f, "client", p)?;
+        }
+        writeln!(
+            f,
+            "  counts     sent {} = received {} + in flight {} + lost {}",
+            thousands(r.sent),
+            thousands(r.received),
+            thousands(r.in_flight),
+            thousands(r.lost)
+        )?;
+        for w in &self.warnings {
+            writeln!(f, "WARNING: {w}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn number_formats() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1234567), "1,234,567");
+        assert_eq!(format_ns(850), "850ns");
+        assert_eq!(format_ns(41_234), "41.2µs");
+        assert_eq!(format_ns(1_234_567), "1.23ms");
+        assert_eq!(format_bytes(3 << 20), "3.0 MiB");
+    }
+}

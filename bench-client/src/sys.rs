@@ -1,0 +1,164 @@
+//! The operating system around the run: sockets, the descriptor limit, and CPU time and memory
+//! of processes (the server's from /proc, ours from getrusage).
+
+use std::io;
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+use crate::error::BenchError;
+
+/// A TCP socket for `addr` with TCP_NODELAY (one small message per segment, as servers and
+/// browsers send them), close-on-exec, blocking or not.
+pub fn tcp_socket(addr: &SockAddr, nonblocking: bool) -> io::Result<Socket> {
+    let domain = if addr.is_ipv6() {
+        Domain::IPV6
+    } else {
+        Domain::IPV4
+    };
+    let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_nodelay(true)?;
+    if nonblocking {
+        socket.set_nonblocking(true)?;
+    }
+    Ok(socket)
+}
+
+/// Raise the soft RLIMIT_NOFILE to the hard limit; fail when even that is below what
+/// `connections` need (one descriptor each, plus a margin for rings, epoll, files, stdio).
+/// Returns the limit now in force.
+pub fn raise_nofile(connections: usize) -> Result<u64, BenchError> {
+    let need = connections as u64 + 64;
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit to the pointer, which points to one.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(BenchError::io(
+            "getrlimit(RLIMIT_NOFILE)",
+            io::Error::last_os_error(),
+        ));
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: setrlimit reads one rlimit from the pointer, which points to one.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            lim.rlim_cur = lim.rlim_max;
+        }
+    }
+    if lim.rlim_cur < need {
+        return Err(BenchError::TooFewFiles {
+            connections,
+            need,
+            hard: lim.rlim_max,
+        });
+    }
+    Ok(lim.rlim_cur)
+}
+
+/// CPU time (user + system) of this process, all threads, and its peak RSS in bytes.
+pub fn self_usage() -> (Duration, u64) {
+    // SAFETY: an all-zero rusage is a valid value for getrusage to overwrite.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes one rusage to the pointer, which points to one.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    (
+        tv(ru.ru_utime) + tv(ru.ru_stime),
+        ru.ru_maxrss as u64 * 1024,
+    )
+}
+
+/// Clock ticks per second of /proc/PID/stat's times.
+fn clock_ticks() -> u64 {
+    // SAFETY: sysconf takes no pointers.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as u64
+    } else {
+        100
+    }
+}
+
+/// One look at a process in /proc.
+#[derive(Debug, Clone, Copy)]
+pub struct ProcSample {
+    /// utime + stime, from /proc/PID/stat (clock-tick resolution, usually 10 ms).
+    pub cpu: Duration,
+    /// Sum of the threads' on-CPU time from /proc/PID/task/*/schedstat (ns resolution), when
+    /// the kernel has schedstats.
+    pub sched: Option<Duration>,
+    /// VmRSS.
+    pub rss_bytes: Option<u64>,
+}
+
+/// Sample process `pid`; `None` if it is gone.
+pub fn sample_process(pid: u32) -> Option<ProcSample> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may contain spaces: split after it.
+    let after = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // After the name: state is field 3, so utime (14) and stime (15) are at 11 and 12.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    let ticks = clock_ticks();
+    let cpu = Duration::from_nanos((utime + stime) * 1_000_000_000 / ticks);
+    Some(ProcSample {
+        cpu,
+        sched: schedstat(pid),
+        rss_bytes: rss(pid),
+    })
+}
+
+fn schedstat(pid: u32) -> Option<Duration> {
+    let mut total = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let path = task.ok()?.path().join("schedstat");
+        let text = std::fs::read_to_string(path).ok()?;
+        total += text.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(Duration::from_nanos(total))
+}
+
+fn rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Pin the calling thread to `cpu`.
+pub fn pin(cpu: usize) -> io::Result<()> {
+    wsport_server_common::pin_current_thread(cpu)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_this_process() {
+        let s = sample_process(std::process::id()).expect("our own /proc entry");
+        assert!(s.rss_bytes.unwrap_or(0) > 0);
+        let (cpu, rss) = self_usage();
+        assert!(rss > 0);
+        // Both read the same clocks; the /proc figure is coarser.
+        assert!(
+            s.cpu <= cpu + Duration::from_millis(50),
+            "{:?} vs {cpu:?}",
+            s.cpu
+        );
+        assert!(sample_process(u32::MAX).is_none());
+    }
+
+    #[test]
+    fn nofile_is_raised_or_refused_with_advice() {
+        assert!(raise_nofile(10).unwrap() >= 74);
+        let e = raise_nofile(usize::MAX / 2).unwrap_err().to_string();
+        assert!(e.contains("ulimit -Hn"), "{e}");
+    }
+}

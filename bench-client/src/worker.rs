@@ -1,0 +1,887 @@
+//! What every worker does whatever its IO engine: the phases of a run, the clock, the
+//! per-second interval histograms, and the messages to and from the main thread.
+//!
+//! A worker owns its connections and its histogram outright; nothing is shared with other
+//! workers while messages flow except one atomic (the end of the window, which Ctrl-C moves).
+//! The engine loop is, per batch:
+//!
+//! ```text
+//! loop {
+//!     next = worker.poll()?          // phase changes; how long the engine may wait
+//!     if next == Exit and nothing in flight { break }
+//!     engine: send what Ctx::dirty names, wait for IO (at most `next`)
+//!     worker.set_now(clock)          // one clock read per batch; rotates the interval
+//!     engine: hand each completion to worker.connected/received/eof/failed
+//! }
+//! ```
+//!
+//! Pacing: the closed loop sends on each echo (`Conn::fill` from the echo); the open loop
+//! (`rate`, `hold`) keeps a heap of connections by the intended time of their next message and
+//! sends what is due in [`Worker::poll`]; the storm (`connect`) reopens a slot when the engine
+//! reports its socket closed ([`Worker::closed`]).
+//!
+//! Phases: `Opening` (connect, TLS, upgrade, all within --connect-timeout), then `Ready` is
+//! reported and the worker blocks until the main thread says `Go` (so every worker's window
+//! starts at the same instant), `Running` (warmup, then the measured window), `Draining` (close
+//! handshakes, at most [`DRAIN`]), `Exiting`.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use rustls::pki_types::ServerName;
+
+use crate::cli::{Pacing, Plan, Target};
+use crate::conn::{Conn, Phase};
+use crate::error::{BenchError, Cause, ConnError};
+
+/// Highest latency the histograms track: a minute, in nanoseconds.
+pub const HIST_MAX_NS: u64 = 60_000_000_000;
+
+/// How long the close handshakes may take at the end.
+pub const DRAIN: Duration = Duration::from_secs(1);
+
+/// The longest an engine waits without looking at the clock.
+const MAX_WAIT: Duration = Duration::from_millis(100);
+
+/// Open loop: a wake-up sends every message due within this much after it, so that a high
+/// rate costs one wake-up per batch rather than per message. Messages go out at most this
+/// late, and the corrected latency (from the intended time) includes it.
+const PACE_SLACK_NS: u64 = 50_000;
+
+/// Length of one interval of the `.hlog` and of the progress line.
+pub const INTERVAL_NS: u64 = 1_000_000_000;
+
+/// An empty latency histogram: 1 ns to a minute, 3 significant digits.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, HIST_MAX_NS, 3).expect("static bounds are valid")
+}
+
+/// wyrand: one multiply per 64 bits. Masking keys (RFC 6455 §5.3) must be unpredictable to
+/// the page scripts a browser runs, which a load generator has none of; what matters here is
+/// that they vary and cost nothing.
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    /// A seed that differs between runs and workers.
+    pub fn seeded(worker: usize) -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_usize(worker);
+        h.write_u128(Instant::now().elapsed().as_nanos());
+        Self(h.finish())
+    }
+
+    /// 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0xa076_1d64_78bd_642f);
+        let t = u128::from(self.0) * u128::from(self.0 ^ 0xe703_7ed1_a0b4_28db);
+        ((t >> 64) as u64) ^ (t as u64)
+    }
+
+    /// A masking key.
+    pub fn mask_key(&mut self) -> [u8; 4] {
+        (self.next_u64() as u32).to_ne_bytes()
+    }
+
+    /// A `Sec-WebSocket-Key` nonce.
+    pub fn bytes16(&mut self) -> [u8; 16] {
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&self.next_u64().to_ne_bytes());
+        b[8..].copy_from_slice(&self.next_u64().to_ne_bytes());
+        b
+    }
+}
+
+/// A target as the connections use it.
+pub struct TargetRt {
+    /// The `Host` header.
+    pub host_header: String,
+    /// The request target.
+    pub path: String,
+    /// Where to connect.
+    pub addr: std::net::SocketAddr,
+    /// wss: the TLS server name.
+    pub tls: Option<ServerName<'static>>,
+    /// The URL, for messages.
+    pub url: String,
+}
+
+impl TargetRt {
+    /// From a parsed `--url`.
+    pub fn new(t: &Target) -> Result<Self, BenchError> {
+        Ok(Self {
+            host_header: t.host_header(),
+            path: t.path.clone(),
+            addr: t.addr,
+            tls: if t.tls {
+                Some(crate::tls::server_name(t.server_name())?)
+            } else {
+                None
+            },
+            url: t.url.clone(),
+        })
+    }
+}
+
+/// Counts for a whole run, per worker, summed by the main thread.
+#[derive(Debug, Clone, Default)]
+pub struct Totals {
+    /// Messages sent, warmup and drain included.
+    pub sent: u64,
+    /// Echoes received, warmup and drain included.
+    pub received: u64,
+    /// Echoes received inside the measured window (the histogram's sample count).
+    pub measured_messages: u64,
+    /// Their payload bytes.
+    pub measured_bytes: u64,
+    /// Echoes whose payload, length or type differed from the message sent (whole run).
+    pub mismatches: u64,
+    /// Messages in flight on connections that failed.
+    pub lost: u64,
+    /// Messages still in flight when the run ended (the drain timed out).
+    pub in_flight: u64,
+    /// Failures by cause: count and the first one's text.
+    pub errors: BTreeMap<Cause, (u64, String)>,
+    /// `connect`: the phases of the connections completed in the window.
+    pub phases: Option<Box<Phases>>,
+}
+
+/// `connect`: how long each phase of opening a connection took, ns.
+#[derive(Debug, Clone)]
+pub struct Phases {
+    /// From the intended start to TCP connected.
+    pub tcp: Histogram<u64>,
+    /// From TCP connected to the TLS handshake done (wss).
+    pub tls: Histogram<u64>,
+    /// From TCP (ws) or TLS (wss) done to the 101 answer.
+    pub upgrade: Histogram<u64>,
+}
+
+impl Default for Phases {
+    fn default() -> Self {
+        Self {
+            tcp: new_histogram(),
+            tls: new_histogram(),
+            upgrade: new_histogram(),
+        }
+    }
+}
+
+impl Totals {
+    /// Add another worker's counts.
+    pub fn add(&mut self, other: &Totals) {
+        self.sent += other.sent;
+        self.received += other.received;
+        self.measured_messages += other.measured_messages;
+        self.measured_bytes += other.measured_bytes;
+        self.mismatches += other.mismatches;
+        self.lost += other.lost;
+        self.in_flight += other.in_flight;
+        for (cause, (n, first)) in &other.errors {
+            let entry = self
+                .errors
+                .entry(*cause)
+                .or_insert_with(|| (0, first.clone()));
+            entry.0 += n;
+        }
+        if let Some(theirs) = &other.phases {
+            let mine = self.phases.get_or_insert_with(Box::default);
+            let _ = mine.tcp.add(&theirs.tcp);
+            let _ = mine.tls.add(&theirs.tls);
+            let _ = mine.upgrade.add(&theirs.upgrade);
+        }
+    }
+
+    fn error(&mut self, e: &ConnError) {
+        self.errors
+            .entry(e.cause)
+            .or_insert_with(|| (0, e.detail.clone()))
+            .0 += 1;
+    }
+}
+
+/// One worker's measurements over one interval: `[start_ns, end_ns)` since the run's epoch.
+/// Interval `k` starts `k` seconds after the measured window starts; warmup intervals have
+/// negative indexes, and the last one of the window is cut at its end.
+pub struct Interval {
+    /// The worker.
+    pub worker: usize,
+    /// Seconds from the start of the window.
+    pub index: i64,
+    /// Start, ns since the epoch.
+    pub start_ns: u64,
+    /// End, ns since the epoch.
+    pub end_ns: u64,
+    /// Round-trip latencies of the echoes received in the interval, ns, from the intended
+    /// send time.
+    pub hist: Histogram<u64>,
+    /// Open loop: the same from the actual send time.
+    pub hist_uncorrected: Option<Histogram<u64>>,
+    /// Echoes received.
+    pub messages: u64,
+    /// Their payload bytes.
+    pub bytes: u64,
+    /// Connections that failed.
+    pub errors: u64,
+    /// The worker's last interval (the window ended, or all its connections failed).
+    pub last: bool,
+}
+
+/// Worker to main thread.
+pub enum Event {
+    /// Every connection of the worker is open; the engine as it runs.
+    Ready(usize, String),
+    /// The worker could not open its connections (or its engine); the run is off.
+    Failed(usize, BenchError),
+    /// An interval ended.
+    Interval(Interval),
+    /// The worker is done; its totals and which engine ran.
+    Finished(usize, Box<Totals>),
+}
+
+/// Main thread to a worker that reported `Ready`.
+pub enum Go {
+    /// Start sending; the window is `[record_from, end)` in ns since the epoch, where the end
+    /// is read from [`Control::end_ns`].
+    Start {
+        /// Start of the measured window.
+        record_from: u64,
+    },
+    /// Another worker failed, or Ctrl-C: close and exit.
+    Abort,
+}
+
+/// What the main thread changes while workers run.
+pub struct Control {
+    /// End of the measured window, ns since the epoch; Ctrl-C brings it forward.
+    pub end_ns: AtomicU64,
+    /// Stop opening connections (another worker failed, or Ctrl-C during setup).
+    pub abort: AtomicBool,
+}
+
+/// Everything a connection needs from its worker.
+pub struct Ctx {
+    /// The time of this batch, ns since the epoch.
+    pub now: u64,
+    /// Start of the measured window.
+    pub record_from: u64,
+    /// End of the measured window.
+    pub record_until: u64,
+    /// Whether new messages may be sent (false before Go and after the window).
+    pub sending: bool,
+    /// Cap on messages in flight per connection (the closed loop's depth).
+    pub max_in_flight: usize,
+    /// Open loop: time between two messages of a connection; `None` for the closed loop.
+    pub interval_ns: Option<u64>,
+    /// Open-loop connections that an echo unblocked; the worker puts them back on schedule.
+    pub unblocked: Vec<usize>,
+    /// Payload sizes to cycle through.
+    pub sizes: Vec<usize>,
+    /// Text frames.
+    pub text: bool,
+    /// Pings instead of messages (`hold`): the pongs are the answers measured.
+    pub ping: bool,
+    /// `connect`: connections are the unit; each is closed after its upgrade and reopened.
+    pub storm: bool,
+    /// `connect`: slots whose next connection the engine should open now.
+    pub reconnect: Vec<usize>,
+    /// Masking keys, nonces, payloads.
+    pub rng: Rng,
+    /// The targets.
+    pub targets: Arc<[TargetRt]>,
+    /// wss configuration, if any target is wss.
+    pub tls_config: Option<Arc<rustls::ClientConfig>>,
+    /// Connections with bytes to send; the engine drains it every batch.
+    pub dirty: Vec<usize>,
+    /// Connections that became `Done` since the engine last looked; it closes their sockets.
+    pub finished: Vec<usize>,
+    /// Connections that completed the upgrade.
+    pub open: usize,
+    /// Run totals.
+    pub totals: Totals,
+    /// The interval being filled: latency from the intended send time.
+    hist: Histogram<u64>,
+    /// Open loop: latency from the actual send time.
+    hist_uncorrected: Option<Histogram<u64>>,
+    iv_messages: u64,
+    iv_bytes: u64,
+    iv_errors: u64,
+}
+
+impl Ctx {
+    /// An echo arrived: account it, and measure it if it arrived inside the window. Latency
+    /// counts from the intended send time (the same as the actual one in the closed loop); the
+    /// open loop also records it from the actual one, the figure coordinated omission skews.
+    pub fn on_echo(&mut self, intended: u64, sent: u64, bytes: usize, ok: bool) {
+        self.record(intended, sent, bytes, ok);
+    }
+
+    /// `connect`: a connection was upgraded. Its total time (from the intended start) is
+    /// measured like an echo; its phases go to their own histograms.
+    pub fn on_connection(&mut self, start: u64, tcp: u64, tls: Option<u64>) {
+        let measured = self.now >= self.record_from && self.now < self.record_until;
+        self.record(start, start, 0, true);
+        if let (true, Some(p)) = (measured, &mut self.totals.phases) {
+            p.tcp.saturating_record(tcp.saturating_sub(start).max(1));
+            let secure = tls.map_or(tcp, |t| {
+                p.tls.saturating_record(t.saturating_sub(tcp).max(1));
+                t
+            });
+            p.upgrade
+                .saturating_record(self.now.saturating_sub(secure).max(1));
+        }
+    }
+
+    fn record(&mut self, intended: u64, sent: u64, bytes: usize, ok: bool) {
+        self.totals.received += 1;
+        if !ok {
+            self.totals.mismatches += 1;
+        }
+        if self.now >= self.record_until {
+            return;
+        }
+        // Warmup echoes go into the (warmup) interval too, for the progress line.
+        self.hist
+            .saturating_record(self.now.saturating_sub(intended).max(1));
+        if let Some(h) = &mut self.hist_uncorrected {
+            h.saturating_record(self.now.saturating_sub(sent).max(1));
+        }
+        self.iv_messages += 1;
+        self.iv_bytes += bytes as u64;
+        if self.now >= self.record_from {
+            self.totals.measured_messages += 1;
+            self.totals.measured_bytes += bytes as u64;
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Opening,
+    Running,
+    Draining,
+    Exiting,
+    Exited,
+}
+
+/// What the engine should do after [`Worker::poll`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Wait for IO at most this long.
+    Wait(Duration),
+    /// Finish what is in flight and return.
+    Exit,
+}
+
+/// One worker: its connections, context and phase.
+pub struct Worker {
+    /// Index among the workers.
+    pub index: usize,
+    /// Shared with the connections.
+    pub ctx: Ctx,
+    /// The connections, indexed by slot.
+    pub conns: Vec<Conn>,
+    /// The engine and the features it runs with; set by the engine.
+    pub engine: String,
+    epoch: Instant,
+    state: State,
+    events: Sender<Event>,
+    go: Receiver<Go>,
+    control: Arc<Control>,
+    connect_deadline: u64,
+    connect_timeout: Duration,
+    drain_deadline: u64,
+    iv_index: i64,
+    iv_start: u64,
+    /// Connections `Done`.
+    done: usize,
+    /// Open loop: connections by the intended time of their next message.
+    schedule: BinaryHeap<Reverse<(u64, usize)>>,
+    /// Whether a connection is in `schedule` (at most once).
+    scheduled: Vec<bool>,
+    /// Total connections of the run (the open loop staggers them over all of them).
+    connections: usize,
+}
+
+impl Worker {
+    /// Worker `index` of `plan.threads`, with connections `index, index + threads, ...`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        index: usize,
+        plan: &Plan,
+        targets: Arc<[TargetRt]>,
+        tls_config: Option<Arc<rustls::ClientConfig>>,
+        epoch: Instant,
+        events: Sender<Event>,
+        go: Receiver<Go>,
+        control: Arc<Control>,
+    ) -> Result<Self, BenchError> {
+        let mut ctx = Ctx {
+            now: 0,
+            record_from: u64::MAX,
+            record_until: u64::MAX,
+            sending: false,
+            max_in_flight: match plan.pacing {
+                Pacing::Closed { depth } => depth,
+                Pacing::Open { max_in_flight, .. } => max_in_flight,
+                Pacing::Storm => 1,
+            },
+            interval_ns: match plan.pacing {
+                Pacing::Closed { .. } | Pacing::Storm => None,
+                Pacing::Open { interval_ns, .. } => Some(interval_ns),
+            },
+            unblocked: Vec::new(),
+            sizes: plan.sizes.clone(),
+            text: plan.text,
+            ping: plan.ping,
+            storm: plan.pacing == Pacing::Storm,
+            reconnect: Vec::new(),
+            rng: Rng::seeded(index),
+            targets,
+            tls_config,
+            dirty: Vec::new(),
+            finished: Vec::new(),
+            open: 0,
+            totals: Totals {
+                phases: (plan.pacing == Pacing::Storm).then(Box::default),
+                ..Totals::default()
+            },
+            hist: new_histogram(),
+            hist_uncorrected: matches!(plan.pacing, Pacing::Open { .. }).then(new_histogram),
+            iv_messages: 0,
+            iv_bytes: 0,
+            iv_errors: 0,
+        };
+        let ids: Vec<usize> = (index..plan.connections).step_by(plan.threads).collect();
+        let mut conns = Vec::with_capacity(ids.len());
+        for (slot, id) in ids.into_iter().enumerate() {
+            let target = id % plan.targets.len();
+            let conn = Conn::new(slot, id, target, &mut ctx)
+                .map_err(|e| BenchError::Tls(e.to_string()))?;
+            conns.push(conn);
+        }
+        let mut worker = Self {
+            index,
+            ctx,
+            conns,
+            engine: String::new(),
+            epoch,
+            state: State::Opening,
+            events,
+            go,
+            control,
+            connect_deadline: 0,
+            connect_timeout: plan.connect_timeout,
+            drain_deadline: 0,
+            iv_index: 0,
+            iv_start: 0,
+            done: 0,
+            schedule: BinaryHeap::new(),
+            scheduled: Vec::new(),
+            connections: plan.connections,
+        };
+        let now = worker.clock();
+        worker.ctx.now = now;
+        worker.connect_deadline = now + plan.connect_timeout.as_nanos() as u64;
+        Ok(worker)
+    }
+
+    /// Nanoseconds since the run's epoch.
+    pub fn clock(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+
+    /// The clock of a new batch. Closes the intervals it passed, so that what the batch
+    /// records lands in the interval it happened in.
+    pub fn set_now(&mut self, now: u64) {
+        self.ctx.now = now;
+        if matches!(self.state, State::Running) {
+            self.rotate(now);
+        }
+    }
+
+    // Events for a connection already `Done` (completions still in flight when it ended) are
+    // ignored: it has been accounted for.
+
+    /// TCP connect finished for `slot` (`Ok` or an errno).
+    pub fn connected(&mut self, slot: usize, result: Result<(), i32>) {
+        if self.conns[slot].phase() == Phase::Done {
+            return;
+        }
+        let conn = &mut self.conns[slot];
+        let outcome = match result {
+            Ok(()) => conn.on_connected(&mut self.ctx),
+            Err(errno) => Err(conn.io_error(errno, "connect", &self.ctx)),
+        };
+        self.settle(slot, outcome);
+    }
+
+    /// `n > 0` bytes arrived in `slot`'s receive buffer.
+    pub fn received(&mut self, slot: usize, n: usize) {
+        if self.conns[slot].phase() == Phase::Done {
+            return;
+        }
+        let outcome = self.conns[slot].on_recv(n, &mut self.ctx);
+        self.settle(slot, outcome);
+    }
+
+    /// `data` arrived for `slot` in a buffer of the engine's.
+    pub fn received_bytes(&mut self, slot: usize, data: &[u8]) {
+        if self.conns[slot].phase() == Phase::Done {
+            return;
+        }
+        let outcome = self.conns[slot].on_bytes(data, &mut self.ctx);
+        self.settle(slot, outcome);
+    }
+
+    /// `slot`'s peer closed TCP.
+    pub fn eof(&mut self, slot: usize) {
+        if self.conns[slot].phase() == Phase::Done {
+            return;
+        }
+        let outcome = self.conns[slot].on_eof(&mut self.ctx);
+        self.settle(slot, outcome);
+    }
+
+    /// A socket operation of `slot` failed with `errno`.
+    pub fn failed(&mut self, slot: usize, errno: i32, op: &'static str) {
+        if self.conns[slot].phase() == Phase::Done {
+            return;
+        }
+        let e = self.conns[slot].io_error(errno, op, &self.ctx);
+        self.settle(slot, Err(e));
+    }
+
+    /// After any event: count a failure, and hand finished connections to the engine.
+    fn settle(&mut self, slot: usize, outcome: Result<(), ConnError>) {
+        let slots = self.conns.len() as u64;
+        let conn = &mut self.conns[slot];
+        if let Err(e) = outcome {
+            conn.fail(&mut self.ctx);
+            self.ctx.totals.error(&e);
+            self.ctx.iv_errors += 1;
+            // Opening, or `connect` before any connection could be opened and once every slot
+            // failed: the run is off, with the first failure as the reason.
+            let hopeless =
+                self.ctx.storm && self.ctx.totals.received == 0 && self.ctx.totals.lost >= slots;
+            if self.state == State::Opening || (hopeless && self.state == State::Running) {
+                let url = self.ctx.targets[conn.target].url.clone();
+                let _ = self.events.send(Event::Failed(
+                    self.index,
+                    BenchError::Setup {
+                        conn: conn.id,
+                        url,
+                        error: e,
+                    },
+                ));
+                self.ctx.sending = false;
+                self.close_all();
+                self.state = State::Exiting;
+            }
+        }
+        self.hand_over(slot);
+    }
+
+    /// A connection that became `Done` goes to the engine's list, once.
+    fn hand_over(&mut self, slot: usize) {
+        let conn = &mut self.conns[slot];
+        if conn.phase() == Phase::Done && conn.take_done() {
+            self.ctx.finished.push(slot);
+            self.done += 1;
+        }
+    }
+
+    /// The engine closed `slot`'s socket. `connect` starts the slot's next connection.
+    pub fn closed(&mut self, slot: usize) {
+        if !(self.ctx.storm && self.ctx.sending && self.state == State::Running) {
+            return;
+        }
+        // A reset cannot fail for a server name that already worked; if it did, the slot
+        // would just stop.
+        if self.conns[slot].reset(self.ctx.now, &mut self.ctx).is_ok() {
+            self.done -= 1;
+            self.ctx.totals.sent += 1;
+            self.ctx.reconnect.push(slot);
+        }
+    }
+
+    /// Phase changes. Blocks while waiting for `Go`.
+    pub fn poll(&mut self) -> Next {
+        let now = self.ctx.now;
+        match self.state {
+            State::Opening => {
+                if self.control.abort.load(Ordering::Relaxed) {
+                    self.close_all();
+                    self.state = State::Exiting;
+                } else if self.ctx.open == self.conns.len() || self.ctx.storm {
+                    // (`connect` opens its connections only once the run starts.)
+                    self.wait_for_go();
+                } else if now >= self.connect_deadline {
+                    self.report_timeout();
+                    self.close_all();
+                    self.state = State::Exiting;
+                } else {
+                    return Next::Wait(
+                        MAX_WAIT.min(Duration::from_nanos(self.connect_deadline - now)),
+                    );
+                }
+                self.poll_after_change()
+            }
+            State::Running => {
+                self.ctx.record_until = self.control.end_ns.load(Ordering::Relaxed);
+                // (`connect` connections are `Done` between two cycles: only time ends it.)
+                let all_failed = self.done == self.conns.len() && !self.ctx.storm;
+                if now >= self.ctx.record_until || all_failed {
+                    self.end_window(now);
+                    return self.poll_after_change();
+                }
+                let mut wake = self.iv_end();
+                if let Some(due) = self.pace(now) {
+                    wake = wake.min(due.max(now + PACE_SLACK_NS));
+                }
+                Next::Wait(MAX_WAIT.min(Duration::from_nanos(wake.saturating_sub(now))))
+            }
+            State::Draining => {
+                if self.done == self.conns.len() || now >= self.drain_deadline {
+                    self.close_all();
+                    self.state = State::Exiting;
+                    return self.poll_after_change();
+                }
+                Next::Wait(MAX_WAIT.min(Duration::from_nanos(self.drain_deadline - now)))
+            }
+            State::Exiting => {
+                let totals = std::mem::take(&mut self.ctx.totals);
+                let _ = self
+                    .events
+                    .send(Event::Finished(self.index, Box::new(totals)));
+                self.state = State::Exited;
+                Next::Exit
+            }
+            State::Exited => Next::Exit,
+        }
+    }
+
+    /// Send the totals if [`Self::poll`] has not (the engine stopped early).
+    pub fn finish(&mut self) {
+        if self.state != State::Exited {
+            let totals = std::mem::take(&mut self.ctx.totals);
+            let _ = self
+                .events
+                .send(Event::Finished(self.index, Box::new(totals)));
+            self.state = State::Exited;
+        }
+    }
+
+    /// Open loop: send what is due, and say when the next message is.
+    fn pace(&mut self, now: u64) -> Option<u64> {
+        self.ctx.interval_ns?;
+        for slot in std::mem::take(&mut self.ctx.unblocked) {
+            self.reschedule(slot);
+        }
+        while let Some(&Reverse((due, slot))) = self.schedule.peek() {
+            if due > now {
+                return Some(due);
+            }
+            self.schedule.pop();
+            self.scheduled[slot] = false;
+            let outcome = self.conns[slot].fill(&mut self.ctx);
+            self.settle(slot, outcome);
+            // Blocked (max_in_flight) or finished connections leave the schedule; an echo
+            // puts a blocked one back through `unblocked`.
+            self.reschedule(slot);
+        }
+        None
+    }
+
+    fn reschedule(&mut self, slot: usize) {
+        if let (false, Some(due)) = (self.scheduled[slot], self.conns[slot].next_due()) {
+            self.scheduled[slot] = true;
+            self.schedule.push(Reverse((due, slot)));
+        }
+    }
+
+    fn poll_after_change(&mut self) -> Next {
+        match self.state {
+            State::Exiting | State::Exited => self.poll(),
+            // New work was queued (messages, close frames): look at IO right away.
+            _ => Next::Wait(Duration::ZERO),
+        }
+    }
+
+    fn wait_for_go(&mut self) {
+        let _ = self
+            .events
+            .send(Event::Ready(self.index, self.engine.clone()));
+        match self.go.recv() {
+            Ok(Go::Start { record_from }) => {
+                let now = self.clock();
+                self.ctx.now = now;
+                self.ctx.record_from = record_from;
+                self.ctx.record_until = self.control.end_ns.load(Ordering::Relaxed);
+                self.ctx.sending = true;
+                self.iv_index = self.index_of(now);
+                self.iv_start = now;
+                self.state = State::Running;
+                if self.ctx.storm {
+                    for slot in 0..self.conns.len() {
+                        self.conns[slot].start_cycle(now);
+                        self.ctx.totals.sent += 1;
+                        self.ctx.reconnect.push(slot);
+                    }
+                }
+                if let Some(interval) = self.ctx.interval_ns {
+                    // Connection `id` of `c` starts `id/c` of an interval late: the total is
+                    // evenly spread, not in bursts of `c` messages.
+                    self.scheduled = vec![false; self.conns.len()];
+                    for slot in 0..self.conns.len() {
+                        let id = self.conns[slot].id as u128;
+                        let offset = (u128::from(interval) * id / self.connections as u128) as u64;
+                        self.conns[slot].schedule_from(now + offset);
+                        self.reschedule(slot);
+                    }
+                }
+                for slot in 0..self.conns.len() {
+                    let outcome = self.conns[slot].fill(&mut self.ctx);
+                    self.settle(slot, outcome);
+                }
+            }
+            Ok(Go::Abort) | Err(_) => {
+                self.close_all();
+                self.state = State::Exiting;
+            }
+        }
+    }
+
+    fn report_timeout(&mut self) {
+        let pending: Vec<&Conn> = self
+            .conns
+            .iter()
+            .filter(|c| c.phase() != Phase::Open)
+            .collect();
+        let Some(first) = pending.first() else { return };
+        let error = BenchError::SetupTimeout {
+            pending: pending.len(),
+            total: self.conns.len(),
+            timeout: self.connect_timeout,
+            url: self.ctx.targets[first.target].url.clone(),
+            phase: first.phase().describe(first.is_tls()),
+        };
+        let _ = self.events.send(Event::Failed(self.index, error));
+    }
+
+    /// Abort every connection (setup failed elsewhere, or Ctrl-C before the start).
+    fn close_all(&mut self) {
+        for slot in 0..self.conns.len() {
+            if self.conns[slot].phase() != Phase::Done {
+                self.conns[slot].abandon(&mut self.ctx);
+                self.hand_over(slot);
+            }
+        }
+    }
+
+    /// Every connection is `Done` and handed to the engine.
+    pub fn all_done(&self) -> bool {
+        self.done == self.conns.len()
+    }
+
+    /// The window is over (or every connection failed): ship the last interval, stop
+    /// sending, start the close handshakes.
+    fn end_window(&mut self, now: u64) {
+        let end = now.min(self.ctx.record_until);
+        self.rotate(end);
+        self.ship(end, true);
+        self.ctx.sending = false;
+        for slot in 0..self.conns.len() {
+            let outcome = self.conns[slot].start_close(&mut self.ctx);
+            self.settle(slot, outcome);
+        }
+        self.drain_deadline = now + DRAIN.as_nanos() as u64;
+        self.state = State::Draining;
+    }
+
+    fn index_of(&self, t: u64) -> i64 {
+        (t as i64 - self.ctx.record_from as i64).div_euclid(INTERVAL_NS as i64)
+    }
+
+    /// End of the current interval: the next whole second from the window's start, or the
+    /// window's end.
+    fn iv_end(&self) -> u64 {
+        let next = self.ctx.record_from as i64 + (self.iv_index + 1) * INTERVAL_NS as i64;
+        (next as u64).min(self.ctx.record_until)
+    }
+
+    /// Ship every interval that ended at or before `now`, except the window's last, which
+    /// [`Self::end_window`] ships.
+    fn rotate(&mut self, now: u64) {
+        loop {
+            let end = self.iv_end();
+            if now < end || end >= self.ctx.record_until {
+                return;
+            }
+            self.ship(end, false);
+        }
+    }
+
+    fn ship(&mut self, end: u64, last: bool) {
+        let hist = std::mem::replace(&mut self.ctx.hist, new_histogram());
+        let hist_uncorrected = self
+            .ctx
+            .hist_uncorrected
+            .as_mut()
+            .map(|h| std::mem::replace(h, new_histogram()));
+        let interval = Interval {
+            worker: self.index,
+            index: self.iv_index,
+            start_ns: self.iv_start,
+            end_ns: end,
+            hist,
+            hist_uncorrected,
+            messages: std::mem::take(&mut self.ctx.iv_messages),
+            bytes: std::mem::take(&mut self.ctx.iv_bytes),
+            errors: std::mem::take(&mut self.ctx.iv_errors),
+            last,
+        };
+        let _ = self.events.send(Event::Interval(interval));
+        self.iv_index += 1;
+        self.iv_start = end;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rng_varies() {
+        let mut r = Rng::new(0);
+        let a = r.next_u64();
+        let b = r.next_u64();
+        assert_ne!(a, b);
+        assert_ne!(r.mask_key(), r.mask_key());
+        assert_ne!(Rng::seeded(0).next_u64(), Rng::seeded(0).next_u64());
+    }
+
+    #[test]
+    fn totals_add_keeps_the_first_error_text() {
+        let mut a = Totals::default();
+        a.error(&ConnError::new(Cause::Reset, "first"));
+        let mut b = Totals::default();
+        b.error(&ConnError::new(Cause::Reset, "second"));
+        b.error(&ConnError::new(Cause::Eof, "eof"));
+        b.sent = 3;
+        a.add(&b);
+        assert_eq!(a.errors[&Cause::Reset], (2, "first".to_owned()));
+        assert_eq!(a.errors[&Cause::Eof].0, 1);
+        assert_eq!(a.sent, 3);
+    }
+}
