@@ -29,6 +29,7 @@ pub mod error;
 pub mod hlog;
 pub mod meta;
 pub mod report;
+pub mod summary;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod tls;

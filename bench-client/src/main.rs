@@ -1,9 +1,42 @@
-//! `wsport-bench`: parse the command line, run, print the summary. See the crate docs.
+//! `wsport-bench`: parse the command line, run a workload and print its summary, or summarise
+//! a directory of runs (`report`). See the crate docs.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
-use wsport_bench::{run_with_stop, Opts, Stop};
+use clap::{Args, Parser, Subcommand};
+use wsport_bench::cli::Command;
+use wsport_bench::{run_with_stop, summary, Opts, Stop};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "wsport-bench",
+    version,
+    about = "A load generator for WebSocket servers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: TopCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum TopCommand {
+    #[command(flatten)]
+    Workload(Command),
+    /// Summarise a directory of runs (`--json` files): a table per scenario, one row per
+    /// server (`--label`), medians and ranges of the repeats, server CPU per message as a ratio
+    /// against the baseline server. Prints it and writes DIR/summary.md.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+struct ReportArgs {
+    /// The directory holding the runs' JSON files.
+    dir: PathBuf,
+    /// The server the ratios are against.
+    #[arg(long, default_value = "tokio")]
+    baseline: String,
+}
 
 fn main() -> ExitCode {
     match real_main() {
@@ -16,8 +49,19 @@ fn main() -> ExitCode {
 }
 
 fn real_main() -> anyhow::Result<ExitCode> {
-    let mut opts = Opts::parse();
-    opts.argv = std::env::args().collect();
+    let command = match Cli::parse().command {
+        TopCommand::Workload(command) => command,
+        TopCommand::Report(args) => {
+            let text = summary::summarize(&args.dir, &args.baseline)?;
+            print!("{text}");
+            std::fs::write(args.dir.join("summary.md"), &text)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    let opts = Opts {
+        command,
+        argv: std::env::args().collect(),
+    };
     let stop = Stop::new();
     stop.on_signals()?;
     let report = run_with_stop(&opts, &stop)?;
