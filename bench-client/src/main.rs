@@ -22,7 +22,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum TopCommand {
     #[command(flatten)]
-    Workload(Command),
+    Workload(Box<Command>),
     /// Summarise a directory of runs (`--json` files): a table per scenario, one row per
     /// server (`--label`), medians and ranges of the repeats, server CPU per message as a ratio
     /// against the baseline server. Prints it and writes DIR/summary.md.
@@ -50,7 +50,7 @@ fn main() -> ExitCode {
 
 fn real_main() -> anyhow::Result<ExitCode> {
     let command = match Cli::parse().command {
-        TopCommand::Workload(command) => command,
+        TopCommand::Workload(command) => *command,
         TopCommand::Report(args) => {
             let text = summary::summarize(&args.dir, &args.baseline)?;
             print!("{text}");
