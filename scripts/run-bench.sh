@@ -23,6 +23,7 @@ repeat=2
 out=""
 server_cores=""
 client_cores=""
+command_line="scripts/run-bench.sh $*"
 
 usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
 
@@ -104,7 +105,7 @@ cat > "$out/README.md" <<EOF
 - governor: $(cat /sys/devices/system/cpu/cpu0/cpufreq/scaling_governor 2> /dev/null || echo "n/a (no cpufreq)")
 - pinning: server threads on CPU(s) $server_cores (--threads $server_threads), client on CPU(s) $client_cores
 - matrix: servers $servers × $schemes × sizes $sizes × connections $conns; $duration after $warmup warm-up; $repeat repeats, interleaved
-- command: scripts/run-bench.sh $*
+- command: \`$command_line\`
 
 Each \`*.json\` is one run (schema wsport-bench/1, with the exact client flags and host metadata);
 \`summary.md\` is \`wsport-bench report\` of this directory.
@@ -115,6 +116,7 @@ EOF
 total=$(( repeat * ${#scheme_list[@]} * ${#size_list[@]} * ${#conn_list[@]} * ${#server_list[@]} ))
 n=0
 declare -A unavailable=()
+failed=0
 for r in $(seq 1 "$repeat"); do
   for scheme in "${scheme_list[@]}"; do
     for size in "${size_list[@]}"; do
@@ -157,6 +159,7 @@ for r in $(seq 1 "$repeat"); do
               echo
           else
               echo "FAILED (see $out/$name.txt)"
+              failed=1
           fi
           stop_server
         done
@@ -165,6 +168,9 @@ for r in $(seq 1 "$repeat"); do
   done
 done
 
+# Empty server logs say nothing; keep the ones that do.
+find "$out" -name '*.server.*' -empty -delete
 echo
 "$bin/wsport-bench" report "$out"
 echo "Full result: $out (summary.md, README.md, one JSON per run)"
+exit "$failed"
