@@ -546,6 +546,43 @@ fn rate_latency_is_corrected_for_a_server_stall() {
     }
 }
 
+/// The same with the real server and its debug-only stall (`--debug-stall-every 700ms
+/// --debug-stall-for 300ms`, which blocks its runtime thread): the corrected p99 is at least
+/// half the stall, the uncorrected p99 is not.
+#[test]
+fn rate_latency_shows_the_servers_injected_stall() {
+    let stall = Duration::from_millis(300);
+    let server = Server::start(&["--debug-stall-every", "700ms", "--debug-stall-for", "300ms"]);
+    let opts = rate_opts(&[
+        "--url",
+        &server.ws,
+        "-c",
+        "2",
+        "--rate",
+        "1000",
+        "--max-in-flight",
+        "1",
+        "--duration",
+        "2s",
+        "--warmup",
+        "0s",
+    ]);
+    let report = run(&opts).expect("run");
+    assert_counts(&report);
+    let r = &report.results;
+    let as_sent = r.latency_uncorrected_ns.as_ref().unwrap();
+    assert!(
+        r.latency_ns.p99 >= stall.as_nanos() as u64 / 2,
+        "corrected p99 {} ns does not show a {stall:?} stall",
+        r.latency_ns.p99
+    );
+    assert!(
+        as_sent.p99 < stall.as_nanos() as u64 / 2,
+        "uncorrected p99 {} ns: the stall should hide from it",
+        as_sent.p99
+    );
+}
+
 #[test]
 fn hold_measures_pongs_and_server_memory_per_connection() {
     let server = Server::start(&[]);

@@ -27,7 +27,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::affinity::allowed_cpus;
-use crate::config::{ConfigError, ServerConfig};
+use crate::config::{ConfigError, DebugFaults, ServerConfig};
 use crate::listen::{resolve_listeners, ListenSpec, Scheme, LISTEN_ENV};
 use crate::tls;
 use crate::units::{parse_cpu_list, parse_duration, parse_size};
@@ -120,6 +120,20 @@ pub struct ServerArgs {
     /// listen(2) backlog of each listener.
     #[arg(long, value_name = "N", default_value_t = 4096)]
     pub backlog: i64,
+
+    /// DEBUG ONLY, to prove the benchmark: every DUR, block the runtime thread that serves the
+    /// next read for --debug-stall-for (a GC pause or a blocking call). Off by default.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration, hide = true, requires = "debug_stall_for")]
+    pub debug_stall_every: Option<Duration>,
+
+    /// DEBUG ONLY: how long each --debug-stall-every stall lasts.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration, hide = true, requires = "debug_stall_every")]
+    pub debug_stall_for: Option<Duration>,
+
+    /// DEBUG ONLY, to prove a regression gate: burn this much CPU per message echoed (an
+    /// injected slowdown). Off by default.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration, hide = true)]
+    pub debug_spin_per_message: Option<Duration>,
 }
 
 impl ServerArgs {
@@ -251,6 +265,10 @@ impl ServerArgs {
             stats_interval: self.stats.and_then(non_zero),
             shutdown_timeout: self.shutdown_timeout,
             backlog,
+            debug: DebugFaults {
+                stall: self.debug_stall_every.zip(self.debug_stall_for),
+                spin_per_message: self.debug_spin_per_message.filter(|d| !d.is_zero()),
+            },
         })
     }
 }

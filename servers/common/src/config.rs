@@ -52,6 +52,19 @@ pub struct ServerConfig {
     pub shutdown_timeout: Duration,
     /// `listen(2)` backlog for each listener.
     pub backlog: i32,
+    /// Faults injected on purpose (hidden `--debug-*` flags); none by default.
+    pub debug: DebugFaults,
+}
+
+/// Faults a server injects only when asked by its hidden `--debug-*` flags, so that tests can
+/// prove what the benchmark reports: a stall must show in coordinated-omission-corrected
+/// latency, a slowdown must trip the regression gate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DebugFaults {
+    /// Every `.0`, block the runtime thread for `.1`.
+    pub stall: Option<(Duration, Duration)>,
+    /// CPU burnt per message echoed.
+    pub spin_per_message: Option<Duration>,
 }
 
 impl ServerConfig {

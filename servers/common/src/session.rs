@@ -163,6 +163,9 @@ impl Session {
 
     /// Process `buf`, which holds everything received and not yet consumed.
     pub fn handle_read(&mut self, buf: &mut Vec<u8>, now: Instant) -> Step {
+        if let Some((every, length)) = self.config.debug.stall {
+            stall_if_due(now, every, length);
+        }
         self.last_read = now;
         // Any byte proves the peer alive: heartbeats only go to silent connections.
         self.pong_deadline = None;
@@ -511,6 +514,9 @@ impl Session {
         let counters = &self.counters;
         if echo.messages > 0 {
             counters.add_messages(echo.messages);
+            if let Some(spin) = self.config.debug.spin_per_message {
+                burn(spin * echo.messages as u32);
+            }
         }
         if let Some(Closing::Failed(error)) = echo.closing {
             counters.error(match error {
@@ -533,6 +539,32 @@ impl Session {
     /// Whether the WebSocket handshake completed (for counting open connections).
     pub fn is_open(&self) -> bool {
         matches!(self.phase, Phase::Open(_))
+    }
+}
+
+thread_local! {
+    /// When this runtime thread stalls next (`--debug-stall-every`).
+    static NEXT_STALL: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+}
+
+/// `--debug-stall-every/-for`: block the whole runtime thread, as a GC pause or a blocking call
+/// would, so every connection it serves waits.
+fn stall_if_due(now: Instant, every: Duration, length: Duration) {
+    NEXT_STALL.with(|next| match next.get() {
+        None => next.set(Some(now + every)),
+        Some(due) if now >= due => {
+            std::thread::sleep(length);
+            next.set(Some(Instant::now() + every));
+        }
+        Some(_) => {}
+    });
+}
+
+/// `--debug-spin-per-message`: use the CPU for `length`, as slower code would.
+fn burn(length: Duration) {
+    let until = Instant::now() + length;
+    while Instant::now() < until {
+        std::hint::spin_loop();
     }
 }
 
