@@ -6,6 +6,7 @@
 #   scripts/run-bench.sh                 # quick default (~5 min on 2 cores, build included)
 #   scripts/run-bench.sh --full          # 64 B / 1 KiB / 16 KiB × 100 / 1000 connections × ws/wss, 3 repeats
 #   scripts/run-bench.sh --servers tokio,monoio-uring --sizes 64 --conns 100 --duration 10s --repeat 5
+#   --server-args "..." adds flags to every server (e.g. the hidden --debug-spin-per-message).
 #
 # Each run is a wsport-bench JSON file in the output directory (default
 # target/bench/<date>-<host>-<time>; pass --out results/<date>-<host> to keep one), beside the
@@ -23,9 +24,10 @@ repeat=2
 out=""
 server_cores=""
 client_cores=""
+server_args=""
 command_line="scripts/run-bench.sh $*"
 
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -41,6 +43,7 @@ while [ $# -gt 0 ]; do
         --out) out="$2"; shift ;;
         --server-cores) server_cores="$2"; shift ;;
         --client-cores) client_cores="$2"; shift ;;
+        --server-args) server_args="$2"; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "run-bench.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
@@ -129,7 +132,7 @@ for r in $(seq 1 "$repeat"); do
               continue
           fi
           # shellcheck disable=SC2046
-          cmd="$(server_cmd "$s") --listen $scheme://127.0.0.1:0 --cpus $server_cores --threads $server_threads"
+          cmd="$(server_cmd "$s") --listen $scheme://127.0.0.1:0 --cpus $server_cores --threads $server_threads $server_args"
           $cmd > "$out/$name.server.out" 2> "$out/$name.server.err" &
           server_pid=$!
           port=""

@@ -27,6 +27,21 @@ enum TopCommand {
     /// server (`--label`), medians and ranges of the repeats, server CPU per message as a ratio
     /// against the baseline server. Prints it and writes DIR/summary.md.
     Report(ReportArgs),
+    /// Compare two result directories (same scenarios, e.g. a baseline and this commit) by
+    /// server CPU per message, deciding from the spread of the repeats whether each server got
+    /// slower, faster or stayed the same; prints a Markdown table and exits 1 on a slowdown.
+    Compare(CompareArgs),
+}
+
+#[derive(Debug, Args)]
+struct CompareArgs {
+    /// The baseline result directory.
+    base: PathBuf,
+    /// The result directory to judge.
+    current: PathBuf,
+    /// Smallest relative change that can count (0.03 = 3%).
+    #[arg(long, default_value_t = 0.03)]
+    threshold: f64,
 }
 
 #[derive(Debug, Args)]
@@ -56,6 +71,15 @@ fn real_main() -> anyhow::Result<ExitCode> {
             print!("{text}");
             std::fs::write(args.dir.join("summary.md"), &text)?;
             return Ok(ExitCode::SUCCESS);
+        }
+        TopCommand::Compare(args) => {
+            let (table, slower) = summary::compare(&args.base, &args.current, args.threshold)?;
+            print!("{table}");
+            return Ok(if slower {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            });
         }
     };
     let opts = Opts {

@@ -52,8 +52,21 @@ struct Run {
     mismatches: u64,
 }
 
+/// Runs of one directory: scenario -> server -> repeats.
+type Table = BTreeMap<String, BTreeMap<String, Vec<Run>>>;
+
 /// Summarise every `*.json` run in `dir`; `baseline` names the server the ratios are against.
 pub fn summarize(dir: &Path, baseline: &str) -> Result<String, SummaryError> {
+    let table = load(dir)?;
+    let mut out = String::new();
+    for (scenario, servers) in &table {
+        write_scenario(&mut out, scenario, servers, baseline);
+    }
+    Ok(out)
+}
+
+/// Read every wsport-bench/1 run in `dir`.
+fn load(dir: &Path) -> Result<Table, SummaryError> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|source| SummaryError::ReadDir {
             dir: dir.to_owned(),
@@ -63,8 +76,7 @@ pub fn summarize(dir: &Path, baseline: &str) -> Result<String, SummaryError> {
         .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
         .collect();
     files.sort();
-    // scenario -> server -> runs
-    let mut table: BTreeMap<String, BTreeMap<String, Vec<Run>>> = BTreeMap::new();
+    let mut table = Table::new();
     for file in &files {
         let text = std::fs::read_to_string(file).map_err(|e| SummaryError::BadFile {
             file: file.clone(),
@@ -96,11 +108,81 @@ pub fn summarize(dir: &Path, baseline: &str) -> Result<String, SummaryError> {
     if table.is_empty() {
         return Err(SummaryError::Empty(dir.to_owned()));
     }
-    let mut out = String::new();
-    for (scenario, servers) in &table {
-        write_scenario(&mut out, scenario, servers, baseline);
+    Ok(table)
+}
+
+/// What `compare` decided for one scenario and server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Server CPU per message went up beyond the noise of the repeats.
+    Slower,
+    /// It went down beyond the noise.
+    Faster,
+    /// Within the noise.
+    Unchanged,
+}
+
+/// `compare BASE CUR`: a Markdown table of server CPU µs per message, base against current,
+/// per scenario and server present in both, and whether any got slower.
+///
+/// A change counts only when the repeats of the two sides do not overlap at all (every
+/// current run beyond every base run) and the medians differ by more than `threshold` and by
+/// more than twice the larger relative spread of either side; with 3 repeats a side, a
+/// non-overlap by chance alone happens 1 time in 20 in a given direction.
+pub fn compare(
+    base: &Path,
+    current: &Path,
+    threshold: f64,
+) -> Result<(String, bool), SummaryError> {
+    let (base, current) = (load(base)?, load(current)?);
+    let mut out = String::from(
+        "| scenario | server | base µs/msg (range) | current µs/msg (range) | change | verdict |\n|---|---|---:|---:|---:|---|\n",
+    );
+    let mut slower = false;
+    for (scenario, servers) in &current {
+        for (server, runs) in servers {
+            let Some(base_runs) = base.get(scenario).and_then(|s| s.get(server)) else {
+                continue;
+            };
+            let cpu = |runs: &[Run]| spread(runs.iter().filter_map(|r| r.server_us_per_msg));
+            let (Some(b), Some(c)) = (cpu(base_runs), cpu(runs)) else {
+                continue;
+            };
+            let verdict = decide(b, c, threshold);
+            slower |= verdict == Verdict::Slower;
+            let _ = writeln!(
+                out,
+                "| {scenario} | {server} | {:.2} ({:.2}–{:.2}) | {:.2} ({:.2}–{:.2}) | {:+.1}% | {} |",
+                b.0,
+                b.1,
+                b.2,
+                c.0,
+                c.1,
+                c.2,
+                (c.0 / b.0 - 1.0) * 100.0,
+                match verdict {
+                    Verdict::Slower => "**slower**",
+                    Verdict::Faster => "faster",
+                    Verdict::Unchanged => "unchanged",
+                }
+            );
+        }
     }
-    Ok(out)
+    Ok((out, slower))
+}
+
+/// The rule of [`compare`] on (median, min, max) of each side.
+fn decide(base: (f64, f64, f64), current: (f64, f64, f64), threshold: f64) -> Verdict {
+    let relative_spread = |(median, min, max): (f64, f64, f64)| (max - min) / 2.0 / median;
+    let noise = threshold.max(2.0 * relative_spread(base).max(relative_spread(current)));
+    let change = current.0 / base.0 - 1.0;
+    if current.1 > base.2 && change > noise {
+        Verdict::Slower
+    } else if current.2 < base.1 && -change > noise {
+        Verdict::Faster
+    } else {
+        Verdict::Unchanged
+    }
 }
 
 /// The scenario without the server's name and the port (`echo-64B-100c-1t-ws`), and the
@@ -275,6 +357,34 @@ mod tests {
             "{summary}"
         );
         assert!(summary.contains("client saturated too"), "{summary}");
+    }
+
+    #[test]
+    fn only_changes_beyond_the_noise_count() {
+        // Separated and 10% apart with ±1% spreads: slower; and the mirror image: faster.
+        assert_eq!(
+            decide((7.0, 6.95, 7.05), (7.7, 7.65, 7.75), 0.03),
+            Verdict::Slower
+        );
+        assert_eq!(
+            decide((7.7, 7.65, 7.75), (7.0, 6.95, 7.05), 0.03),
+            Verdict::Faster
+        );
+        // Overlapping repeats: unchanged, however far the medians.
+        assert_eq!(
+            decide((7.0, 6.5, 7.6), (7.5, 7.5, 7.6), 0.03),
+            Verdict::Unchanged
+        );
+        // Separated but within the threshold.
+        assert_eq!(
+            decide((7.0, 6.99, 7.01), (7.1, 7.09, 7.11), 0.03),
+            Verdict::Unchanged
+        );
+        // Separated, above the threshold, but within twice the (wide) spread.
+        assert_eq!(
+            decide((7.0, 6.7, 7.3), (7.6, 7.31, 7.9), 0.03),
+            Verdict::Unchanged
+        );
     }
 
     #[test]
