@@ -27,7 +27,8 @@ client_cores=""
 server_args=""
 command_line="scripts/run-bench.sh $*"
 
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
+# The comment block at the top of this file is the help.
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
