@@ -4,15 +4,17 @@
 
 use std::io;
 use std::net::TcpListener;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crate::counters::{self, ConnectionLimit, Counters};
-use crate::listen::{announce, ListenSpec};
+use crate::listen::{announce, ListenSpec, Scheme};
+use crate::session::Session;
 use crate::shutdown::Shutdown;
-use crate::{affinity, ServerConfig};
+use crate::{affinity, socket, ServerConfig};
 
 /// What every connection of the process shares.
 #[derive(Debug)]
@@ -137,6 +139,31 @@ impl Process {
         }
         counters::print_final(&self.counters, self.started);
         Ok(result)
+    }
+}
+
+/// Turn a socket just accepted on a `scheme` listener into its [`Session`]: TCP_NODELAY, then
+/// [`Session::accept`]. `None` (said on stderr) when rustls cannot start a wss session.
+pub fn admit(
+    stream: &impl AsRawFd,
+    shared: &Shared,
+    counters: &Arc<Counters>,
+    scheme: Scheme,
+) -> Option<Session> {
+    // Without TCP_NODELAY small echoes wait on Nagle; failing to set it is not fatal.
+    let _ = socket::configure_stream(stream);
+    match Session::accept(
+        &shared.config,
+        counters,
+        &shared.limit,
+        scheme,
+        Instant::now(),
+    ) {
+        Ok(session) => Some(session),
+        Err(error) => {
+            eprintln!("wsport: TLS setup failed: {error}");
+            None
+        }
     }
 }
 

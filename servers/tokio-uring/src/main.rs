@@ -186,21 +186,10 @@ async fn accept_loop(listener: TcpListener, stopper: StdListener, context: Rc<Ac
                 continue;
             }
         };
-        // Without TCP_NODELAY small echoes wait on Nagle; failing to set it is not fatal.
-        let _ = socket::configure_stream(&stream);
-        let shared = &context.shared;
-        let session = match Session::accept(
-            &shared.config,
-            &context.counters,
-            &shared.limit,
-            context.scheme,
-            Instant::now(),
-        ) {
-            Ok(session) => session,
-            Err(error) => {
-                eprintln!("wsport-tokio-uring: TLS setup failed: {error}");
-                continue;
-            }
+        let Some(session) =
+            process::admit(&stream, &context.shared, &context.counters, context.scheme)
+        else {
+            continue;
         };
         context.active.set(context.active.get() + 1);
         let context = Rc::clone(&context);
