@@ -1,26 +1,50 @@
 #!/usr/bin/env bash
-# The matrix runner: every server × ws/wss × payload × connections, measured with wsport-bench,
-# server and client pinned to disjoint cores, runs interleaved across servers and repeated;
-# then a summary table (medians, ranges, server CPU per message against tokio).
+# The matrix runner: every server × scenario × ws/wss × payload × connections, measured with
+# wsport-bench, server and client pinned to disjoint cores, runs interleaved across servers and
+# repeated; then a summary (medians, ranges, server CPU per message against tokio) and plots.
 #
-#   scripts/run-bench.sh                 # quick default (~5 min on 2 cores, build included)
-#   scripts/run-bench.sh --full          # 64 B / 1 KiB / 16 KiB × 100 / 1000 connections × ws/wss, 3 repeats
-#   scripts/run-bench.sh --servers tokio,monoio-uring --sizes 64 --conns 100 --duration 10s --repeat 5
-#   --server-args "..." adds flags to every server (e.g. the hidden --debug-spin-per-message).
+#   scripts/run-bench.sh                 # quick default (~5 min on 2 cores, plus the build)
+#   scripts/run-bench.sh --full          # 64 B / 1 KiB / 16 KiB × 100 / 1000 connections, 3 repeats
+#   scripts/run-bench.sh --servers tokio,monoio-uring --scenarios echo --sizes 64 --conns 100 --repeat 5
 #
-# Each run is a wsport-bench JSON file in the output directory (default
+# Scenarios (--scenarios, default all four):
+#   echo     closed loop: each connection sends its next message when the echo returns; what the
+#            pair can do (msgs/s) and what a message costs the server (µs CPU per message)
+#   rate     open loop at --rate msgs/s, the same for every server: server CPU% and
+#            coordinated-omission-corrected latency at equal load
+#   connect  handshake storm (--storm-conns at once): TCP, TLS, upgrade and total latency
+#   hold     --hold-conns idle connections with a ping a second each: server memory per connection
+#
+# Ports (--ports): "standard" (default) serves ws on 80 and 8080 and wss on 443 and 8443, both
+# ports of a scheme in one server process, the client spreading connections over them; where a
+# port cannot be bound (privileged, or another process serves it) the run says why and falls
+# back to kernel-chosen high ports. "any": kernel-chosen high ports from the start. A list
+# ("9001,9002"): those ports, for either scheme.
+#
+# Other options: --schemes ws,wss  --sizes 64,1024  --conns 100,1000  --duration 5s  --warmup 1s
+#   --repeat N  --rate N  --storm-conns N  --hold-conns N  --out DIR  --server-cores LIST
+#   --client-cores LIST  --server-args "..." (added to every server, e.g. the hidden
+#   --debug-spin-per-message of the regression-gate proof).
+#
+# Each run is a wsport-bench JSON file and HdrHistogram log in the output directory (default
 # target/bench/<date>-<host>-<time>; pass --out results/<date>-<host> to keep one), beside the
-# servers' logs and a README.md with the host and the exact commands.
+# servers' logs, runs.jsonl, summary.md, the plots and a README.md with the host and the exact
+# commands. Exits 1 when a run failed, 2 on a usage error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 servers="tokio,tokio-uring,monoio-uring,monoio-epoll"
+scenarios="echo,rate,connect,hold"
 schemes="ws,wss"
+ports="standard"
 sizes="64"
 conns="100"
-duration="5s"
+duration="3s"
 warmup="1s"
 repeat=2
+rate=20000
+storm_conns=16
+hold_conns=1000
 out=""
 server_cores=""
 client_cores=""
@@ -33,14 +57,20 @@ usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' 
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) ;;
-        --full) sizes="64,1024,16384"; conns="100,1000"; duration="10s"; warmup="2s"; repeat=3 ;;
+        --full) sizes="64,1024,16384"; conns="100,1000"; duration="10s"; warmup="2s"; repeat=3
+                hold_conns=10000 ;;
         --servers) servers="$2"; shift ;;
+        --scenarios) scenarios="$2"; shift ;;
         --schemes) schemes="$2"; shift ;;
+        --ports) ports="$2"; shift ;;
         --sizes) sizes="$2"; shift ;;
         --conns) conns="$2"; shift ;;
         --duration) duration="$2"; shift ;;
         --warmup) warmup="$2"; shift ;;
         --repeat) repeat="$2"; shift ;;
+        --rate) rate="$2"; shift ;;
+        --storm-conns) storm_conns="$2"; shift ;;
+        --hold-conns) hold_conns="$2"; shift ;;
         --out) out="$2"; shift ;;
         --server-cores) server_cores="$2"; shift ;;
         --client-cores) client_cores="$2"; shift ;;
@@ -64,15 +94,8 @@ half=$(( ${#allowed[@]} / 2 ))
 [ -n "$client_cores" ] || client_cores=$(IFS=,; echo "${allowed[*]:$half}")
 server_threads=$(echo "$server_cores" | tr ',' '\n' | grep -c .)
 
-host=$(hostname)
-[ -n "$out" ] || out="target/bench/$(date +%F)-$host-$(date +%H%M%S)"
-mkdir -p "$out"
-
-echo "== building release binaries"
-cargo build --release -p wsport-tokio -p wsport-tokio-uring -p wsport-monoio -p wsport-bench
-bin=target/release
-
 # config name -> server command (without listeners)
+bin=target/release
 server_cmd() {
     case "$1" in
         tokio) echo "$bin/wsport-tokio" ;;
@@ -85,9 +108,61 @@ server_cmd() {
 }
 IFS=, read -ra server_list <<< "$servers"
 for s in "${server_list[@]}"; do server_cmd "$s" > /dev/null; done
+IFS=, read -ra scenario_list <<< "$scenarios"
+for sc in "${scenario_list[@]}"; do
+    case "$sc" in
+        echo|rate|connect|hold) ;;
+        *) echo "run-bench.sh: unknown scenario '$sc' (echo, rate, connect, hold)" >&2; exit 2 ;;
+    esac
+done
 IFS=, read -ra scheme_list <<< "$schemes"
+for scheme in "${scheme_list[@]}"; do
+    case "$scheme" in
+        ws|wss) ;;
+        *) echo "run-bench.sh: unknown scheme '$scheme' (ws, wss)" >&2; exit 2 ;;
+    esac
+done
 IFS=, read -ra size_list <<< "$sizes"
 IFS=, read -ra conn_list <<< "$conns"
+case "$ports" in
+    standard|any) ;;
+    *[!0-9,]*|"") echo "run-bench.sh: --ports takes standard, any or a list of ports" >&2; exit 2 ;;
+esac
+
+# The ports a scheme is served on, before any fallback.
+declare -A fallback=()
+ports_for() {
+    if [ -n "${fallback[$1]:-}" ] || [ "$ports" = any ]; then
+        echo "0 0"
+    elif [ "$ports" = standard ]; then
+        if [ "$1" = ws ]; then echo "80 8080"; else echo "443 8443"; fi
+    else
+        echo "$ports" | tr ',' ' '
+    fi
+}
+
+# The cells of one repeat, "scenario scheme size conns", in the order they run; within a repeat
+# every server runs a cell before the next cell starts, so drift hits all servers alike.
+cells=()
+for sc in "${scenario_list[@]}"; do
+    for scheme in "${scheme_list[@]}"; do
+        case "$sc" in
+            echo) for size in "${size_list[@]}"; do
+                      for c in "${conn_list[@]}"; do cells+=("echo $scheme $size $c"); done
+                  done ;;
+            rate) for size in "${size_list[@]}"; do cells+=("rate $scheme $size ${conn_list[0]}"); done ;;
+            connect) cells+=("connect $scheme - $storm_conns") ;;
+            hold) cells+=("hold $scheme - $hold_conns") ;;
+        esac
+    done
+done
+
+host=$(hostname)
+[ -n "$out" ] || out="target/bench/$(date +%F)-$host-$(date +%H%M%S)"
+mkdir -p "$out"
+
+echo "== building release binaries"
+cargo build --release -p wsport-tokio -p wsport-tokio-uring -p wsport-monoio -p wsport-bench
 
 server_pid=""
 stop_server() {
@@ -108,66 +183,121 @@ cat > "$out/README.md" <<EOF
 - commit: $(git rev-parse --short HEAD 2> /dev/null || echo unknown)$(git diff --quiet 2> /dev/null || echo " (dirty)")
 - governor: $(cat /sys/devices/system/cpu/cpu0/cpufreq/scaling_governor 2> /dev/null || echo "n/a (no cpufreq)")
 - pinning: server threads on CPU(s) $server_cores (--threads $server_threads), client on CPU(s) $client_cores
-- matrix: servers $servers × $schemes × sizes $sizes × connections $conns; $duration after $warmup warm-up; $repeat repeats, interleaved
+- matrix: servers $servers × scenarios $scenarios × $schemes × sizes $sizes × connections $conns
+  (rate: $rate msgs/s at ${conn_list[0]} connections; connect: $storm_conns at once; hold: $hold_conns
+  connections); $duration after $warmup warm-up; $repeat repeats, interleaved; ports: $ports
 - command: \`$command_line\`
 
-Each \`*.json\` is one run (schema wsport-bench/1, with the exact client flags and host metadata);
-\`summary.md\` is \`wsport-bench report\` of this directory.
+Each \`*.json\` is one run (schema wsport-bench/1, with the exact client flags and host metadata),
+each \`*.hlog\` its HdrHistogram interval log; \`runs.jsonl\` holds every run, a line each;
+\`summary.md\` and the plots are \`wsport-bench report\` of this directory.
 
-## Server commands
+## Ports and servers
 EOF
 
-total=$(( repeat * ${#scheme_list[@]} * ${#size_list[@]} * ${#conn_list[@]} * ${#server_list[@]} ))
+# Start server $1 on the ports of scheme $2 with its logs named $3; on success sets server_pid
+# and urls. Falls back to kernel-chosen ports, once and for the rest of the run, when the
+# chosen ones cannot be bound, and says why.
+urls=()
+start_server() {
+    local s=$1 scheme=$2 name=$3 listen="" p
+    for p in $(ports_for "$scheme"); do listen+=" --listen $scheme://127.0.0.1:$p"; done
+    local cmd
+    cmd="$(server_cmd "$s")$listen --cpus $server_cores --threads $server_threads $server_args"
+    # shellcheck disable=SC2086
+    $cmd > "$out/$name.server.out" 2> "$out/$name.server.err" &
+    server_pid=$!
+    local want n
+    want=$(ports_for "$scheme" | wc -w)
+    for _ in $(seq 1 100); do
+        n=$(grep -c "^listening $scheme://" "$out/$name.server.out" 2> /dev/null || true)
+        [ "$n" -ge "$want" ] && break
+        kill -0 "$server_pid" 2> /dev/null || break
+        sleep 0.1
+    done
+    if [ "${n:-0}" -lt "$want" ]; then
+        local reason
+        reason=$(grep -m1 . "$out/$name.server.err" 2> /dev/null || echo "did not start")
+        stop_server
+        # Only a port problem falls back; anything else (io_uring refused, say) makes the
+        # server unavailable for the rest of the run.
+        if [ -z "${fallback[$scheme]:-}" ] && [ "$ports" != any ] &&
+            echo "$reason" | grep -qiE 'port [0-9]+|address'; then
+            fallback[$scheme]=$reason
+            echo "   $scheme: ports $(ports_for_asked "$scheme") not usable ($reason); using kernel-chosen high ports"
+            echo "- $scheme: ports $(ports_for_asked "$scheme") not usable: $reason; kernel-chosen high ports instead" >> "$out/README.md"
+            start_server "$@"
+            return
+        fi
+        unavailable[$s]=$reason
+        return 1
+    fi
+    mapfile -t urls < <(grep -o "^listening $scheme://127.0.0.1:[0-9]*" "$out/$name.server.out" | awk '{print $2 "/"}')
+    if [ -z "${announced[$s $scheme]:-}" ]; then
+        announced[$s $scheme]=1
+        echo "- $s $scheme: \`$cmd\`" >> "$out/README.md"
+    fi
+}
+ports_for_asked() {
+    if [ "$ports" = standard ]; then
+        if [ "$1" = ws ]; then echo "80, 8080"; else echo "443, 8443"; fi
+    else
+        echo "$ports"
+    fi
+}
+
+# The wsport-bench arguments of a cell (after the URLs).
+cell_args() {
+    local sc=$1 size=$2 c=$3
+    case "$sc" in
+        echo) echo "echo -c $c --size $size --duration $duration --warmup $warmup" ;;
+        rate) echo "rate --rate $rate -c $c --size $size --duration $duration --warmup $warmup" ;;
+        connect) echo "connect -c $c --duration $duration --warmup $warmup" ;;
+        hold) echo "hold -c $c --ping-interval 1s --duration $duration --warmup $warmup" ;;
+    esac
+}
+
+total=$(( repeat * ${#cells[@]} * ${#server_list[@]} ))
 n=0
 declare -A unavailable=()
+declare -A announced=()
 failed=0
 for r in $(seq 1 "$repeat"); do
-  for scheme in "${scheme_list[@]}"; do
-    for size in "${size_list[@]}"; do
-      for c in "${conn_list[@]}"; do
-        for s in "${server_list[@]}"; do
-          n=$((n + 1))
-          name="echo-${size}B-${c}c-${s}-${scheme}-r$r"
-          if [ -n "${unavailable[$s]:-}" ]; then
-              echo "[$n/$total] $name: unavailable: ${unavailable[$s]}"
-              continue
-          fi
-          # shellcheck disable=SC2046
-          cmd="$(server_cmd "$s") --listen $scheme://127.0.0.1:0 --cpus $server_cores --threads $server_threads $server_args"
-          $cmd > "$out/$name.server.out" 2> "$out/$name.server.err" &
-          server_pid=$!
-          port=""
-          for _ in $(seq 1 100); do
-              port=$(grep -o -m1 "listening $scheme://127.0.0.1:[0-9]*" "$out/$name.server.out" 2> /dev/null | awk -F: '{print $NF}') || true
-              [ -n "$port" ] && break
-              kill -0 "$server_pid" 2> /dev/null || break
-              sleep 0.1
-          done
-          if [ -z "$port" ]; then
-              reason=$(head -n1 "$out/$name.server.err" 2> /dev/null)
-              stop_server
-              unavailable[$s]="${reason:-did not start}"
-              echo "[$n/$total] $name: unavailable: ${unavailable[$s]}"
-              echo "- $s: unavailable: ${unavailable[$s]}" >> "$out/README.md"
-              continue
-          fi
-          [ "$r" = 1 ] && [ "$scheme" = "${scheme_list[0]}" ] && [ "$size" = "${size_list[0]}" ] && [ "$c" = "${conn_list[0]}" ] &&
-              echo "- $s: \`$cmd\`" >> "$out/README.md"
-          insecure=""
-          [ "$scheme" = wss ] && insecure="--insecure"
-          printf '[%d/%d] %s ... ' "$n" "$total" "$name"
-          if "$bin/wsport-bench" echo --url "$scheme://127.0.0.1:$port/" -c "$c" --size "$size" \
-              --duration "$duration" --warmup "$warmup" --server-pid "$server_pid" --cpus "$client_cores" \
-              --label "$s" $insecure --json "$out/$name.json" -q > "$out/$name.txt" 2>&1; then
-              awk '/^ +messages/ {printf "%s msgs/s", $4} /^ +server +pid/ {printf ", server %s µs CPU/msg", $6}' "$out/$name.txt"
-              echo
-          else
-              echo "FAILED (see $out/$name.txt)"
-              failed=1
-          fi
-          stop_server
-        done
-      done
+  for cell in "${cells[@]}"; do
+    read -r sc scheme size c <<< "$cell"
+    for s in "${server_list[@]}"; do
+        n=$((n + 1))
+        case "$sc" in
+            echo) name="echo-${size}B-${c}c-${s}-${scheme}-r$r" ;;
+            rate) name="rate-${rate}ps-${size}B-${c}c-${s}-${scheme}-r$r" ;;
+            *) name="$sc-${c}c-${s}-${scheme}-r$r" ;;
+        esac
+        if [ -n "${unavailable[$s]:-}" ]; then
+            echo "[$n/$total] $name: unavailable: ${unavailable[$s]}"
+            continue
+        fi
+        if ! start_server "$s" "$scheme" "$name"; then
+            echo "[$n/$total] $name: unavailable: ${unavailable[$s]}"
+            echo "- $s: unavailable: ${unavailable[$s]}" >> "$out/README.md"
+            continue
+        fi
+        read -ra workload <<< "$(cell_args "$sc" "$size" "$c")"
+        url_args=()
+        for u in "${urls[@]}"; do url_args+=(--url "$u"); done
+        [ "$scheme" = wss ] && url_args+=(--insecure)
+        printf '[%d/%d] %s ... ' "$n" "$total" "$name"
+        if "$bin/wsport-bench" "${workload[@]}" "${url_args[@]}" --server-pid "$server_pid" \
+            --cpus "$client_cores" --label "$s" --json "$out/$name.json" --hlog "$out/$name.hlog" \
+            -q > "$out/$name.txt" 2>&1; then
+            awk '/^ +(messages|pongs|connections) / && !done {printf "%s %s/s", $4, $1; done=1}
+                 /^ +server +pid/ {printf ", server %s%% CPU, %s µs CPU/%s", $4, $6, $10}
+                 /memory per connection/ {printf ", %s", $0}' "$out/$name.txt" | tr -s ' '
+            echo
+        else
+            echo "FAILED (see $out/$name.txt)"
+            failed=1
+        fi
+        stop_server
     done
   done
 done
@@ -176,5 +306,5 @@ done
 find "$out" -name '*.server.*' -empty -delete
 echo
 "$bin/wsport-bench" report "$out"
-echo "Full result: $out (summary.md, README.md, one JSON per run)"
+echo "Full result: $out (summary.md, README.md, runs.jsonl, plots, one JSON and .hlog per run)"
 exit "$failed"

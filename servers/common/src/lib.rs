@@ -23,7 +23,8 @@
 //! - [`listen`]: `ws://` / `wss://` listen URLs ([`ListenSpec`]) and the readiness line,
 //! - [`tls`]: the rustls server configuration, from PEM files or self-signed,
 //! - [`socket`]: binding listeners (probe for a stale holder, SO_REUSEPORT, backlog),
-//! - [`affinity`]: pinning threads to cores (the only module with `unsafe`),
+//! - [`affinity`]: pinning threads to cores,
+//! - [`limits`]: raising RLIMIT_NOFILE to the hard limit,
 //! - [`counters`]: per-thread counters and the JSON stats lines,
 //! - [`shutdown`]: SIGINT/SIGTERM as a flag the runtimes poll,
 //! - [`session`]: driving one connection (TLS + WebSocket) over caller-owned buffers.
@@ -35,6 +36,8 @@ pub mod affinity;
 pub mod cli;
 pub mod config;
 pub mod counters;
+#[allow(unsafe_code)]
+pub mod limits;
 pub mod listen;
 pub mod process;
 pub mod session;

@@ -14,7 +14,7 @@ use crate::counters::{self, ConnectionLimit, Counters};
 use crate::listen::{announce, ListenSpec, Scheme};
 use crate::session::Session;
 use crate::shutdown::Shutdown;
-use crate::{affinity, socket, ServerConfig};
+use crate::{affinity, limits, socket, ServerConfig};
 
 /// What every connection of the process shares.
 #[derive(Debug)]
@@ -52,6 +52,9 @@ impl Process {
     /// Install the signal handlers and make one counter set per thread.
     pub fn new(config: Arc<ServerConfig>) -> io::Result<Self> {
         let shutdown = Shutdown::install()?;
+        // Each connection is a descriptor; past the limit, accept fails with EMFILE (said on
+        // stderr by the accept loops).
+        limits::raise_nofile()?;
         let limit = ConnectionLimit::new(config.max_connections);
         let counters = (0..config.threads).map(|_| Arc::default()).collect();
         let shared = Arc::new(Shared {
