@@ -289,9 +289,13 @@ for r in $(seq 1 "$repeat"); do
         if "$bin/wsport-bench" "${workload[@]}" "${url_args[@]}" --server-pid "$server_pid" \
             --cpus "$client_cores" --label "$s" --json "$out/$name.json" --hlog "$out/$name.hlog" \
             -q > "$out/$name.txt" 2>&1; then
-            awk '/^ +(messages|pongs|connections) / && !done {printf "%s %s/s", $4, $1; done=1}
-                 /^ +server +pid/ {printf ", server %s%% CPU, %s µs CPU/%s", $4, $6, $10}
-                 /memory per connection/ {printf ", %s", $0}' "$out/$name.txt" | tr -s ' '
+            # "messages 283,757 echoed: 56,751 msgs/s", "opened 4,128 connections: 4128 per
+            # second", "pongs 1,000 answered pings: 1000 per second", "server pid N: 84.0% CPU,
+            # 203.49 µs CPU per connection", "memory server RSS 10.0 KiB per connection (...)"
+            awk '/^  (messages|opened|pongs) / {what = ($1 == "opened") ? " handshakes/s" : " pongs/s"
+                     sub(/^ *[a-z]+ +/, ""); sub(/^[^:]*: /, ""); sub(/ per second/, what); printf "%s", $0}
+                 /^  server +pid/ {sub(/,$/, "", $10); printf ", server %s CPU, %s µs CPU per %s", $4, $6, $10}
+                 /^  memory / {printf ", %s per connection", $4 " " $5}' "$out/$name.txt"
             echo
         else
             echo "FAILED (see $out/$name.txt)"

@@ -13,6 +13,7 @@ use serde::Serialize;
 use wsport_server_common::units::{parse_cpu_list, parse_duration, parse_size};
 
 use crate::error::BenchError;
+use crate::source::SourceIps;
 
 /// `wsport-bench`: a load generator for WebSocket servers.
 #[derive(Debug, Clone, Parser)]
@@ -42,8 +43,9 @@ pub enum Command {
     /// server's memory per connection.
     Hold(HoldArgs),
     /// Connection storm: each of -c slots opens a connection (TCP, TLS for wss, upgrade),
-    /// closes it with the close handshake, and starts over, as fast as the server allows;
-    /// TCP connect, TLS handshake, upgrade and the total are timed separately.
+    /// closes it with the close handshake, and starts over, as fast as the server allows (or
+    /// at --rate attempts per second in total); TCP connect, TLS handshake, upgrade and the
+    /// total are timed separately.
     Connect(ConnectArgs),
 }
 
@@ -94,6 +96,11 @@ pub struct RateArgs {
     /// time over HTTP/1.1 (as wrk2 measures).
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_in_flight: u32,
+    /// Search for the highest rate that meets these latency objectives, e.g. "p99<5ms" or
+    /// "p99<5ms,p99.9<20ms" (percentiles of the corrected latency): trials of --warmup and
+    /// --duration from --rate up, doubling until one fails, then bisecting (at most 12).
+    #[arg(long, value_name = "OBJECTIVES", value_parser = crate::slo::parse_slo)]
+    pub slo: Option<crate::slo::Slo>,
 }
 
 /// `hold` options.
@@ -115,6 +122,9 @@ pub struct HoldArgs {
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     #[serde(serialize_with = "crate::cli::ser_duration")]
     pub warmup: Duration,
+    /// Open the connections at this many per second in total (default: all at once).
+    #[arg(long, value_name = "PER_SEC", value_parser = clap::value_parser!(u64).range(1..))]
+    pub ramp: Option<u64>,
 }
 
 /// `connect` options.
@@ -132,6 +142,11 @@ pub struct ConnectArgs {
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     #[serde(serialize_with = "crate::cli::ser_duration")]
     pub warmup: Duration,
+    /// Open loop: start this many connection attempts per second in total, on schedule
+    /// (-c still caps how many are in progress at once; an attempt that finds every slot busy
+    /// is late, and its wait counts in the total). Default: each slot starts over at once.
+    #[arg(long, value_name = "PER_SEC", value_parser = clap::value_parser!(u64).range(1..))]
+    pub rate: Option<u64>,
 }
 
 /// What every message workload sends, and for how long.
@@ -168,6 +183,11 @@ pub struct CommonArgs {
     /// Connections in total.
     #[arg(short = 'c', long, default_value_t = 100)]
     pub connections: usize,
+    /// Local (loopback) addresses to connect from, round-robin: a range
+    /// 127.0.0.1-127.0.0.250 or a list 127.0.0.1,127.0.0.2. Each address has its own
+    /// ephemeral ports, for more connections to one target than one address allows (~28k).
+    #[arg(long, value_name = "LIST", value_parser = crate::source::parse_source_ips)]
+    pub source_ip: Option<SourceIps>,
     /// Worker threads, each an event loop owning an equal share of the connections. Default:
     /// one per CPU of --cpus, else 1.
     #[arg(long)]
@@ -384,7 +404,11 @@ pub enum Pacing {
         depth: usize,
     },
     /// Connection storm: each slot opens, upgrades and closes connections one after another.
-    Storm,
+    Storm {
+        /// Attempts per second in total, started on schedule; `None`: each slot starts its
+        /// next attempt as soon as the last one closed.
+        rate: Option<u64>,
+    },
     /// Open loop: each connection sends every `interval_ns` (staggered so that the total is
     /// even), with at most `max_in_flight` unanswered.
     Open {
@@ -404,6 +428,19 @@ struct Messages {
     ping: bool,
     duration: Duration,
     warmup: Duration,
+}
+
+impl Pacing {
+    /// Whether messages (or connection attempts) have intended start times of their own, so
+    /// that latency is measured from them and, beside it, from the actual ones.
+    pub fn scheduled(self) -> bool {
+        matches!(self, Self::Open { .. } | Self::Storm { rate: Some(_) })
+    }
+
+    /// `connect`.
+    pub fn is_storm(self) -> bool {
+        matches!(self, Self::Storm { .. })
+    }
 }
 
 impl Messages {
@@ -449,6 +486,11 @@ pub struct Plan {
     pub connect_timeout: Duration,
     /// `--server-pid`.
     pub server_pid: Option<u32>,
+    /// `--source-ip`: addresses connection `id` binds to (see [`crate::source::source_of`]);
+    /// empty: the kernel chooses.
+    pub source_ips: Vec<std::net::IpAddr>,
+    /// `hold --ramp`: connections opened per second while opening; `None`: all at once.
+    pub ramp: Option<u64>,
     /// The scenario name, e.g. `echo-64B-100c-1t-ws-8080`.
     pub scenario: String,
 }
@@ -473,7 +515,12 @@ impl Plan {
                     duration: a.duration,
                     warmup: a.warmup,
                 };
-                Self::build("connect", &a.common, messages, Pacing::Storm)
+                Self::build(
+                    "connect",
+                    &a.common,
+                    messages,
+                    Pacing::Storm { rate: a.rate },
+                )
             }
             Command::Hold(a) => {
                 if a.ping_interval.is_zero() {
@@ -497,7 +544,9 @@ impl Plan {
                     duration: a.duration,
                     warmup: a.warmup,
                 };
-                Self::build("hold", &a.common, messages, pacing)
+                let mut plan = Self::build("hold", &a.common, messages, pacing)?;
+                plan.ramp = a.ramp;
+                Ok(plan)
             }
             Command::Rate(a) => {
                 let c = a.common.connections.max(1) as u64;
@@ -564,6 +613,22 @@ impl Plan {
                 )));
             }
         }
+        let source_ips = c.source_ip.as_ref().map_or_else(Vec::new, |s| s.0.clone());
+        if let Some(ip) = source_ips
+            .iter()
+            .find(|ip| targets.iter().any(|t| t.addr.is_ipv4() != ip.is_ipv4()))
+        {
+            return Err(usage(format!(
+                "--source-ip {ip} cannot connect to a target of the other IP version"
+            )));
+        }
+        let addrs: Vec<SocketAddr> = targets.iter().map(|t| t.addr).collect();
+        crate::source::check_ports(
+            c.connections,
+            &addrs,
+            &source_ips,
+            crate::source::local_port_range(),
+        )?;
         let threads = threads.min(c.connections);
         let pinning = cpus.map(|cpus| (0..threads).map(|i| cpus[i % cpus.len()]).collect());
         let scenario = scenario_name(
@@ -590,6 +655,8 @@ impl Plan {
             duration: m.duration,
             connect_timeout: c.connect_timeout,
             server_pid: c.server_pid,
+            source_ips,
+            ramp: None,
             scenario,
         })
     }
@@ -623,7 +690,8 @@ fn scenario_name(
         }
         Pacing::Open { rate, .. } => name.push_str(&format!("-{rate}ps-{sizes}-{conns}c")),
         Pacing::Closed { .. } => name.push_str(&format!("-{sizes}-{conns}c")),
-        Pacing::Storm => name.push_str(&format!("-{conns}c")),
+        Pacing::Storm { rate: None } => name.push_str(&format!("-{conns}c")),
+        Pacing::Storm { rate: Some(rate) } => name.push_str(&format!("-{rate}ps-{conns}c")),
     }
     if let Pacing::Closed { depth } = pacing {
         if depth > 1 {
@@ -813,8 +881,26 @@ mod tests {
         let p = plan("connect", &["--url", "wss://127.0.0.1:8443/", "-c", "10"]).unwrap();
         assert_eq!(
             (p.pacing, p.scenario.as_str()),
-            (Pacing::Storm, "connect-10c-1t-wss-8443")
+            (Pacing::Storm { rate: None }, "connect-10c-1t-wss-8443")
         );
+        let p = plan(
+            "connect",
+            &["--url", "ws://127.0.0.1:8443/", "-c", "10", "--rate", "500"],
+        )
+        .unwrap();
+        assert_eq!(
+            (p.pacing, p.scenario.as_str()),
+            (
+                Pacing::Storm { rate: Some(500) },
+                "connect-500ps-10c-1t-ws-8443"
+            )
+        );
+        let p = plan(
+            "hold",
+            &["--url", "ws://127.0.0.1:8080/", "-c", "10", "--ramp", "100"],
+        )
+        .unwrap();
+        assert_eq!(p.ramp, Some(100));
     }
 
     #[test]
@@ -825,5 +911,18 @@ mod tests {
         assert!(echo(&["--url", "ws://127.0.0.1:1/", "--depth", "0"]).is_err());
         assert!(echo(&["--url", "ws://127.0.0.1:1/", "--cpus", "1023"]).is_err());
         assert!(echo(&[]).is_err(), "--url is required");
+        assert!(echo(&["--url", "ws://127.0.0.1:1/", "--source-ip", "10.0.0.1"]).is_err());
+        assert!(
+            echo(&["--url", "ws://[::1]:1/", "--source-ip", "127.0.0.1"]).is_err(),
+            "IPv4 source, IPv6 target"
+        );
+        let p = echo(&[
+            "--url",
+            "ws://127.0.0.1:1/",
+            "--source-ip",
+            "127.0.0.2-127.0.0.3",
+        ])
+        .unwrap();
+        assert_eq!(p.source_ips.len(), 2);
     }
 }

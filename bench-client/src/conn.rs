@@ -87,6 +87,8 @@ pub struct Conn {
     pub id: usize,
     /// Index into `Ctx::targets`.
     pub target: usize,
+    /// `--source-ip`: the local address the engine binds the socket to.
+    pub source: Option<std::net::IpAddr>,
     phase: Phase,
     tls: Option<Tls>,
     ws: ClientConnection,
@@ -126,9 +128,11 @@ pub struct Conn {
     first_byte: Option<u8>,
     /// `Done` was reported to the worker.
     reported_done: bool,
-    /// `connect`: when this connection's cycle started, TCP connected, TLS finished (ns since
-    /// the epoch; 0 = not yet).
+    /// `connect`: when this connection's cycle was due to start (the schedule's time with
+    /// `--rate`), when it actually started, TCP connected, TLS finished (ns since the epoch;
+    /// 0 = not yet).
     t_start: u64,
+    t_actual: u64,
     t_tcp: u64,
     t_tls: u64,
     /// The upgrade completed (for `connect`'s accounting of failed attempts).
@@ -166,6 +170,7 @@ impl Conn {
             slot,
             id,
             target,
+            source: None,
             phase: Phase::Connecting,
             tls,
             // Frames larger than rx are reported by `process_frames` with the buffer size in the
@@ -195,6 +200,7 @@ impl Conn {
             first_byte: None,
             reported_done: false,
             t_start: 0,
+            t_actual: 0,
             t_tcp: 0,
             t_tls: 0,
             upgraded: false,
@@ -202,8 +208,13 @@ impl Conn {
     }
 
     /// `connect`: make a finished connection new again, its buffers kept, for the next
-    /// cycle, which starts (is due) at `now`.
-    pub fn reset(&mut self, now: u64, ctx: &mut Ctx) -> Result<(), rustls::Error> {
+    /// cycle, which was due at `intended` and starts at `actual`.
+    pub fn reset(
+        &mut self,
+        intended: u64,
+        actual: u64,
+        ctx: &mut Ctx,
+    ) -> Result<(), rustls::Error> {
         self.tls = new_tls(self.target, ctx)?;
         self.ws = ClientConnection::new(Limits::default());
         self.phase = Phase::Connecting;
@@ -218,14 +229,20 @@ impl Conn {
         self.recv_seq = 0;
         self.first_byte = None;
         self.reported_done = false;
-        (self.t_start, self.t_tcp, self.t_tls) = (now, 0, 0);
+        (self.t_start, self.t_actual, self.t_tcp, self.t_tls) = (intended, actual, 0, 0);
         self.upgraded = false;
         Ok(())
     }
 
-    /// `connect`: the cycle that starts with the next TCP connect is due at `now`.
-    pub fn start_cycle(&mut self, now: u64) {
-        self.t_start = now;
+    /// `connect`: the cycle that starts with the next TCP connect was due at `intended` and
+    /// starts at `actual`.
+    pub fn start_cycle(&mut self, intended: u64, actual: u64) {
+        (self.t_start, self.t_actual) = (intended, actual);
+    }
+
+    /// `connect --rate`: a slot that never had an attempt is done, with nothing to account.
+    pub fn retire(&mut self) {
+        self.phase = Phase::Done;
     }
 
     /// Where the connection is.
@@ -425,6 +442,18 @@ impl Conn {
                 ConnError::new(Cause::Reset, format!("the server reset the connection during the upgrade ({error}; a TLS port? did you mean wss://?)"))
             }
             libc::ECONNRESET | libc::EPIPE => ConnError::new(Cause::Reset, format!("the server reset the connection ({op}: {error})")),
+            // The 4-tuples from this source address to the target are used up.
+            libc::EADDRNOTAVAIL | libc::EADDRINUSE if self.phase == Phase::Connecting => {
+                let from = self.source.map_or_else(|| "this host".to_owned(), |ip| ip.to_string());
+                ConnError::new(
+                    Cause::Connect,
+                    format!(
+                        "no local port left to connect from {from} to {} ({op}: {error}): spread the \
+                         connections over more source addresses with --source-ip 127.0.0.1-127.0.0.250",
+                        ctx.targets[self.target].addr
+                    ),
+                )
+            }
             _ if self.phase == Phase::Connecting => ConnError::new(
                 Cause::Connect,
                 format!("cannot connect to {}: {error}", ctx.targets[self.target].addr),
@@ -523,7 +552,7 @@ impl Conn {
         self.times.push_back((intended, UNSTAMPED));
         self.queued_msgs += 1;
         self.send_seq += 1;
-        ctx.totals.sent += 1;
+        ctx.count_sent();
         Ok(())
     }
 
@@ -622,7 +651,7 @@ impl Conn {
                 if ctx.storm {
                     // `connect`: this connection's work is done; close it cleanly (§7.1.2).
                     let tls = (self.tls.is_some()).then_some(self.t_tls);
-                    ctx.on_connection(self.t_start, self.t_tcp, tls);
+                    ctx.on_connection(self.t_start, self.t_actual, self.t_tcp, tls);
                     return self.start_close(ctx);
                 }
                 self.fill(ctx)?;

@@ -90,13 +90,6 @@ pub fn run(w: &mut Worker) -> Result<(), BenchError> {
             want_out: false,
         })
         .collect();
-    // (`connect` opens its connections once the run starts, through `Ctx::reconnect`.)
-    if !w.ctx.storm {
-        for (slot, cio) in io.iter_mut().enumerate() {
-            connect(w, &ep, cio, slot)?;
-        }
-    }
-
     let mut events: Vec<libc::epoll_event> = Vec::with_capacity(n.clamp(16, 1024));
     loop {
         let next = w.poll();
@@ -161,7 +154,7 @@ fn connect(w: &mut Worker, ep: &Epoll, cio: &mut Io, slot: usize) -> Result<(), 
         want_out: false,
     };
     let addr: socket2::SockAddr = w.ctx.targets[w.conns[slot].target].addr.into();
-    let socket = match crate::sys::tcp_socket(&addr, true) {
+    let socket = match crate::sys::tcp_socket(&addr, w.conns[slot].source, true) {
         Ok(s) => s,
         Err(err) => {
             w.failed(slot, err.raw_os_error().unwrap_or(libc::EIO), "socket");

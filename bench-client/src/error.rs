@@ -41,6 +41,30 @@ pub enum BenchError {
         /// The hard limit.
         hard: u64,
     },
+    /// More connections to one target than its source addresses have ephemeral ports.
+    #[error(
+        "{connections} connections to {target} need more local ports than {sources} source \
+         address(es) have: the ephemeral range (/proc/sys/net/ipv4/ip_local_port_range) is \
+         {range}, {ports} ports per source address and target; spread the connections over at \
+         least {needed} loopback addresses with --source-ip (e.g. --source-ip {example}), or add \
+         targets"
+    )]
+    TooFewPorts {
+        /// Connections to that target.
+        connections: usize,
+        /// The target address.
+        target: std::net::SocketAddr,
+        /// Source addresses (1 without --source-ip).
+        sources: usize,
+        /// Ephemeral ports per source address.
+        ports: usize,
+        /// The range as configured.
+        range: String,
+        /// Source addresses that would do.
+        needed: usize,
+        /// A `--source-ip` value with that many.
+        example: String,
+    },
     /// `--engine io-uring` where io_uring cannot be used.
     #[error("--engine io-uring: {0}")]
     UringUnavailable(String),

@@ -2,7 +2,8 @@
 //! measures, so that what it reports is the server's limit, not its own.
 //!
 //! Workloads ([`Command`]): `echo` (closed loop), `rate` (open loop, coordinated-omission
-//! corrected), `hold` (idle connections with heartbeats, server memory per connection) and
+//! corrected; with `--slo`, a search for the highest rate meeting latency objectives, in
+//! [`slo`]), `hold` (idle connections with heartbeats, server memory per connection) and
 //! `connect` (connection storm, phases timed separately). All four are one worker loop with a
 //! different pacing ([`cli::Pacing`]); see the crate README for the options and the JSON.
 //!
@@ -15,21 +16,30 @@
 //! - [`uring`] and [`epoll`]: the two engines, each a loop that moves bytes for the worker;
 //! - [`conn`]: one connection's state machine (TLS, upgrade, frames, verification) over
 //!   buffers it owns, driven identically by both engines;
-//! - [`report`], [`hlog`], [`meta`]: the outputs; [`sys`]: /proc, rlimits, sockets.
+//! - [`report`], [`hlog`], [`meta`]: the outputs; [`sys`]: /proc, rlimits, sockets;
+//!   [`source`]: `--source-ip` and the ephemeral-port arithmetic.
 //!
 //! Handshakes, framing and masking come from the sans-IO `wsport-core`, as in the servers.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod chart;
 pub mod cli;
+pub mod compare;
 pub mod conn;
 #[allow(unsafe_code)]
 pub mod epoll;
 pub mod error;
 pub mod hlog;
 pub mod meta;
+pub mod plot;
+pub mod publish;
 pub mod report;
+pub mod runs;
+pub mod slo;
+pub mod source;
 pub mod summary;
+pub mod svg;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod tls;
@@ -40,7 +50,7 @@ pub mod worker;
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -95,8 +105,20 @@ pub fn run(opts: &Opts) -> Result<Report, BenchError> {
 ///
 /// `Err` only when nothing could be measured (bad options, a connection that could not be
 /// opened, Ctrl-C before the start). Output files that fail to be written are in
-/// [`Report::output_errors`], beside intact results.
+/// [`Report::output_errors`], beside intact results. `rate --slo` runs one trial after another
+/// ([`slo`]) and reports them all in [`Report::slo`].
 pub fn run_with_stop(opts: &Opts, stop: &Stop) -> Result<Report, BenchError> {
+    match &opts.command {
+        Command::Rate(args) if args.slo.is_some() => {
+            let slo = args.slo.as_ref().expect("matched");
+            slo::search(opts, args, slo, stop)
+        }
+        _ => run_once(opts, stop),
+    }
+}
+
+/// One run: open the connections, warm up, measure the window, close.
+pub(crate) fn run_once(opts: &Opts, stop: &Stop) -> Result<Report, BenchError> {
     let plan = Arc::new(Plan::new(&opts.command)?);
     let common = opts.command.common();
     let nofile_limit = sys::raise_nofile(plan.connections)?;
@@ -126,6 +148,7 @@ pub fn run_with_stop(opts: &Opts, stop: &Stop) -> Result<Report, BenchError> {
     let control = Arc::new(Control {
         end_ns: AtomicU64::new(u64::MAX),
         abort: AtomicBool::new(false),
+        opened: AtomicUsize::new(0),
     });
     let (events_tx, events) = mpsc::channel();
     let mut go = Vec::with_capacity(plan.threads);
@@ -159,9 +182,12 @@ pub fn run_with_stop(opts: &Opts, stop: &Stop) -> Result<Report, BenchError> {
     let clock = || epoch.elapsed().as_nanos() as u64;
 
     // Every worker opens its connections; the first failure calls the run off.
+    let progress = !common.quiet && std::io::stderr().is_terminal();
+    let mut ramp_progress = RampProgress::new(progress && plan.ramp.is_some(), plan.connections);
     let mut ready = 0;
     let mut engine_name = String::new();
     while ready < plan.threads {
+        ramp_progress.show(control.opened.load(Ordering::Relaxed), clock());
         match events.recv_timeout(Duration::from_millis(50)) {
             Ok(Event::Ready(_, name)) => {
                 ready += 1;
@@ -184,15 +210,19 @@ pub fn run_with_stop(opts: &Opts, stop: &Stop) -> Result<Report, BenchError> {
         }
     }
 
+    ramp_progress.finish(plan.connections, clock());
+    let opening_s = Duration::from_nanos(clock()).as_secs_f64();
+
     // Every worker starts at once; the window starts after the warmup.
-    let record_from = clock() + plan.warmup.as_nanos() as u64;
+    let start = clock();
+    let record_from = start + plan.warmup.as_nanos() as u64;
     control.end_ns.store(
         record_from + plan.duration.as_nanos() as u64,
         Ordering::Relaxed,
     );
     let window_start_wall = SystemTime::now() + plan.warmup;
     for g in &go {
-        let _ = g.send(Go::Start { record_from });
+        let _ = g.send(Go::Start { start, record_from });
     }
 
     let mut output_errors = Vec::new();
@@ -212,8 +242,7 @@ pub fn run_with_stop(opts: &Opts, stop: &Stop) -> Result<Report, BenchError> {
             }
         }
     });
-    let progress = !common.quiet && std::io::stderr().is_terminal();
-    let open_loop = matches!(plan.pacing, Pacing::Open { .. });
+    let open_loop = plan.pacing.scheduled();
     let mut agg = Aggregator::new(
         plan.threads,
         record_from,
@@ -312,7 +341,7 @@ pub fn run_with_stop(opts: &Opts, stop: &Stop) -> Result<Report, BenchError> {
         server_rss_before,
         server.as_ref().and_then(|s| s.rss_start_bytes),
     ) {
-        (Some(before), Some(open)) if plan.pacing != Pacing::Storm => {
+        (Some(before), Some(open)) if !plan.pacing.is_storm() => {
             Some((open as f64 - before as f64) / plan.connections as f64)
         }
         _ => None,
@@ -323,6 +352,17 @@ pub fn run_with_stop(opts: &Opts, stop: &Stop) -> Result<Report, BenchError> {
             warnings.push(format!(
                 "the target rate was not reached: {achieved:.0} of {rate} msgs/s; latencies from the \
                  intended send times include the backlog"
+            ));
+        }
+    }
+    if let Pacing::Storm { rate: Some(rate) } = plan.pacing {
+        let started = rate_of(totals.measured_sent as f64);
+        if secs > 0.0 && started < 0.97 * rate as f64 {
+            warnings.push(format!(
+                "the target connection rate was not reached: {started:.0} of {rate} attempts/s \
+                 started (all -c {} slots busy, or the client too slow); totals from the \
+                 intended start times include the wait",
+                plan.connections
             ));
         }
     }
@@ -372,12 +412,20 @@ pub fn run_with_stop(opts: &Opts, stop: &Stop) -> Result<Report, BenchError> {
             message_type: if plan.text { "text" } else { "binary" },
             warmup_s: plan.warmup.as_secs_f64(),
             duration_s: plan.duration.as_secs_f64(),
+            source_ips: plan.source_ips.clone(),
+            ramp_per_sec: plan.ramp,
         },
         results: Results {
             window_s: secs,
             messages,
             msgs_per_sec: rate_of(messages as f64),
             payload_bytes_per_sec: rate_of(totals.measured_bytes as f64),
+            sent_per_sec: rate_of(totals.measured_sent as f64),
+            opening_s: if plan.pacing.is_storm() {
+                0.0
+            } else {
+                opening_s
+            },
             latency_ns: Latency::of(&hist),
             latency_uncorrected_ns: hist_uncorrected.as_ref().map(Latency::of),
             sent: totals.sent,
@@ -409,6 +457,7 @@ pub fn run_with_stop(opts: &Opts, stop: &Stop) -> Result<Report, BenchError> {
         warnings,
         histogram: report::HistogramRecord::of(&hist),
         histogram_uncorrected: hist_uncorrected.as_ref().map(report::HistogramRecord::of),
+        slo: None,
         hist,
         hist_uncorrected,
         output_errors,
@@ -612,13 +661,53 @@ fn judge_client(
     bottleneck
 }
 
-fn write_json(path: &PathBuf, report: &Report) -> std::io::Result<()> {
+pub(crate) fn write_json(path: &PathBuf, report: &Report) -> std::io::Result<()> {
     let mut text = serde_json::to_string_pretty(report).map_err(std::io::Error::other)?;
     text.push('\n');
     // Write beside, then rename: a full disk never leaves half a document behind.
     let tmp = path.with_extension("json.tmp");
     std::fs::write(&tmp, text)?;
     std::fs::rename(&tmp, path)
+}
+
+/// `hold --ramp`: the connections open so far, on stderr, at most ten times a second.
+struct RampProgress {
+    on: bool,
+    total: usize,
+    shown_at: u64,
+}
+
+impl RampProgress {
+    fn new(on: bool, total: usize) -> Self {
+        Self {
+            on,
+            total,
+            shown_at: 0,
+        }
+    }
+
+    fn show(&mut self, opened: usize, now: u64) {
+        if !self.on || now < self.shown_at + 100_000_000 {
+            return;
+        }
+        self.shown_at = now;
+        let mut err = std::io::stderr().lock();
+        let _ = write!(
+            err,
+            "\r[ramp {:>5.1}s] {opened:>8} of {} connections open",
+            now as f64 / 1e9,
+            self.total
+        );
+        let _ = err.flush();
+    }
+
+    fn finish(&mut self, opened: usize, now: u64) {
+        if self.on {
+            self.shown_at = 0;
+            self.show(opened, now.max(100_000_000));
+            eprintln!();
+        }
+    }
 }
 
 /// Merges the workers' intervals second by second: the total histogram, the `.hlog`, the

@@ -4,9 +4,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
+
 use clap::{Args, Parser, Subcommand};
 use wsport_bench::cli::Command;
-use wsport_bench::{run_with_stop, summary, Opts, Stop};
+use wsport_bench::{compare, publish, run_with_stop, Opts, Stop};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -23,13 +25,15 @@ struct Cli {
 enum TopCommand {
     #[command(flatten)]
     Workload(Box<Command>),
-    /// Summarise a directory of runs (`--json` files): a table per scenario, one row per
-    /// server (`--label`), medians and ranges of the repeats, server CPU per message as a ratio
-    /// against the baseline server. Prints it and writes DIR/summary.md.
+    /// Regenerate a result directory's documents from its runs (`--json` files, or its
+    /// runs.jsonl): DIR/summary.md (a table per scenario, one row per server, medians and
+    /// ranges of the repeats, ratios against the baseline server, client-bound cells flagged),
+    /// DIR/runs.jsonl and the plots in DIR/plots/*.svg. Prints the summary.
     Report(ReportArgs),
-    /// Compare two result directories (same scenarios, e.g. a baseline and this commit) by
-    /// server CPU per message, deciding from the spread of the repeats whether each server got
-    /// slower, faster or stayed the same; prints a Markdown table and exits 1 on a slowdown.
+    /// Compare two result directories (same scenarios, e.g. a baseline and this commit) by the
+    /// server's own cost (echo, rate: CPU per message; connect: CPU per handshake; hold: memory
+    /// per connection), deciding from the spread of the repeats whether each server got slower,
+    /// faster or stayed the same; prints a Markdown table and exits 1 on a slowdown.
     Compare(CompareArgs),
 }
 
@@ -42,6 +46,12 @@ struct CompareArgs {
     /// Smallest relative change that can count (0.03 = 3%).
     #[arg(long, default_value_t = 0.03)]
     threshold: f64,
+    /// Also write CUR's figures for github-action-benchmark (tool: customSmallerIsBetter).
+    #[arg(long, value_name = "FILE")]
+    github_json: Option<PathBuf>,
+    /// Also write CUR's figures in Bencher Metric Format (bencher run --adapter json).
+    #[arg(long, value_name = "FILE")]
+    bencher_json: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -67,15 +77,34 @@ fn real_main() -> anyhow::Result<ExitCode> {
     let command = match Cli::parse().command {
         TopCommand::Workload(command) => *command,
         TopCommand::Report(args) => {
-            let text = summary::summarize(&args.dir, &args.baseline)?;
-            print!("{text}");
-            std::fs::write(args.dir.join("summary.md"), &text)?;
+            let published = publish::regenerate(&args.dir, &args.baseline)?;
+            print!("{}", published.summary);
+            eprintln!(
+                "wsport-bench report: {} runs; wrote {}",
+                published.runs,
+                published
+                    .files
+                    .iter()
+                    .map(|f| f.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
             return Ok(ExitCode::SUCCESS);
         }
         TopCommand::Compare(args) => {
-            let (table, slower) = summary::compare(&args.base, &args.current, args.threshold)?;
-            print!("{table}");
-            return Ok(if slower {
+            let comparison = compare::compare(&args.base, &args.current, args.threshold)?;
+            print!("{}", comparison.markdown());
+            for (file, doc) in [
+                (&args.github_json, comparison.github_json()),
+                (&args.bencher_json, comparison.bencher_json()),
+            ] {
+                if let Some(file) = file {
+                    let text = serde_json::to_string_pretty(&doc)? + "\n";
+                    std::fs::write(file, text)
+                        .with_context(|| format!("cannot write {}", file.display()))?;
+                }
+            }
+            return Ok(if comparison.any_slower() {
                 ExitCode::FAILURE
             } else {
                 ExitCode::SUCCESS

@@ -44,6 +44,8 @@ pub struct Report {
     pub histogram: HistogramRecord,
     /// `rate`: the same from actual send times; `null` for `echo`.
     pub histogram_uncorrected: Option<HistogramRecord>,
+    /// `rate --slo`: the search, its trials and its answer; `null` otherwise.
+    pub slo: Option<crate::slo::SloRecord>,
     /// The histogram itself, for callers in-process.
     #[serde(skip)]
     pub hist: Histogram<u64>,
@@ -94,6 +96,11 @@ pub struct Setup {
     pub warmup_s: f64,
     /// Asked-for window, seconds.
     pub duration_s: f64,
+    /// `--source-ip`: the local addresses connections bind to, round-robin; empty when the
+    /// kernel chooses.
+    pub source_ips: Vec<std::net::IpAddr>,
+    /// `hold --ramp`: connections opened per second; `null`: all at once.
+    pub ramp_per_sec: Option<u64>,
 }
 
 /// How messages were paced.
@@ -106,7 +113,10 @@ pub enum PacingRecord {
         depth: usize,
     },
     /// `connect`: each slot opens, upgrades and closes connections one after another.
-    Storm,
+    Storm {
+        /// `--rate`: attempts started per second on schedule; `null`: as fast as slots free.
+        rate: Option<u64>,
+    },
     /// `rate`, `hold`.
     Open {
         /// Target messages per second, all connections.
@@ -123,7 +133,7 @@ impl PacingRecord {
     pub fn of(p: crate::cli::Pacing) -> Self {
         match p {
             crate::cli::Pacing::Closed { depth } => Self::Closed { depth },
-            crate::cli::Pacing::Storm => Self::Storm,
+            crate::cli::Pacing::Storm { rate } => Self::Storm { rate },
             crate::cli::Pacing::Open {
                 rate,
                 interval_ns,
@@ -157,6 +167,11 @@ pub struct Results {
     pub msgs_per_sec: f64,
     /// Payload bytes echoed per second, each direction.
     pub payload_bytes_per_sec: f64,
+    /// Messages (`connect`: connection attempts) actually sent in the window, per second.
+    pub sent_per_sec: f64,
+    /// Seconds from the start until every connection was open (`hold --ramp`: the ramp);
+    /// `connect`: 0.
+    pub opening_s: f64,
     /// Round-trip latency of the window's echoes (`rate`: from the intended send times).
     pub latency_ns: Latency,
     /// `rate`: latency from the actual send times, which hides the time messages waited to be
@@ -199,6 +214,11 @@ pub struct ConnectRecord {
     pub tls_ns: Option<Latency>,
     /// Upgrade request to 101 answer.
     pub upgrade_ns: Latency,
+    /// `--rate`: attempts due in the window that found all -c slots busy, so started late
+    /// (or never).
+    pub late: u64,
+    /// Of those, attempts due in the window that had not started when it ended.
+    pub not_started: u64,
 }
 
 impl ConnectRecord {
@@ -208,6 +228,8 @@ impl ConnectRecord {
             tcp_ns: Latency::of(&p.tcp),
             tls_ns: (!p.tls.is_empty()).then(|| Latency::of(&p.tls)),
             upgrade_ns: Latency::of(&p.upgrade),
+            late: p.late,
+            not_started: p.not_started,
         }
     }
 }
@@ -454,7 +476,37 @@ impl fmt::Display for Report {
             } => {
                 writeln!(f, "  rate       target {} msgs/s, at most {max_in_flight} in flight per connection", thousands(rate))?;
             }
-            PacingRecord::Closed { .. } | PacingRecord::Storm => {}
+            PacingRecord::Storm { rate: Some(rate) } => {
+                let late = r.connect.as_ref().map_or(0, |c| c.late);
+                let not_started = r.connect.as_ref().map_or(0, |c| c.not_started);
+                writeln!(
+                    f,
+                    "  rate       target {} attempts/s, started {:.0}/s; {} late (every slot busy), {} of them never started",
+                    thousands(rate),
+                    r.sent_per_sec,
+                    thousands(late),
+                    thousands(not_started)
+                )?;
+            }
+            PacingRecord::Closed { .. } | PacingRecord::Storm { rate: None } => {}
+        }
+        if let Some(ramp) = s.ramp_per_sec {
+            writeln!(
+                f,
+                "  ramp       {} connections at {} per second: all open after {:.2} s",
+                thousands(s.connections as u64),
+                thousands(ramp),
+                r.opening_s
+            )?;
+        }
+        if !s.source_ips.is_empty() {
+            let first = s.source_ips[0];
+            let last = s.source_ips[s.source_ips.len() - 1];
+            writeln!(
+                f,
+                "  source     {} addresses ({first} .. {last}), round-robin",
+                s.source_ips.len()
+            )?;
         }
         let line = |f: &mut fmt::Formatter<'_>, name: &str, l: &Latency| {
             writeln!(
@@ -485,12 +537,21 @@ impl fmt::Display for Report {
             &r.latency_ns,
         )?;
         if let Some(u) = &r.latency_uncorrected_ns {
-            line(f, "as sent", u)?;
-            writeln!(
-                f,
-                "             (latency: from each message's intended send time, coordinated-omission \
-                 corrected; as sent: from its actual send time, which hides waits to send)"
-            )?;
+            if r.connect.is_some() {
+                line(f, "as started", u)?;
+                writeln!(
+                    f,
+                    "             (total: from each attempt's intended start, coordinated-omission \
+                     corrected; as started: from its actual start, which hides waits for a slot)"
+                )?;
+            } else {
+                line(f, "as sent", u)?;
+                writeln!(
+                    f,
+                    "             (latency: from each message's intended send time, coordinated-omission \
+                     corrected; as sent: from its actual send time, which hides waits to send)"
+                )?;
+            }
         }
         let answers = if self.workload == "hold" {
             "pong"
@@ -578,6 +639,9 @@ impl fmt::Display for Report {
         )?;
         for w in &self.warnings {
             writeln!(f, "WARNING: {w}")?;
+        }
+        if let Some(slo) = &self.slo {
+            write!(f, "{slo}")?;
         }
         Ok(())
     }

@@ -2,6 +2,8 @@
 //! of processes (the server's from /proc, ours from getrusage).
 
 use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -9,8 +11,13 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use crate::error::BenchError;
 
 /// A TCP socket for `addr` with TCP_NODELAY (one small message per segment, as servers and
-/// browsers send them), close-on-exec, blocking or not.
-pub fn tcp_socket(addr: &SockAddr, nonblocking: bool) -> io::Result<Socket> {
+/// browsers send them), close-on-exec, blocking or not; bound to `source` (port chosen at
+/// connect time) when given.
+pub fn tcp_socket(
+    addr: &SockAddr,
+    source: Option<IpAddr>,
+    nonblocking: bool,
+) -> io::Result<Socket> {
     let domain = if addr.is_ipv6() {
         Domain::IPV6
     } else {
@@ -21,7 +28,35 @@ pub fn tcp_socket(addr: &SockAddr, nonblocking: bool) -> io::Result<Socket> {
     if nonblocking {
         socket.set_nonblocking(true)?;
     }
+    if let Some(ip) = source {
+        bind_no_port(&socket)?;
+        socket.bind(&SocketAddr::new(ip, 0).into())?;
+    }
     Ok(socket)
+}
+
+/// IP_BIND_ADDRESS_NO_PORT (Linux 4.2): a bind to port 0 picks no port until connect, which
+/// then picks one free for the whole 4-tuple. Without it, bind reserves a port per socket for
+/// every destination, and one source address runs out after one ephemeral range in total
+/// rather than per target. Older kernels refuse the option: bind works without it.
+fn bind_no_port(socket: &Socket) -> io::Result<()> {
+    let one: libc::c_int = 1;
+    // SAFETY: the option value points to one c_int, whose size is passed; the descriptor is
+    // the socket's own.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    match rc {
+        0 => Ok(()),
+        _ if io::Error::last_os_error().raw_os_error() == Some(libc::ENOPROTOOPT) => Ok(()),
+        _ => Err(io::Error::last_os_error()),
+    }
 }
 
 /// Raise the soft RLIMIT_NOFILE to the hard limit; fail when even that is below what

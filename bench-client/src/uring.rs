@@ -309,7 +309,8 @@ impl Engine {
     /// A new socket for `slot`, and its connect.
     fn connect(&mut self, w: &mut Worker, slot: usize) -> Result<(), BenchError> {
         self.io[slot] = Io::default();
-        let socket = match crate::sys::tcp_socket(&self.addrs[slot], false) {
+        let source = w.conns[slot].source;
+        let socket = match crate::sys::tcp_socket(&self.addrs[slot], source, false) {
             Ok(s) => s,
             Err(err) => {
                 w.failed(slot, err.raw_os_error().unwrap_or(libc::EIO), "socket");
@@ -397,13 +398,6 @@ pub fn run(w: &mut Worker) -> Result<(), BenchError> {
     } else {
         name.to_owned()
     };
-    // (`connect` opens its connections once the run starts, through `Ctx::reconnect`.)
-    if !w.ctx.storm {
-        for slot in 0..n {
-            e.connect(w, slot)?;
-        }
-    }
-
     let mut cqes: Vec<(u64, i32, u32)> = Vec::with_capacity(2 * entries as usize);
     let mut stamps: Vec<usize> = Vec::with_capacity(n);
     let mut exit_since: Option<u64> = None;

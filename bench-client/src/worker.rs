@@ -18,7 +18,11 @@
 //! Pacing: the closed loop sends on each echo (`Conn::fill` from the echo); the open loop
 //! (`rate`, `hold`) keeps a heap of connections by the intended time of their next message and
 //! sends what is due in [`Worker::poll`]; the storm (`connect`) reopens a slot when the engine
-//! reports its socket closed ([`Worker::closed`]).
+//! reports its socket closed ([`Worker::closed`]), or, with `--rate`, hands the next attempt
+//! due to a free slot.
+//!
+//! Connections are opened by the engine when the worker names them in `Ctx::reconnect`: all at
+//! once, or one by one on the `hold --ramp` schedule.
 //!
 //! Phases: `Opening` (connect, TLS, upgrade, all within --connect-timeout), then `Ready` is
 //! reported and the worker blocks until the main thread says `Go` (so every worker's window
@@ -27,7 +31,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -52,6 +56,9 @@ const MAX_WAIT: Duration = Duration::from_millis(100);
 /// rate costs one wake-up per batch rather than per message. Messages go out at most this
 /// late, and the corrected latency (from the intended time) includes it.
 const PACE_SLACK_NS: u64 = 50_000;
+
+/// `connect --rate` with every slot busy: how soon to look at the schedule again.
+const BLOCKED_WAKE_NS: u64 = 1_000_000;
 
 /// Length of one interval of the `.hlog` and of the progress line.
 pub const INTERVAL_NS: u64 = 1_000_000_000;
@@ -142,6 +149,8 @@ pub struct Totals {
     pub received: u64,
     /// Echoes received inside the measured window (the histogram's sample count).
     pub measured_messages: u64,
+    /// Messages (`connect`: attempts) sent inside the measured window.
+    pub measured_sent: u64,
     /// Their payload bytes.
     pub measured_bytes: u64,
     /// Echoes whose payload, length or type differed from the message sent (whole run).
@@ -165,6 +174,10 @@ pub struct Phases {
     pub tls: Histogram<u64>,
     /// From TCP (ws) or TLS (wss) done to the 101 answer.
     pub upgrade: Histogram<u64>,
+    /// `--rate`: attempts due in the window that found every slot busy.
+    pub late: u64,
+    /// Of those, attempts that had not started when the window ended.
+    pub not_started: u64,
 }
 
 impl Default for Phases {
@@ -173,6 +186,8 @@ impl Default for Phases {
             tcp: new_histogram(),
             tls: new_histogram(),
             upgrade: new_histogram(),
+            late: 0,
+            not_started: 0,
         }
     }
 }
@@ -183,6 +198,7 @@ impl Totals {
         self.sent += other.sent;
         self.received += other.received;
         self.measured_messages += other.measured_messages;
+        self.measured_sent += other.measured_sent;
         self.measured_bytes += other.measured_bytes;
         self.mismatches += other.mismatches;
         self.lost += other.lost;
@@ -199,6 +215,8 @@ impl Totals {
             let _ = mine.tcp.add(&theirs.tcp);
             let _ = mine.tls.add(&theirs.tls);
             let _ = mine.upgrade.add(&theirs.upgrade);
+            mine.late += theirs.late;
+            mine.not_started += theirs.not_started;
         }
     }
 
@@ -254,6 +272,9 @@ pub enum Go {
     /// Start sending; the window is `[record_from, end)` in ns since the epoch, where the end
     /// is read from [`Control::end_ns`].
     Start {
+        /// The instant every worker starts (before the warmup): where schedules shared by
+        /// the workers (`connect --rate`) begin.
+        start: u64,
         /// Start of the measured window.
         record_from: u64,
     },
@@ -267,6 +288,8 @@ pub struct Control {
     pub end_ns: AtomicU64,
     /// Stop opening connections (another worker failed, or Ctrl-C during setup).
     pub abort: AtomicBool,
+    /// Connections open so far, all workers (progress while opening).
+    pub opened: AtomicUsize,
 }
 
 /// Everything a connection needs from its worker.
@@ -293,7 +316,7 @@ pub struct Ctx {
     pub ping: bool,
     /// `connect`: connections are the unit; each is closed after its upgrade and reopened.
     pub storm: bool,
-    /// `connect`: slots whose next connection the engine should open now.
+    /// Slots whose (next) connection the engine should open now.
     pub reconnect: Vec<usize>,
     /// Masking keys, nonces, payloads.
     pub rng: Rng,
@@ -326,19 +349,28 @@ impl Ctx {
         self.record(intended, sent, bytes, ok);
     }
 
-    /// `connect`: a connection was upgraded. Its total time (from the intended start) is
-    /// measured like an echo; its phases go to their own histograms.
-    pub fn on_connection(&mut self, start: u64, tcp: u64, tls: Option<u64>) {
+    /// `connect`: a connection was upgraded. Its total time is measured like an echo, from
+    /// the intended start (and, with `--rate`, from the actual one too); its phases go to their
+    /// own histograms, TCP from the actual start.
+    pub fn on_connection(&mut self, intended: u64, actual: u64, tcp: u64, tls: Option<u64>) {
         let measured = self.now >= self.record_from && self.now < self.record_until;
-        self.record(start, start, 0, true);
+        self.record(intended, actual, 0, true);
         if let (true, Some(p)) = (measured, &mut self.totals.phases) {
-            p.tcp.saturating_record(tcp.saturating_sub(start).max(1));
+            p.tcp.saturating_record(tcp.saturating_sub(actual).max(1));
             let secure = tls.map_or(tcp, |t| {
                 p.tls.saturating_record(t.saturating_sub(tcp).max(1));
                 t
             });
             p.upgrade
                 .saturating_record(self.now.saturating_sub(secure).max(1));
+        }
+    }
+
+    /// A message (`connect`: an attempt) goes out now.
+    pub fn count_sent(&mut self) {
+        self.totals.sent += 1;
+        if self.now >= self.record_from && self.now < self.record_until {
+            self.totals.measured_sent += 1;
         }
     }
 
@@ -411,6 +443,25 @@ pub struct Worker {
     scheduled: Vec<bool>,
     /// Total connections of the run (the open loop staggers them over all of them).
     connections: usize,
+    /// Worker threads of the run.
+    threads: usize,
+    /// `hold --ramp`: connections opened per second, all workers together.
+    ramp: Option<u64>,
+    /// The next slot to open on the ramp.
+    to_open: usize,
+    /// Connections open already counted in [`Control::opened`].
+    opened_reported: usize,
+    /// `connect --rate`: attempts per second, all workers together.
+    storm_rate: Option<u64>,
+    /// `connect --rate`: where the shared schedule starts.
+    storm_start: u64,
+    /// `connect --rate`: this worker's next attempt (its `j`th is the run's
+    /// `index + j * threads`th).
+    attempt: u64,
+    /// `connect --rate`: slots with no attempt in progress.
+    free: Vec<usize>,
+    /// `connect --rate`: the next attempt was already counted late.
+    late_counted: bool,
 }
 
 impl Worker {
@@ -434,17 +485,17 @@ impl Worker {
             max_in_flight: match plan.pacing {
                 Pacing::Closed { depth } => depth,
                 Pacing::Open { max_in_flight, .. } => max_in_flight,
-                Pacing::Storm => 1,
+                Pacing::Storm { .. } => 1,
             },
             interval_ns: match plan.pacing {
-                Pacing::Closed { .. } | Pacing::Storm => None,
+                Pacing::Closed { .. } | Pacing::Storm { .. } => None,
                 Pacing::Open { interval_ns, .. } => Some(interval_ns),
             },
             unblocked: Vec::new(),
             sizes: plan.sizes.clone(),
             text: plan.text,
             ping: plan.ping,
-            storm: plan.pacing == Pacing::Storm,
+            storm: plan.pacing.is_storm(),
             reconnect: Vec::new(),
             rng: Rng::seeded(index),
             targets,
@@ -453,11 +504,11 @@ impl Worker {
             finished: Vec::new(),
             open: 0,
             totals: Totals {
-                phases: (plan.pacing == Pacing::Storm).then(Box::default),
+                phases: plan.pacing.is_storm().then(Box::default),
                 ..Totals::default()
             },
             hist: new_histogram(),
-            hist_uncorrected: matches!(plan.pacing, Pacing::Open { .. }).then(new_histogram),
+            hist_uncorrected: plan.pacing.scheduled().then(new_histogram),
             iv_messages: 0,
             iv_bytes: 0,
             iv_errors: 0,
@@ -466,8 +517,9 @@ impl Worker {
         let mut conns = Vec::with_capacity(ids.len());
         for (slot, id) in ids.into_iter().enumerate() {
             let target = id % plan.targets.len();
-            let conn = Conn::new(slot, id, target, &mut ctx)
+            let mut conn = Conn::new(slot, id, target, &mut ctx)
                 .map_err(|e| BenchError::Tls(e.to_string()))?;
+            conn.source = crate::source::source_of(&plan.source_ips, id, plan.targets.len());
             conns.push(conn);
         }
         let mut worker = Self {
@@ -489,10 +541,32 @@ impl Worker {
             schedule: BinaryHeap::new(),
             scheduled: Vec::new(),
             connections: plan.connections,
+            threads: plan.threads,
+            ramp: plan.ramp,
+            to_open: 0,
+            opened_reported: 0,
+            storm_rate: match plan.pacing {
+                Pacing::Storm { rate } => rate,
+                _ => None,
+            },
+            storm_start: 0,
+            attempt: 0,
+            free: Vec::new(),
+            late_counted: false,
         };
         let now = worker.clock();
         worker.ctx.now = now;
-        worker.connect_deadline = now + plan.connect_timeout.as_nanos() as u64;
+        // On a ramp, each connection has --connect-timeout from its turn.
+        let last_turn = match (plan.ramp, worker.conns.last()) {
+            (Some(ramp), Some(c)) => ramp_turn(c.id, ramp),
+            _ => now,
+        };
+        worker.connect_deadline = last_turn.max(now) + plan.connect_timeout.as_nanos() as u64;
+        // (`connect` opens its connections only once the run starts.)
+        if !worker.ctx.storm && plan.ramp.is_none() {
+            worker.ctx.reconnect.extend(0..worker.conns.len());
+            worker.to_open = worker.conns.len();
+        }
         Ok(worker)
     }
 
@@ -608,10 +682,97 @@ impl Worker {
         }
         // A reset cannot fail for a server name that already worked; if it did, the slot
         // would just stop.
-        if self.conns[slot].reset(self.ctx.now, &mut self.ctx).is_ok() {
+        if self.storm_rate.is_some() {
+            // The slot waits for the next attempt due.
+            self.free.push(slot);
+            self.start_due(self.ctx.now);
+            return;
+        }
+        let now = self.ctx.now;
+        if self.conns[slot].reset(now, now, &mut self.ctx).is_ok() {
             self.done -= 1;
-            self.ctx.totals.sent += 1;
+            self.ctx.count_sent();
             self.ctx.reconnect.push(slot);
+        }
+    }
+
+    /// `connect --rate`: start every attempt due by `now` on a free slot; say when the next
+    /// one is due (`None`: every slot is busy, and a closing one will start it).
+    fn start_due(&mut self, now: u64) -> Option<u64> {
+        let rate = self.storm_rate?;
+        if !self.ctx.sending {
+            return None;
+        }
+        loop {
+            let due = self.attempt_due(self.attempt, rate);
+            if due > now {
+                return Some(due);
+            }
+            let Some(slot) = self.free.pop() else {
+                if !self.late_counted {
+                    self.late_counted = true;
+                    if self.in_window(due) {
+                        if let Some(p) = &mut self.ctx.totals.phases {
+                            p.late += 1;
+                        }
+                    }
+                }
+                return None;
+            };
+            let conn = &mut self.conns[slot];
+            let started = if conn.phase() == Phase::Connecting {
+                // Never used yet.
+                conn.start_cycle(due, now);
+                true
+            } else if conn.reset(due, now, &mut self.ctx).is_ok() {
+                self.done -= 1;
+                true
+            } else {
+                false
+            };
+            if started {
+                self.ctx.count_sent();
+                self.ctx.reconnect.push(slot);
+            }
+            self.attempt += 1;
+            self.late_counted = false;
+        }
+    }
+
+    /// `connect --rate`: when this worker's `j`th attempt is due. Attempt `k` of the run is
+    /// due `k / rate` after the start and belongs to worker `k % threads`, so the workers'
+    /// schedules interleave into one even one.
+    fn attempt_due(&self, j: u64, rate: u64) -> u64 {
+        let k = self.index as u128 + u128::from(j) * self.threads as u128;
+        self.storm_start
+            + (k * 1_000_000_000 / u128::from(rate)).min(u128::from(u64::MAX / 2)) as u64
+    }
+
+    fn in_window(&self, t: u64) -> bool {
+        t >= self.ctx.record_from && t < self.ctx.record_until
+    }
+
+    /// `hold --ramp`: name every connection whose turn has come; say when the next one's is.
+    fn open_due(&mut self, now: u64) -> Option<u64> {
+        let ramp = self.ramp?;
+        while self.to_open < self.conns.len() {
+            let turn = ramp_turn(self.conns[self.to_open].id, ramp);
+            if turn > now {
+                return Some(turn);
+            }
+            self.ctx.reconnect.push(self.to_open);
+            self.to_open += 1;
+        }
+        None
+    }
+
+    /// Add the connections opened since the last call to the count every worker shares.
+    fn report_opened(&mut self) {
+        if self.ctx.open > self.opened_reported {
+            self.control
+                .opened
+                .fetch_add(self.ctx.open - self.opened_reported, Ordering::Relaxed);
+            self.opened_reported = self.ctx.open;
         }
     }
 
@@ -620,6 +781,7 @@ impl Worker {
         let now = self.ctx.now;
         match self.state {
             State::Opening => {
+                self.report_opened();
                 if self.control.abort.load(Ordering::Relaxed) {
                     self.close_all();
                     self.state = State::Exiting;
@@ -631,9 +793,11 @@ impl Worker {
                     self.close_all();
                     self.state = State::Exiting;
                 } else {
-                    return Next::Wait(
-                        MAX_WAIT.min(Duration::from_nanos(self.connect_deadline - now)),
-                    );
+                    let mut wake = self.connect_deadline;
+                    if let Some(turn) = self.open_due(now) {
+                        wake = wake.min(turn);
+                    }
+                    return Next::Wait(MAX_WAIT.min(Duration::from_nanos(wake - now)));
                 }
                 self.poll_after_change()
             }
@@ -646,8 +810,13 @@ impl Worker {
                     return self.poll_after_change();
                 }
                 let mut wake = self.iv_end();
-                if let Some(due) = self.pace(now) {
-                    wake = wake.min(due.max(now + PACE_SLACK_NS));
+                match self.pace(now).or_else(|| self.start_due(now)) {
+                    Some(due) => wake = wake.min(due.max(now + PACE_SLACK_NS)),
+                    // `connect --rate` with every slot busy: the close that frees one starts
+                    // the attempt waiting, but the engine has already chosen its wait by then,
+                    // so look again soon for the attempts after it.
+                    None if self.storm_rate.is_some() => wake = wake.min(now + BLOCKED_WAKE_NS),
+                    None => {}
                 }
                 Next::Wait(MAX_WAIT.min(Duration::from_nanos(wake.saturating_sub(now))))
             }
@@ -723,7 +892,7 @@ impl Worker {
             .events
             .send(Event::Ready(self.index, self.engine.clone()));
         match self.go.recv() {
-            Ok(Go::Start { record_from }) => {
+            Ok(Go::Start { start, record_from }) => {
                 let now = self.clock();
                 self.ctx.now = now;
                 self.ctx.record_from = record_from;
@@ -732,10 +901,14 @@ impl Worker {
                 self.iv_index = self.index_of(now);
                 self.iv_start = now;
                 self.state = State::Running;
-                if self.ctx.storm {
+                if self.ctx.storm && self.storm_rate.is_some() {
+                    self.storm_start = start;
+                    self.free = (0..self.conns.len()).rev().collect();
+                    self.start_due(now);
+                } else if self.ctx.storm {
                     for slot in 0..self.conns.len() {
-                        self.conns[slot].start_cycle(now);
-                        self.ctx.totals.sent += 1;
+                        self.conns[slot].start_cycle(now, now);
+                        self.ctx.count_sent();
                         self.ctx.reconnect.push(slot);
                     }
                 }
@@ -800,13 +973,44 @@ impl Worker {
         let end = now.min(self.ctx.record_until);
         self.rotate(end);
         self.ship(end, true);
+        self.count_not_started(end);
         self.ctx.sending = false;
+        // Slots that never had an attempt have nothing to close.
+        for slot in std::mem::take(&mut self.free) {
+            if self.conns[slot].phase() == Phase::Connecting {
+                self.conns[slot].retire();
+                self.hand_over(slot);
+            }
+        }
         for slot in 0..self.conns.len() {
             let outcome = self.conns[slot].start_close(&mut self.ctx);
             self.settle(slot, outcome);
         }
         self.drain_deadline = now + DRAIN.as_nanos() as u64;
         self.state = State::Draining;
+    }
+
+    /// `connect --rate`: the attempts due in the window but never started (every slot stayed
+    /// busy) are late too.
+    fn count_not_started(&mut self, end: u64) {
+        let Some(rate) = self.storm_rate else { return };
+        let (mut late, mut not_started) = (0, 0);
+        let mut j = self.attempt;
+        loop {
+            let due = self.attempt_due(j, rate);
+            if due >= end {
+                break;
+            }
+            if due >= self.ctx.record_from {
+                not_started += 1;
+                late += u64::from(!(j == self.attempt && self.late_counted));
+            }
+            j += 1;
+        }
+        if let Some(p) = &mut self.ctx.totals.phases {
+            p.late += late;
+            p.not_started += not_started;
+        }
     }
 
     fn index_of(&self, t: u64) -> i64 {
@@ -855,6 +1059,11 @@ impl Worker {
         self.iv_index += 1;
         self.iv_start = end;
     }
+}
+
+/// `hold --ramp`: connection `id` opens `id / ramp` seconds after the run's epoch.
+fn ramp_turn(id: usize, ramp: u64) -> u64 {
+    (id as u128 * 1_000_000_000 / u128::from(ramp)).min(u128::from(u64::MAX / 2)) as u64
 }
 
 #[cfg(test)]
