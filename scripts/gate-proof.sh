@@ -24,7 +24,7 @@ while [ $# -gt 0 ]; do
 done
 rm -rf "$out"
 mkdir -p "$out"
-matrix=(--servers "$servers" --schemes ws --sizes 64 --conns 100 --duration 3s --warmup 1s --repeat 3)
+matrix=(--servers "$servers" --scenarios echo --ports any --schemes ws --sizes 64 --conns 100 --duration 3s --warmup 1s --repeat 3)
 false_alarms=0
 detected=0
 for i in $(seq 1 "$rounds"); do
