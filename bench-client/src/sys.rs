@@ -64,35 +64,16 @@ fn bind_no_port(socket: &Socket) -> io::Result<()> {
 /// Returns the limit now in force.
 pub fn raise_nofile(connections: usize) -> Result<u64, BenchError> {
     let need = connections as u64 + 64;
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one rlimit to the pointer, which points to one.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return Err(BenchError::io(
-            "getrlimit(RLIMIT_NOFILE)",
-            io::Error::last_os_error(),
-        ));
-    }
-    if lim.rlim_cur < lim.rlim_max {
-        let raised = libc::rlimit {
-            rlim_cur: lim.rlim_max,
-            rlim_max: lim.rlim_max,
-        };
-        // SAFETY: setrlimit reads one rlimit from the pointer, which points to one.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            lim.rlim_cur = lim.rlim_max;
-        }
-    }
-    if lim.rlim_cur < need {
+    let limit = wsport_server_common::limits::raise_nofile()
+        .map_err(|e| BenchError::io("getrlimit(RLIMIT_NOFILE)", e))?;
+    if limit.soft < need {
         return Err(BenchError::TooFewFiles {
             connections,
             need,
-            hard: lim.rlim_max,
+            hard: limit.hard,
         });
     }
-    Ok(lim.rlim_cur)
+    Ok(limit.soft)
 }
 
 /// CPU time (user + system) of this process, all threads, and its peak RSS in bytes.
