@@ -1,6 +1,10 @@
 //! What produced a result: host, CPU, kernel, toolchain, commit (DESIGN.md "Results are
 //! documents"). Everything is best effort: a field that cannot be read is `null`, never an
 //! error.
+//!
+//! The commit is the one this binary was built from (build.rs), not the checkout's state when
+//! it runs: a benchmark rewrites results/ while it runs, and the checkout may have moved on
+//! since the build, so only the build knows which code is measured.
 
 use std::process::Command;
 
@@ -23,9 +27,10 @@ pub struct Meta {
     pub kernel: Option<String>,
     /// `rustc -V` on this machine.
     pub rustc: Option<String>,
-    /// `git rev-parse HEAD` in the current directory.
+    /// The commit wsport-bench was built from; `None` for a build outside git.
     pub git_commit: Option<String>,
-    /// Whether that checkout had uncommitted changes.
+    /// Whether tracked files outside results/ differed from that commit at build time;
+    /// `None` for a build outside git.
     pub git_dirty: Option<bool>,
 }
 
@@ -46,14 +51,6 @@ impl Meta {
                     .and_then(|l| l.split_once(':'))
                     .map(|(_, v)| v.trim().to_owned())
             });
-        let git_commit = output("git", &["rev-parse", "HEAD"]);
-        let git_dirty = git_commit.as_ref().and_then(|_| {
-            Command::new("git")
-                .args(["status", "--porcelain", "--untracked-files=no"])
-                .output()
-                .ok()
-                .map(|o| !o.stdout.is_empty())
-        });
         Self {
             tool_version: env!("CARGO_PKG_VERSION"),
             host: read("/proc/sys/kernel/hostname"),
@@ -65,9 +62,27 @@ impl Meta {
             ),
             kernel: read("/proc/sys/kernel/osrelease"),
             rustc: output("rustc", &["-V"]),
-            git_commit,
-            git_dirty,
+            git_commit: BUILD_GIT_COMMIT.map(str::to_owned),
+            git_dirty: BUILD_GIT_DIRTY,
         }
+    }
+}
+
+/// Set by build.rs; empty outside git.
+const BUILD_GIT_COMMIT: Option<&str> = non_empty(env!("WSPORT_GIT_COMMIT"));
+
+/// Set by build.rs: `true`, `false`, or empty outside git.
+const BUILD_GIT_DIRTY: Option<bool> = match env!("WSPORT_GIT_DIRTY").as_bytes() {
+    b"true" => Some(true),
+    b"false" => Some(false),
+    _ => None,
+};
+
+const fn non_empty(s: &'static str) -> Option<&'static str> {
+    if s.is_empty() {
+        None
+    } else {
+        Some(s)
     }
 }
 
@@ -93,5 +108,20 @@ mod tests {
         assert!(m.cpus_online >= 1);
         assert!(m.kernel.is_some());
         assert_eq!(super::count_cpu_list("0-3,6\n"), 5);
+    }
+
+    #[test]
+    fn names_the_commit_it_was_built_from() {
+        let m = super::Meta::gather();
+        match &m.git_commit {
+            Some(commit) => {
+                // SHA-1 or SHA-256 object names.
+                assert!(matches!(commit.len(), 40 | 64), "{commit}");
+                assert!(commit.bytes().all(|b| b.is_ascii_hexdigit()), "{commit}");
+                assert!(m.git_dirty.is_some());
+            }
+            // Built outside git (a source archive): neither is known.
+            None => assert_eq!(m.git_dirty, None),
+        }
     }
 }
