@@ -26,10 +26,11 @@
 #   --client-cores LIST  --server-args "..." (added to every server, e.g. the hidden
 #   --debug-spin-per-message of the regression-gate proof).
 #
-# Each run is a wsport-bench JSON file and HdrHistogram log in the output directory (default
-# target/bench/<date>-<host>-<time>; pass --out results/<date>-<host> to keep one), beside the
-# servers' logs, runs.jsonl, summary.md, the plots and a README.md with the host and the exact
-# commands. Exits 1 when a run failed, 2 on a usage error.
+# The output directory (default target/bench/<date>-<host>-<time>; pass --out
+# results/<date>-<host> to keep one) ends with runs.jsonl (every run's wsport-bench JSON, a
+# line each), an HdrHistogram log per run, summary.md, the plots and a README.md with the host
+# and the exact commands; a run that failed also keeps its client output (.txt) and its
+# server's logs. Exits 1 when a run failed, 2 on a usage error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -180,7 +181,7 @@ cat > "$out/README.md" <<EOF
 
 - host: $host, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(nproc) CPUs online
 - kernel: $(uname -r); $(rustc -V 2> /dev/null || echo "rustc unknown")
-- commit: $(git rev-parse --short HEAD 2> /dev/null || echo unknown)$(git diff --quiet 2> /dev/null || echo " (dirty)")
+- commit: $(git rev-parse --short HEAD 2> /dev/null || echo unknown)$(git diff --quiet HEAD -- . ':(exclude)results' 2> /dev/null || echo " (dirty)")
 - governor: $(cat /sys/devices/system/cpu/cpu0/cpufreq/scaling_governor 2> /dev/null || echo "n/a (no cpufreq)")
 - pinning: server threads on CPU(s) $server_cores (--threads $server_threads), client on CPU(s) $client_cores
 - matrix: servers $servers × scenarios $scenarios × $schemes × sizes $sizes × connections $conns
@@ -188,8 +189,9 @@ cat > "$out/README.md" <<EOF
   connections); $duration after $warmup warm-up; $repeat repeats, interleaved; ports: $ports
 - command: \`$command_line\`
 
-Each \`*.json\` is one run (schema wsport-bench/1, with the exact client flags and host metadata),
-each \`*.hlog\` its HdrHistogram interval log; \`runs.jsonl\` holds every run, a line each;
+\`runs.jsonl\` holds every run, a line each (schema wsport-bench/1, with the exact client flags
+and host metadata), each \`*.hlog\` a run's HdrHistogram interval log; a failed run also keeps
+its client output (\`*.txt\`) and its server's logs (\`*.server.out\`, \`*.server.err\`);
 \`summary.md\` and the plots are \`wsport-bench report\` of this directory.
 
 ## Ports and servers
@@ -262,6 +264,7 @@ n=0
 declare -A unavailable=()
 declare -A announced=()
 failed=0
+jsons=()
 for r in $(seq 1 "$repeat"); do
   for cell in "${cells[@]}"; do
     read -r sc scheme size c <<< "$cell"
@@ -286,6 +289,8 @@ for r in $(seq 1 "$repeat"); do
         for u in "${urls[@]}"; do url_args+=(--url "$u"); done
         [ "$scheme" = wss ] && url_args+=(--insecure)
         printf '[%d/%d] %s ... ' "$n" "$total" "$name"
+        jsons+=("$out/$name.json")
+        ok=1
         if "$bin/wsport-bench" "${workload[@]}" "${url_args[@]}" --server-pid "$server_pid" \
             --cpus "$client_cores" --label "$s" --json "$out/$name.json" --hlog "$out/$name.hlog" \
             -q > "$out/$name.txt" 2>&1; then
@@ -300,8 +305,14 @@ for r in $(seq 1 "$repeat"); do
         else
             echo "FAILED (see $out/$name.txt)"
             failed=1
+            ok=0
         fi
         stop_server
+        # A run that succeeded is its JSON (in runs.jsonl after the report) and its .hlog; its
+        # client output and server logs only repeat them. A failed run keeps both to show why.
+        if [ "$ok" = 1 ]; then
+            rm -f "$out/$name.txt" "$out/$name.server.out" "$out/$name.server.err"
+        fi
     done
   done
 done
@@ -310,5 +321,9 @@ done
 find "$out" -name '*.server.*' -empty -delete
 echo
 "$bin/wsport-bench" report "$out"
-echo "Full result: $out (summary.md, README.md, runs.jsonl, plots, one JSON and .hlog per run)"
+# runs.jsonl now holds each JSON document, and report reads a directory without *.json back
+# from it: the per-run files would only repeat it. Only after the report succeeded, so a
+# failed report leaves every run in place.
+if [ "${#jsons[@]}" -gt 0 ]; then rm -f "${jsons[@]}"; fi
+echo "Full result: $out (summary.md, README.md, runs.jsonl, plots, one .hlog per run; client output and server logs of failed runs)"
 exit "$failed"
