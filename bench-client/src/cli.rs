@@ -101,6 +101,18 @@ pub struct RateArgs {
     /// --duration from --rate up, doubling until one fails, then bisecting (at most 12).
     #[arg(long, value_name = "OBJECTIVES", value_parser = crate::slo::parse_slo)]
     pub slo: Option<crate::slo::Slo>,
+    /// How messages arrive. 0 (the default): each message leaves at its own turn, one at a
+    /// time, as from many independent clients behind a NIC. A tick such as 1ms: the messages
+    /// whose turn falls within a tick leave together at its end, in one wake-up (io_uring: one
+    /// submission), as from one proxy multiplexing many users; latency counts from the tick.
+    #[arg(long, default_value = "0", value_parser = parse_duration)]
+    #[serde(serialize_with = "crate::cli::ser_duration")]
+    pub tick: Duration,
+    /// Debugging the send-lag check: the worker takes up each message this long after its
+    /// turn, as a client with a coarse timer or too little CPU would.
+    #[arg(long, default_value = "0", value_parser = parse_duration, hide = true)]
+    #[serde(serialize_with = "crate::cli::ser_duration")]
+    pub debug_wake_late: Duration,
 }
 
 /// `hold` options.
@@ -418,6 +430,9 @@ pub enum Pacing {
         interval_ns: u64,
         /// Cap on unanswered messages per connection.
         max_in_flight: usize,
+        /// `rate --tick`: messages due within a tick leave together at its end, ns; 0: each
+        /// at its own turn.
+        tick_ns: u64,
     },
 }
 
@@ -491,6 +506,8 @@ pub struct Plan {
     pub source_ips: Vec<std::net::IpAddr>,
     /// `hold --ramp`: connections opened per second while opening; `None`: all at once.
     pub ramp: Option<u64>,
+    /// Hidden `rate --debug-wake-late`: how late the workers wake for each message.
+    pub debug_wake_late: Duration,
     /// The scenario name, e.g. `echo-64B-100c-1t-ws-8080`.
     pub scenario: String,
 }
@@ -535,6 +552,7 @@ impl Plan {
                     rate,
                     interval_ns,
                     max_in_flight: 1,
+                    tick_ns: 0,
                 };
                 // Pings carry the 16-byte sequence stamp, as messages do.
                 let messages = Messages {
@@ -562,8 +580,11 @@ impl Plan {
                     rate: a.rate,
                     interval_ns,
                     max_in_flight: a.max_in_flight as usize,
+                    tick_ns: a.tick.as_nanos().min(u128::from(u64::MAX)) as u64,
                 };
-                Self::build("rate", &a.common, Messages::of(&a.messages), pacing)
+                let mut plan = Self::build("rate", &a.common, Messages::of(&a.messages), pacing)?;
+                plan.debug_wake_late = a.debug_wake_late;
+                Ok(plan)
             }
         }
     }
@@ -657,6 +678,7 @@ impl Plan {
             server_pid: c.server_pid,
             source_ips,
             ramp: None,
+            debug_wake_late: Duration::ZERO,
             scenario,
         })
     }
@@ -688,7 +710,12 @@ fn scenario_name(
         Pacing::Open { interval_ns, .. } if kind == "hold" => {
             name.push_str(&format!("-{conns}c-ping{}", format_interval(interval_ns)));
         }
-        Pacing::Open { rate, .. } => name.push_str(&format!("-{rate}ps-{sizes}-{conns}c")),
+        Pacing::Open { rate, tick_ns, .. } => {
+            name.push_str(&format!("-{rate}ps-{sizes}-{conns}c"));
+            if tick_ns > 0 {
+                name.push_str(&format!("-tick{}", format_interval(tick_ns)));
+            }
+        }
         Pacing::Closed { .. } => name.push_str(&format!("-{sizes}-{conns}c")),
         Pacing::Storm { rate: None } => name.push_str(&format!("-{conns}c")),
         Pacing::Storm { rate: Some(rate) } => name.push_str(&format!("-{rate}ps-{conns}c")),
@@ -839,10 +866,31 @@ mod tests {
             Pacing::Open {
                 rate: 50_000,
                 interval_ns: 2_000_000,
-                max_in_flight: 1000
+                max_in_flight: 1000,
+                tick_ns: 0
             }
         );
         assert_eq!(p.scenario, "rate-50000ps-64B-100c-1t-ws-8080");
+        let ticked = plan(
+            "rate",
+            &[
+                "--url",
+                "ws://127.0.0.1:8080/",
+                "--rate",
+                "1000",
+                "--tick",
+                "1ms",
+            ],
+        )
+        .unwrap();
+        assert!(matches!(
+            ticked.pacing,
+            Pacing::Open {
+                tick_ns: 1_000_000,
+                ..
+            }
+        ));
+        assert_eq!(ticked.scenario, "rate-1000ps-64B-100c-tick1ms-1t-ws-8080");
         assert!(plan(
             "rate",
             &["--url", "ws://127.0.0.1:8080/", "-c", "1", "--rate", "0"]
@@ -873,7 +921,8 @@ mod tests {
             Pacing::Open {
                 rate: 2000,
                 interval_ns: 500_000_000,
-                max_in_flight: 1
+                max_in_flight: 1,
+                tick_ns: 0
             }
         );
         assert!(p.ping);

@@ -10,7 +10,9 @@
 //! | connect | server CPU µs per handshake; else µs per handshake of wall time (1 / handshakes/s) | without `--server-pid` there is no server CPU |
 //! | hold | server memory per connection, bytes | what idle connections cost |
 //!
-//! The decision rule ([`decide`]) is the same for all. The verdicts also go out as
+//! The decision rule ([`decide`]) is the same for all. A scenario in which either side has a
+//! run whose client sent late (send-lag p99 over [`crate::SEND_LAG_LIMIT_NS`]) is not judged:
+//! its figures describe the client as much as the server. The verdicts also go out as
 //! github-action-benchmark and Bencher JSON, so a CI can keep their history.
 
 use std::collections::BTreeMap;
@@ -19,7 +21,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use crate::runs::{self, spread, Run, RunsError};
+use crate::runs::{self, spread, ClientLimit, Run, RunsError};
 
 /// What `compare` decided for one scenario and server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +34,8 @@ pub enum Verdict {
     Unchanged,
     /// No base to compare with (a scenario or server new in CUR).
     New,
+    /// A run of either side sent late, so its figures are partly the client's.
+    NotJudged,
 }
 
 impl Verdict {
@@ -41,6 +45,7 @@ impl Verdict {
             Self::Faster => "faster",
             Self::Unchanged => "unchanged",
             Self::New => "new",
+            Self::NotJudged => "not judged: the client sent late",
         }
     }
 }
@@ -159,7 +164,12 @@ pub fn compare_runs(base: &[Run], current: &[Run], threshold: f64) -> Comparison
         let Some((metric, base_figure, current_figure)) = chosen else {
             continue;
         };
+        let late = |list: &[&Run]| {
+            list.iter()
+                .any(|r| r.client_bound == Some(ClientLimit::Late))
+        };
         let verdict = match base_figure {
+            _ if late(&runs) || base_runs.is_some_and(|b| late(b)) => Verdict::NotJudged,
             Some(b) => decide(b, current_figure, threshold),
             None => Verdict::New,
         };
@@ -353,6 +363,38 @@ mod tests {
             decide((7.0, 6.7, 7.3), (7.6, 7.31, 7.9), 0.03),
             Verdict::Unchanged
         );
+    }
+
+    #[test]
+    fn a_late_client_is_not_judged() {
+        let run = |cpu: f64, lag_p99: u64| {
+            Run::parse(
+                "x.json".into(),
+                json!({
+                    "schema": "wsport-bench/1", "workload": "rate",
+                    "scenario": "rate-1000ps-64B-10c-1t-tokio-ws-1", "flags": {"label": "tokio"},
+                    "setup": {"threads": 1, "pacing": {"rate": 1000}},
+                    "results": {"msgs_per_sec": 1000.0, "latency_ns": {"p50": 1},
+                        "send_lag_ns": {"p50": 1, "p99": lag_p99},
+                        "server": {"cpu_us_per_msg": cpu}}
+                }),
+            )
+            .unwrap()
+        };
+        let on_time = crate::SEND_LAG_LIMIT_NS;
+        let base = [run(7.0, on_time), run(7.01, on_time)];
+        let slower = [run(9.0, on_time), run(9.01, on_time)];
+        assert_eq!(
+            compare_runs(&base, &slower, 0.03).rows[0].verdict,
+            Verdict::Slower
+        );
+        let late = [run(9.0, on_time), run(9.01, on_time + 1)];
+        let c = compare_runs(&base, &late, 0.03);
+        assert_eq!(c.rows[0].verdict, Verdict::NotJudged);
+        assert!(!c.any_slower());
+        assert!(c.markdown().contains("not judged: the client sent late"));
+        let c = compare_runs(&late, &base, 0.03);
+        assert_eq!(c.rows[0].verdict, Verdict::NotJudged);
     }
 
     #[test]

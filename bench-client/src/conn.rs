@@ -502,19 +502,20 @@ impl Conn {
             return Ok(());
         }
         let before = self.send_seq;
-        match ctx.interval_ns {
+        match ctx.open_loop {
             None => {
                 while self.times.len() < ctx.max_in_flight {
                     self.send_message(UNSTAMPED, ctx)?;
                 }
             }
-            Some(interval) => {
-                while self.next_due <= ctx.now && self.times.len() < ctx.max_in_flight {
-                    let due = self.next_due;
-                    self.send_message(due, ctx)?;
-                    self.next_due += interval;
+            Some(open) => {
+                while open.intended(self.next_due) <= ctx.now
+                    && self.times.len() < ctx.max_in_flight
+                {
+                    self.send_message(open.intended(self.next_due), ctx)?;
+                    self.next_due += open.interval_ns;
                 }
-                let blocked = self.next_due <= ctx.now;
+                let blocked = open.intended(self.next_due) <= ctx.now;
                 if self.blocked && !blocked {
                     ctx.unblocked.push(self.slot);
                 }
@@ -576,7 +577,7 @@ impl Conn {
 
     /// Stamp the messages of [`Self::pending`] with their send time, just before the engine
     /// hands them to the kernel.
-    pub fn stamp(&mut self, now: u64) {
+    pub fn stamp(&mut self, now: u64, ctx: &mut Ctx) {
         if self.unstamped == 0 {
             return;
         }
@@ -585,6 +586,8 @@ impl Conn {
             *sent = now;
             if *intended == UNSTAMPED {
                 *intended = now;
+            } else {
+                ctx.on_send(*intended, now);
             }
         }
         self.unstamped = 0;

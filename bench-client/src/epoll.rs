@@ -1,10 +1,15 @@
 //! The epoll engine: the fallback where io_uring is not allowed, and the baseline it is
 //! measured against (`--engine epoll`).
 //!
-//! Level-triggered, one `epoll_wait` per batch, then per ready connection one `recv` (again
-//! only if it filled the buffer) and, for every connection with bytes queued, one `send`.
-//! Interest in `EPOLLOUT` is taken only while a send is short. Each send is stamped with a
-//! clock read just before it, since sends go out one system call at a time.
+//! Level-triggered, one wait per batch, then per ready connection one `recv` (again only if it
+//! filled the buffer) and, for every connection with bytes queued, one `send`. Interest in
+//! `EPOLLOUT` is taken only while a send is short. Each send is stamped with a clock read just
+//! before it, since sends go out one system call at a time.
+//!
+//! The wait is `epoll_pwait2` (Linux 5.11), whose timeout is a `timespec`: `epoll_wait` counts
+//! in milliseconds, so an open-loop message due in 0.3 ms would leave up to 0.7 ms late and
+//! the messages of a whole millisecond would leave together. Older kernels fall back to
+//! `epoll_wait`, and the engine's name says so.
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -21,7 +26,11 @@ struct Io {
     want_out: bool,
 }
 
-struct Epoll(OwnedFd);
+struct Epoll {
+    fd: OwnedFd,
+    /// `epoll_pwait2` answered ENOSYS: wait with `epoll_wait`'s milliseconds.
+    coarse: bool,
+}
 
 impl Epoll {
     fn new() -> io::Result<Self> {
@@ -32,7 +41,8 @@ impl Epoll {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: `fd` was just returned by epoll_create1 and is owned by nobody else.
-        Ok(Self(unsafe { OwnedFd::from_raw_fd(fd) }))
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Self { fd, coarse: false })
     }
 
     fn ctl(&self, op: i32, fd: i32, events: u32, slot: usize) -> io::Result<()> {
@@ -41,25 +51,31 @@ impl Epoll {
             u64: slot as u64,
         };
         // SAFETY: `ev` is a valid epoll_event for the duration of the call; the kernel copies it.
-        let rc = unsafe { libc::epoll_ctl(self.0.as_raw_fd(), op, fd, &mut ev) };
+        let rc = unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), op, fd, &mut ev) };
         if rc < 0 {
             return Err(io::Error::last_os_error());
         }
         Ok(())
     }
 
-    fn wait(&self, events: &mut Vec<libc::epoll_event>, timeout: Duration) -> io::Result<usize> {
-        // Round up: a 0.4 ms wait must not become a busy loop of 0 ms waits.
-        let ms = timeout.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32;
-        // SAFETY: the kernel writes at most `capacity` events into the vector's buffer, which
-        // has that capacity; `set_len` then covers only what it wrote.
+    fn wait(
+        &mut self,
+        events: &mut Vec<libc::epoll_event>,
+        timeout: Duration,
+    ) -> io::Result<usize> {
+        let n = if self.coarse {
+            self.wait_ms(events, timeout)
+        } else {
+            let n = self.wait_ns(events, timeout);
+            if n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
+                self.coarse = true;
+                return self.wait(events, timeout);
+            }
+            n
+        };
+        // SAFETY: the kernel wrote `n` events into the vector's buffer (capacity checked by
+        // the callee); `set_len` covers only what it wrote.
         unsafe {
-            let n = libc::epoll_wait(
-                self.0.as_raw_fd(),
-                events.as_mut_ptr(),
-                events.capacity() as i32,
-                ms,
-            );
             if n < 0 {
                 let err = io::Error::last_os_error();
                 events.set_len(0);
@@ -73,6 +89,43 @@ impl Epoll {
             Ok(n as usize)
         }
     }
+
+    /// `epoll_pwait2` through syscall(2), so that a C library older than the kernel is no
+    /// obstacle; the raw result (-1 and errno on failure).
+    fn wait_ns(&self, events: &mut Vec<libc::epoll_event>, timeout: Duration) -> i32 {
+        let ts = libc::timespec {
+            tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
+            tv_nsec: timeout.subsec_nanos() as libc::c_long,
+        };
+        // SAFETY: the kernel writes at most `capacity` events into the vector's buffer, which
+        // has that capacity, and reads `ts`, which outlives the call; no signal mask is given.
+        unsafe {
+            libc::syscall(
+                libc::SYS_epoll_pwait2,
+                self.fd.as_raw_fd(),
+                events.as_mut_ptr(),
+                events.capacity() as i32,
+                &ts as *const libc::timespec,
+                std::ptr::null::<libc::sigset_t>(),
+                0usize,
+            ) as i32
+        }
+    }
+
+    /// `epoll_wait`, whose timeout is whole milliseconds.
+    fn wait_ms(&self, events: &mut Vec<libc::epoll_event>, timeout: Duration) -> i32 {
+        // Round up: a 0.4 ms wait must not become a busy loop of 0 ms waits.
+        let ms = timeout.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32;
+        // SAFETY: the kernel writes at most `capacity` events into the vector's buffer.
+        unsafe {
+            libc::epoll_wait(
+                self.fd.as_raw_fd(),
+                events.as_mut_ptr(),
+                events.capacity() as i32,
+                ms,
+            )
+        }
+    }
 }
 
 const IN: u32 = libc::EPOLLIN as u32 | libc::EPOLLRDHUP as u32;
@@ -82,7 +135,7 @@ const OUT: u32 = libc::EPOLLOUT as u32;
 pub fn run(w: &mut Worker) -> Result<(), BenchError> {
     let n = w.conns.len();
     w.engine = "epoll".to_owned();
-    let ep = Epoll::new().map_err(|e| BenchError::io("epoll_create1", e))?;
+    let mut ep = Epoll::new().map_err(|e| BenchError::io("epoll_create1", e))?;
     let mut io: Vec<Io> = (0..n)
         .map(|_| Io {
             stream: None,
@@ -91,6 +144,10 @@ pub fn run(w: &mut Worker) -> Result<(), BenchError> {
         })
         .collect();
     let mut events: Vec<libc::epoll_event> = Vec::with_capacity(n.clamp(16, 1024));
+    // (Nothing is registered yet: each wait lasts its whole timeout.)
+    w.calibrate_wake(|d| {
+        let _ = ep.wait(&mut events, d);
+    });
     loop {
         let next = w.poll();
         for slot in std::mem::take(&mut w.ctx.finished) {
@@ -102,7 +159,9 @@ pub fn run(w: &mut Worker) -> Result<(), BenchError> {
         for slot in std::mem::take(&mut w.ctx.reconnect) {
             connect(w, &ep, &mut io[slot], slot)?;
         }
-        let Next::Wait(wait) = next else { break };
+        if next == Next::Exit {
+            break;
+        }
 
         let mut dirty = std::mem::take(&mut w.ctx.dirty);
         for &slot in &dirty {
@@ -112,8 +171,11 @@ pub fn run(w: &mut Worker) -> Result<(), BenchError> {
         dirty.clear();
         w.ctx.dirty = dirty;
 
-        ep.wait(&mut events, wait)
+        ep.wait(&mut events, w.timeout(next))
             .map_err(|e| BenchError::io("epoll_wait", e))?;
+        if ep.coarse && w.engine == "epoll" {
+            w.engine = "epoll (millisecond waits: epoll_pwait2 needs Linux 5.11)".to_owned();
+        }
         w.set_now(w.clock());
         for ev in &events {
             let (slot, flags) = (ev.u64 as usize, ev.events);
@@ -236,7 +298,7 @@ fn write_out(w: &mut Worker, ep: &Epoll, cio: &mut Io, slot: usize) {
             return;
         }
         // `pending` moved the queued messages into the send buffer: they leave now.
-        conn.stamp(now);
+        conn.stamp(now, &mut w.ctx);
         // std's TcpStream::write is send(2) with MSG_NOSIGNAL.
         match stream.write(conn.pending()) {
             Ok(k) => conn.on_sent(k),

@@ -12,9 +12,11 @@
 //! 0.000,1.000,0.412,HISTFAAAA...
 //! ```
 //!
-//! One line per second of the measured window (the warmup is not logged); for `rate`, a
-//! second line per second tagged `Tag=uncorrected` holds the latencies from the actual send
-//! times (the untagged line is from the intended ones). Timestamps are
+//! One line per second of the measured window (the warmup is not logged); for scheduled
+//! workloads (`rate`, `hold`, `connect --rate`), a second line per second tagged
+//! `Tag=uncorrected` holds the latencies from the actual send times (the untagged line is from
+//! the intended ones), and a third tagged `Tag=send_lag` how late the client sent (actual −
+//! intended). Timestamps are
 //! seconds since the window's start (BaseTime); values are nanoseconds, and the max column is
 //! in milliseconds (divided by 10^6, as Java's writer does by default). Every line is flushed
 //! as it is written, so a run that dies leaves every interval measured so far.
@@ -82,6 +84,29 @@ impl Hlog {
     }
 }
 
+impl Hlog {
+    /// Append one interval of every histogram of `hists`: the latency untagged, the others
+    /// tagged `uncorrected` and `send_lag`.
+    pub fn write_interval(
+        &mut self,
+        start: f64,
+        length: f64,
+        hists: &crate::hists::Hists,
+    ) -> io::Result<()> {
+        self.write(start, length, &hists.latency, None)?;
+        let tagged = [
+            (&hists.uncorrected, "uncorrected"),
+            (&hists.send_lag, "send_lag"),
+        ];
+        for (hist, tag) in tagged {
+            if let Some(hist) = hist {
+                self.write(start, length, hist, Some(tag))?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A histogram as one base64 string: V2 compressed (deflate) encoding, as in an interval log
 /// line, which every HdrHistogram implementation decodes.
 pub fn encode_histogram(hist: &Histogram<u64>) -> String {
@@ -103,7 +128,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("wsport-hlog-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("t.hlog");
-        let mut h = crate::worker::new_histogram();
+        let mut h = crate::hists::new_histogram();
         for v in [1_000u64, 50_000, 2_000_000] {
             h.record(v).unwrap();
         }

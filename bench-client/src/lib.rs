@@ -30,6 +30,7 @@ pub mod conn;
 #[allow(unsafe_code)]
 pub mod epoll;
 pub mod error;
+pub mod hists;
 pub mod hlog;
 pub mod meta;
 pub mod plot;
@@ -45,6 +46,7 @@ pub mod sys;
 pub mod tls;
 #[allow(unsafe_code)]
 pub mod uring;
+pub mod wake;
 pub mod worker;
 
 use std::collections::BTreeMap;
@@ -55,13 +57,12 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use hdrhistogram::Histogram;
-
 pub use cli::{Command, Opts};
 pub use error::{BenchError, Cause, ConnError, OutputError};
 pub use report::Report;
 
 use cli::{EngineChoice, Pacing, Plan};
+use hists::Hists;
 use report::{
     EndedBy, ErrorRecord, IntervalSummary, Latency, ProcessRecord, Results, Setup, TargetRecord,
 };
@@ -279,7 +280,7 @@ pub(crate) fn run_once(opts: &Opts, stop: &Stop) -> Result<Report, BenchError> {
             wait = wait.min(Duration::from_nanos(end.saturating_sub(now)));
         }
         match events.recv_timeout(wait) {
-            Ok(Event::Interval(iv)) => agg.add(iv),
+            Ok(Event::Interval(iv)) => agg.add(*iv),
             Ok(Event::Finished(_, t)) => {
                 totals.add(&t);
                 finished += 1;
@@ -333,8 +334,13 @@ pub(crate) fn run_once(opts: &Opts, stop: &Stop) -> Result<Report, BenchError> {
         );
     }
     let closed_loop = matches!(plan.pacing, Pacing::Closed { .. });
-    let client_bottleneck =
-        judge_client(&server, &client, plan.threads, closed_loop, &mut warnings);
+    let client_bottleneck = judge_client(
+        &server,
+        &client,
+        plan.threads,
+        (closed_loop, plan.pacing.scheduled()),
+        &mut warnings,
+    );
     let server_rss_before = baseline.and_then(|b| b.rss_bytes);
     // (Not for `connect`, whose connections come and go.)
     let per_connection = match (
@@ -386,8 +392,11 @@ pub(crate) fn run_once(opts: &Opts, stop: &Stop) -> Result<Report, BenchError> {
     for id in 0..plan.connections {
         targets_record[id % plan.targets.len()].connections += 1;
     }
-    let hist = std::mem::replace(&mut agg.total, worker::new_histogram());
-    let hist_uncorrected = agg.total_uncorrected.take();
+    let hists = agg.total.take();
+    let send_lag = hists.send_lag.as_ref().map(Latency::of);
+    let send_lag_exceeded = send_lag
+        .as_ref()
+        .is_some_and(|lag| judge_send_lag(lag, &mut warnings));
     let mut report = Report {
         schema: report::SCHEMA,
         scenario: plan.scenario.clone(),
@@ -426,8 +435,10 @@ pub(crate) fn run_once(opts: &Opts, stop: &Stop) -> Result<Report, BenchError> {
             } else {
                 opening_s
             },
-            latency_ns: Latency::of(&hist),
-            latency_uncorrected_ns: hist_uncorrected.as_ref().map(Latency::of),
+            latency_ns: Latency::of(&hists.latency),
+            latency_uncorrected_ns: hists.uncorrected.as_ref().map(Latency::of),
+            send_lag_ns: send_lag,
+            send_lag_exceeded,
             sent: totals.sent,
             received: totals.received,
             in_flight: totals.in_flight,
@@ -455,11 +466,11 @@ pub(crate) fn run_once(opts: &Opts, stop: &Stop) -> Result<Report, BenchError> {
         },
         intervals: std::mem::take(&mut agg.summaries),
         warnings,
-        histogram: report::HistogramRecord::of(&hist),
-        histogram_uncorrected: hist_uncorrected.as_ref().map(report::HistogramRecord::of),
+        histogram: report::HistogramRecord::of(&hists.latency),
+        histogram_uncorrected: hists.uncorrected.as_ref().map(report::HistogramRecord::of),
+        histogram_send_lag: hists.send_lag.as_ref().map(report::HistogramRecord::of),
         slo: None,
-        hist,
-        hist_uncorrected,
+        hists,
         output_errors,
     };
     if let Some(path) = &common.json {
@@ -512,6 +523,7 @@ fn worker_main(
         let _ = events.send(Event::Failed(index, e));
         let _ = events.send(Event::Finished(index, Box::default()));
     };
+    sys::exact_timers();
     if let Some(cpus) = &plan.pinning {
         if let Err(e) = sys::pin(cpus[index]) {
             return fail(BenchError::io(
@@ -628,12 +640,14 @@ fn judge_client(
     server: &Option<ProcessRecord>,
     client: &Option<ProcessRecord>,
     threads: usize,
-    closed_loop: bool,
+    (closed_loop, scheduled): (bool, bool),
     warnings: &mut Vec<String>,
 ) -> bool {
     let Some(c) = client else { return false };
     let mut bottleneck = false;
-    if c.cpu_percent >= 90.0 * threads as f64 {
+    // A scheduled worker polls instead of sleeping just before each send (wake.rs), so its
+    // CPU says nothing about whether it kept up: its send lag does (judge_send_lag).
+    if !scheduled && c.cpu_percent >= 90.0 * threads as f64 {
         bottleneck = true;
         match server {
             Some(s) if s.cpu_percent >= 90.0 => warnings.push(format!(
@@ -659,6 +673,26 @@ fn judge_client(
         }
     }
     bottleneck
+}
+
+/// Send lag p99 above this is the client's lateness, not noise: the run is flagged.
+pub const SEND_LAG_LIMIT_NS: u64 = 100_000;
+
+/// Flag a scheduled run whose own sends were late enough to distort its latency: send-lag
+/// p99 over [`SEND_LAG_LIMIT_NS`]. The corrected latency of each message is its as-sent
+/// latency plus its send lag, so past this the corrected figures describe the client.
+fn judge_send_lag(lag: &Latency, warnings: &mut Vec<String>) -> bool {
+    let exceeded = lag.count > 0 && lag.p99 > SEND_LAG_LIMIT_NS;
+    if exceeded {
+        warnings.push(format!(
+            "THE CLIENT SENT LATE: send lag p99 {} (over {}): the latency from the intended send \
+             times includes the client's own lateness; give it a core of its own, or more \
+             --threads/--cpus.",
+            report::format_ns(lag.p99),
+            report::format_ns(SEND_LAG_LIMIT_NS)
+        ));
+    }
+    exceeded
 }
 
 pub(crate) fn write_json(path: &PathBuf, report: &Report) -> std::io::Result<()> {
@@ -718,8 +752,7 @@ struct Aggregator {
     pending: BTreeMap<i64, Merged>,
     /// Each worker's last interval index, once it sent it.
     last: Vec<Option<i64>>,
-    total: Histogram<u64>,
-    total_uncorrected: Option<Histogram<u64>>,
+    total: Hists,
     summaries: Vec<IntervalSummary>,
     hlog: Option<(hlog::Hlog, PathBuf)>,
     hlog_error: Option<OutputError>,
@@ -733,8 +766,7 @@ struct Merged {
     workers: usize,
     start: u64,
     end: u64,
-    hist: Histogram<u64>,
-    hist_uncorrected: Option<Histogram<u64>>,
+    hists: Hists,
     messages: u64,
     errors: u64,
 }
@@ -746,15 +778,14 @@ impl Aggregator {
         hlog: Option<(hlog::Hlog, PathBuf)>,
         progress: bool,
         duration: Duration,
-        open_loop: bool,
+        scheduled: bool,
     ) -> Self {
         Self {
             threads,
             record_from,
             pending: BTreeMap::new(),
             last: vec![None; threads],
-            total: worker::new_histogram(),
-            total_uncorrected: open_loop.then(worker::new_histogram),
+            total: Hists::new(scheduled),
             summaries: Vec::new(),
             hlog,
             hlog_error: None,
@@ -776,21 +807,14 @@ impl Aggregator {
             workers: 0,
             start: iv.start_ns,
             end: iv.end_ns,
-            hist: worker::new_histogram(),
-            hist_uncorrected: iv
-                .hist_uncorrected
-                .as_ref()
-                .map(|_| worker::new_histogram()),
+            hists: iv.hists.empty_like(),
             messages: 0,
             errors: 0,
         });
         m.workers += 1;
         m.start = m.start.min(iv.start_ns);
         m.end = m.end.max(iv.end_ns);
-        let _ = m.hist.add(&iv.hist);
-        if let (Some(total), Some(h)) = (&mut m.hist_uncorrected, &iv.hist_uncorrected) {
-            let _ = total.add(h);
-        }
+        m.hists.add(&iv.hists);
         m.messages += iv.messages;
         m.errors += iv.errors;
         // Emit up to the latest interval every worker has delivered (or will never deliver).
@@ -837,10 +861,10 @@ impl Aggregator {
             0.0
         };
         let q = |p: f64| {
-            if m.hist.is_empty() {
+            if m.hists.latency.is_empty() {
                 0
             } else {
-                m.hist.value_at_quantile(p)
+                m.hists.latency.value_at_quantile(p)
             }
         };
         if self.progress {
@@ -856,7 +880,7 @@ impl Aggregator {
                 rate,
                 report::format_ns(q(0.5)),
                 report::format_ns(q(0.99)),
-                report::format_ns(m.hist.max()),
+                report::format_ns(m.hists.latency.max()),
                 m.errors
             );
             let _ = err.flush();
@@ -865,16 +889,9 @@ impl Aggregator {
             return;
         }
         self.window_end = Some(self.window_end.map_or(m.end, |e| e.max(m.end)));
-        let _ = self.total.add(&m.hist);
-        if let (Some(total), Some(h)) = (&mut self.total_uncorrected, &m.hist_uncorrected) {
-            let _ = total.add(h);
-        }
+        self.total.add(&m.hists);
         if let Some((log, path)) = &mut self.hlog {
-            let written = log.write(t, length, &m.hist, None).and_then(|()| {
-                m.hist_uncorrected
-                    .as_ref()
-                    .map_or(Ok(()), |h| log.write(t, length, h, Some("uncorrected")))
-            });
+            let written = log.write_interval(t, length, &m.hists);
             if let Err(source) = written {
                 self.hlog_error = Some(OutputError {
                     path: path.clone(),
@@ -890,7 +907,7 @@ impl Aggregator {
             msgs_per_sec: rate,
             p50_ns: q(0.5),
             p99_ns: q(0.99),
-            max_ns: m.hist.max(),
+            max_ns: m.hists.latency.max(),
             errors: m.errors,
         });
     }

@@ -44,14 +44,13 @@ pub struct Report {
     pub histogram: HistogramRecord,
     /// `rate`: the same from actual send times; `null` for `echo`.
     pub histogram_uncorrected: Option<HistogramRecord>,
+    /// Scheduled workloads: the histogram of `send_lag_ns`, same encoding.
+    pub histogram_send_lag: Option<HistogramRecord>,
     /// `rate --slo`: the search, its trials and its answer; `null` otherwise.
     pub slo: Option<crate::slo::SloRecord>,
-    /// The histogram itself, for callers in-process.
+    /// The histograms themselves, for callers in-process.
     #[serde(skip)]
-    pub hist: Histogram<u64>,
-    /// The uncorrected one (`rate`).
-    #[serde(skip)]
-    pub hist_uncorrected: Option<Histogram<u64>>,
+    pub hists: crate::hists::Hists,
     /// Output files that could not be written; the report itself is intact.
     #[serde(skip)]
     pub output_errors: Vec<OutputError>,
@@ -125,6 +124,8 @@ pub enum PacingRecord {
         interval_ns: u64,
         /// Cap on unanswered messages per connection.
         max_in_flight: usize,
+        /// `rate --tick`, ns: messages due within a tick leave together; 0: each at its turn.
+        tick_ns: u64,
     },
 }
 
@@ -138,10 +139,12 @@ impl PacingRecord {
                 rate,
                 interval_ns,
                 max_in_flight,
+                tick_ns,
             } => Self::Open {
                 rate,
                 interval_ns,
                 max_in_flight,
+                tick_ns,
             },
         }
     }
@@ -177,6 +180,12 @@ pub struct Results {
     /// `rate`: latency from the actual send times, which hides the time messages waited to be
     /// sent; `null` for `echo`.
     pub latency_uncorrected_ns: Option<Latency>,
+    /// Scheduled workloads (`rate`, `hold`, `connect --rate`): how late the client handed each
+    /// message (attempt) to the kernel, actual − intended send time; `null` otherwise.
+    pub send_lag_ns: Option<Latency>,
+    /// The send lag's p99 exceeded [`crate::SEND_LAG_LIMIT_NS`]: the corrected latency is
+    /// partly the client's (see warnings).
+    pub send_lag_exceeded: bool,
     /// Whole run (warmup and close included): messages sent.
     pub sent: u64,
     /// Whole run: echoes received. `sent = received + in_flight + lost`.
@@ -552,6 +561,19 @@ impl fmt::Display for Report {
                      corrected; as sent: from its actual send time, which hides waits to send)"
                 )?;
             }
+        }
+        if let Some(lag) = &r.send_lag_ns {
+            line(f, "send lag", lag)?;
+            let verdict = if r.send_lag_exceeded {
+                "OVER the limit: the latency above is partly the client's"
+            } else {
+                "within the limit"
+            };
+            writeln!(
+                f,
+                "             (how late the client itself sent, actual − intended; p99 {verdict} of {})",
+                format_ns(crate::SEND_LAG_LIMIT_NS)
+            )?;
         }
         let answers = if self.workload == "hold" {
             "pong"

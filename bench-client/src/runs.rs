@@ -98,6 +98,9 @@ pub enum ClientLimit {
     /// Closed loop (`echo`, `connect`): the client spent at least as much CPU per message or
     /// connection as the server, so with equal cores it saturates first.
     Costlier,
+    /// A scheduled run (`rate`, `hold`, `connect --rate`) whose own sends were late: send-lag
+    /// p99 over [`crate::SEND_LAG_LIMIT_NS`], so its corrected latency is partly the client's.
+    Late,
     /// The run flagged itself (`results.client_bottleneck`) for a reason the figures do not
     /// show here.
     SelfReported,
@@ -159,6 +162,9 @@ pub struct Run {
     pub latency: Percentiles,
     /// `rate`, `hold`: latency from actual send times.
     pub latency_uncorrected: Option<Percentiles>,
+    /// Scheduled workloads: how late the client sent (actual − intended); `None` for runs
+    /// written before it was measured.
+    pub send_lag: Option<Percentiles>,
     /// `connect`: per phase.
     pub phases: Option<Phases>,
     /// The full histogram, as in the JSON (base64 of V2 deflate).
@@ -218,6 +224,7 @@ impl Run {
             memory_per_connection: results["server_memory_per_connection_bytes"].as_f64(),
             latency: Percentiles::of(&results["latency_ns"]).unwrap_or_default(),
             latency_uncorrected: Percentiles::of(&results["latency_uncorrected_ns"]),
+            send_lag: Percentiles::of(&results["send_lag_ns"]),
             phases,
             histogram: doc["histogram"]["data"].as_str().map(str::to_owned),
             histogram_uncorrected: doc["histogram_uncorrected"]["data"]
@@ -235,18 +242,27 @@ impl Run {
     /// The report's rule for "the client was the bottleneck", recomputed from the raw figures
     /// so that runs written by any version of the engine are judged alike:
     ///
-    /// 1. the client was busy at least 90% of its worker cores (any workload); or
+    /// 1. the client was busy at least 90% of its worker cores (any workload without a send
+    ///    lag); or
     /// 2. in a closed loop (`echo`, `connect`), where both sides go as fast as they can, the
     ///    client spent at least as much CPU per message (connection) as the server: with equal
     ///    cores it saturates first, so msgs/s (handshakes/s) is its limit, not the server's;
-    /// 3. or the run flagged itself (`client_bottleneck`).
+    /// 3. a scheduled run sent late: send-lag p99 over [`crate::SEND_LAG_LIMIT_NS`];
+    /// 4. or the run flagged itself (`client_bottleneck`).
     ///
-    /// At a fixed rate (`rate`, `hold`) only the first applies: per-message CPU is compared at
-    /// equal load there, and a missed target is reported on its own ([`Run::missed_rate`]).
+    /// At a fixed rate (`rate`, `hold`) the second does not apply: per-message CPU is compared
+    /// at equal load there, and a missed target is reported on its own ([`Run::missed_rate`]).
+    /// Where the send lag was measured it replaces the first: a scheduled worker polls rather
+    /// than sleeps just before each send (see `wake.rs`), so at high rates it is always busy,
+    /// and whether it kept up is exactly what its send lag says.
     fn judge_client(&self) -> Option<ClientLimit> {
-        let busy = self
-            .client_cpu_percent
-            .is_some_and(|c| c >= CLIENT_BUSY_PERCENT * self.client_cores as f64);
+        let late = self
+            .send_lag
+            .is_some_and(|lag| lag.p99 > crate::SEND_LAG_LIMIT_NS as f64);
+        let busy = self.send_lag.is_none()
+            && self
+                .client_cpu_percent
+                .is_some_and(|c| c >= CLIENT_BUSY_PERCENT * self.client_cores as f64);
         let closed_loop = matches!(self.workload.as_str(), "echo" | "connect");
         let costlier = match (self.client_us_per_msg, self.server_us_per_msg) {
             (Some(c), Some(s)) => closed_loop && c > 0.0 && c >= s,
@@ -256,6 +272,8 @@ impl Run {
             Some(ClientLimit::Busy)
         } else if costlier {
             Some(ClientLimit::Costlier)
+        } else if late {
+            Some(ClientLimit::Late)
         } else if self.doc["results"]["client_bottleneck"] == true {
             Some(ClientLimit::SelfReported)
         } else {

@@ -208,6 +208,8 @@ pub struct TrialRecord {
     pub latency_ns: Latency,
     /// Latency from the actual send times.
     pub latency_uncorrected_ns: Option<Latency>,
+    /// How late the client sent (actual − intended send time).
+    pub send_lag_ns: Option<Latency>,
     /// Each objective's percentile as measured.
     pub objectives: Vec<ObjectiveResult>,
     /// Why it failed, one sentence per reason; empty when it passed.
@@ -234,7 +236,7 @@ impl TrialRecord {
             .objectives
             .iter()
             .map(|o| {
-                let value_ns = o.value(&report.hist);
+                let value_ns = o.value(&report.hists.latency);
                 let met = value_ns < o.limit_ns;
                 if !met {
                     why.push(format!(
@@ -261,6 +263,15 @@ impl TrialRecord {
                 r.sent_per_sec
             ));
         }
+        // Corrected = as sent + send lag: lateness can only make an objective fail, so it
+        // is worth saying only beside a miss, which may then be the client's.
+        let missed = objectives.iter().any(|o| !o.met);
+        if let (true, true, Some(lag)) = (missed, r.send_lag_exceeded, &r.send_lag_ns) {
+            why.push(format!(
+                "the client sent late (send lag p99 {}): the miss may be its own",
+                format_ns(lag.p99)
+            ));
+        }
         let failed: u64 = r.errors.values().map(|e| e.count).sum();
         if failed > 0 {
             why.push(format!("{failed} connection(s) failed"));
@@ -278,6 +289,7 @@ impl TrialRecord {
             msgs_per_sec: r.msgs_per_sec,
             latency_ns: r.latency_ns.clone(),
             latency_uncorrected_ns: r.latency_uncorrected_ns.clone(),
+            send_lag_ns: r.send_lag_ns.clone(),
             objectives,
             failed_because: why,
         }

@@ -36,9 +36,13 @@ pub fn render(runs: &[Run], baseline: &str, plots: &[Plot]) -> String {
         "**⚠ = the client was the bottleneck** in that many of the row's runs: the client was \
          busy ≥ {CLIENT_BUSY_PERCENT:.0}% of its worker cores, or, in a closed loop (echo, \
          connect), it spent at least as much CPU per message (connection) as the server, so with \
-         equal cores it saturates first. The throughput of such a row is the client's limit; \
-         compare servers by server CPU per message instead. A rate run that delivered less than \
-         {:.0}% of its target says so in its notes.\n",
+         equal cores it saturates first, or, at a fixed rate, it sent late: its send lag (actual \
+         − intended send time) had a p99 over {}, so the latency from the intended send times \
+         is partly the client's (a run with a send lag is not judged by its CPU: it polls \
+         rather than sleeps just before each send). The throughput of such a row is the \
+         client's limit; compare servers by server CPU per message instead. A rate run that \
+         delivered less than {:.0}% of its target says so in its notes.\n",
+        duration(Some(crate::SEND_LAG_LIMIT_NS as f64)),
         RATE_MISSED_BELOW * 100.0
     );
     let overview: Vec<&Plot> = plots.iter().filter(|p| p.scenario.is_none()).collect();
@@ -134,7 +138,7 @@ fn rate_table(out: &mut String, servers: &[(&str, Vec<&Run>)], baseline: &str) {
     let base = base_figure(servers, baseline, |r| r.server_us_per_msg);
     let _ = writeln!(
         out,
-        "| server | runs | target msgs/s | achieved (range) | server CPU | server CPU µs/msg (range) | vs {baseline} | p50 | p99 | p99.9 | as sent p50 | as sent p99 | as sent p99.9 | client µs/msg | notes |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        "| server | runs | target msgs/s | achieved (range) | server CPU | server CPU µs/msg (range) | vs {baseline} | p50 | p99 | p99.9 | as sent p50 | as sent p99 | as sent p99.9 | send lag p99 | client µs/msg | notes |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
     );
     for (server, runs) in servers {
         let cpu = spread(runs.iter().filter_map(|r| r.server_us_per_msg));
@@ -146,7 +150,7 @@ fn rate_table(out: &mut String, servers: &[(&str, Vec<&Run>)], baseline: &str) {
         };
         let _ = writeln!(
             out,
-            "| {server} | {} | {} | {}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {server} | {} | {} | {}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             runs.len(),
             median(runs.iter().filter_map(|r| r.target_rate))
                 .map_or("–".into(), |t| format!("{t:.0}")),
@@ -161,11 +165,14 @@ fn rate_table(out: &mut String, servers: &[(&str, Vec<&Run>)], baseline: &str) {
             uncorrected(|p| p.p50),
             uncorrected(|p| p.p99),
             uncorrected(|p| p.p999),
+            duration(median(
+                runs.iter().filter_map(|r| r.send_lag.as_ref().map(|p| p.p99))
+            )),
             plain(median(runs.iter().filter_map(|r| r.client_us_per_msg))),
             notes(runs),
         );
     }
-    out.push_str("\nLatency from each message's intended send time (coordinated-omission corrected); *as sent*: from its actual send time.\n\n");
+    out.push_str("\nLatency from each message's intended send time (coordinated-omission corrected); *as sent*: from its actual send time; *send lag*: how late the client itself sent (actual − intended), the part of the corrected latency that is the client's.\n\n");
 }
 
 fn connect_table(out: &mut String, servers: &[(&str, Vec<&Run>)], baseline: &str) {
@@ -284,6 +291,10 @@ fn notes(runs: &[&Run]) -> String {
         (
             ClientLimit::Costlier,
             "client CPU per message (connection) ≥ server's",
+        ),
+        (
+            ClientLimit::Late,
+            "client sent late (send lag p99 over the limit)",
         ),
         (
             ClientLimit::SelfReported,

@@ -147,6 +147,17 @@ fn rss(pid: u32) -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// Ask for timers as exact as the kernel gives them on the calling thread. Linux lets a
+/// sleeping thread's timed wait end up to its timer slack late (50 µs by default) so that
+/// wake-ups can be merged; for an open-loop worker that slack is send lag counted against the
+/// server. Best effort: where prctl refuses, the slack stays and the send lag shows it.
+pub fn exact_timers() {
+    // SAFETY: PR_SET_TIMERSLACK takes a plain integer and changes only this thread.
+    unsafe {
+        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong);
+    }
+}
+
 /// Pin the calling thread to `cpu`.
 pub fn pin(cpu: usize) -> io::Result<()> {
     wsport_server_common::pin_current_thread(cpu)

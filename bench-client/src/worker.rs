@@ -42,9 +42,8 @@ use rustls::pki_types::ServerName;
 use crate::cli::{Pacing, Plan, Target};
 use crate::conn::{Conn, Phase};
 use crate::error::{BenchError, Cause, ConnError};
-
-/// Highest latency the histograms track: a minute, in nanoseconds.
-pub const HIST_MAX_NS: u64 = 60_000_000_000;
+use crate::hists::{new_histogram, Hists};
+use crate::wake::WakeMargin;
 
 /// How long the close handshakes may take at the end.
 pub const DRAIN: Duration = Duration::from_secs(1);
@@ -52,21 +51,14 @@ pub const DRAIN: Duration = Duration::from_secs(1);
 /// The longest an engine waits without looking at the clock.
 const MAX_WAIT: Duration = Duration::from_millis(100);
 
-/// Open loop: a wake-up sends every message due within this much after it, so that a high
-/// rate costs one wake-up per batch rather than per message. Messages go out at most this
-/// late, and the corrected latency (from the intended time) includes it.
-const PACE_SLACK_NS: u64 = 50_000;
+/// How long an engine waits for the last completions once the worker has exited.
+const EXIT_WAIT: Duration = Duration::from_millis(10);
 
 /// `connect --rate` with every slot busy: how soon to look at the schedule again.
 const BLOCKED_WAKE_NS: u64 = 1_000_000;
 
 /// Length of one interval of the `.hlog` and of the progress line.
 pub const INTERVAL_NS: u64 = 1_000_000_000;
-
-/// An empty latency histogram: 1 ns to a minute, 3 significant digits.
-pub fn new_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, HIST_MAX_NS, 3).expect("static bounds are valid")
-}
 
 /// wyrand: one multiply per 64 bits. Masking keys (RFC 6455 §5.3) must be unpredictable to
 /// the page scripts a browser runs, which a load generator has none of; what matters here is
@@ -240,11 +232,9 @@ pub struct Interval {
     pub start_ns: u64,
     /// End, ns since the epoch.
     pub end_ns: u64,
-    /// Round-trip latencies of the echoes received in the interval, ns, from the intended
-    /// send time.
-    pub hist: Histogram<u64>,
-    /// Open loop: the same from the actual send time.
-    pub hist_uncorrected: Option<Histogram<u64>>,
+    /// Round-trip latencies of the echoes received in the interval, ns (from the intended and,
+    /// scheduled workloads, the actual send time), and the send lag of what was sent in it.
+    pub hists: Hists,
     /// Echoes received.
     pub messages: u64,
     /// Their payload bytes.
@@ -261,8 +251,8 @@ pub enum Event {
     Ready(usize, String),
     /// The worker could not open its connections (or its engine); the run is off.
     Failed(usize, BenchError),
-    /// An interval ended.
-    Interval(Interval),
+    /// An interval ended (boxed: its three histograms are large).
+    Interval(Box<Interval>),
     /// The worker is done; its totals and which engine ran.
     Finished(usize, Box<Totals>),
 }
@@ -304,8 +294,8 @@ pub struct Ctx {
     pub sending: bool,
     /// Cap on messages in flight per connection (the closed loop's depth).
     pub max_in_flight: usize,
-    /// Open loop: time between two messages of a connection; `None` for the closed loop.
-    pub interval_ns: Option<u64>,
+    /// Open loop: when messages are due; `None` for the closed loop and the storm.
+    pub open_loop: Option<OpenLoop>,
     /// Open-loop connections that an echo unblocked; the worker puts them back on schedule.
     pub unblocked: Vec<usize>,
     /// Payload sizes to cycle through.
@@ -332,10 +322,8 @@ pub struct Ctx {
     pub open: usize,
     /// Run totals.
     pub totals: Totals,
-    /// The interval being filled: latency from the intended send time.
-    hist: Histogram<u64>,
-    /// Open loop: latency from the actual send time.
-    hist_uncorrected: Option<Histogram<u64>>,
+    /// The interval being filled.
+    hists: Hists,
     iv_messages: u64,
     iv_bytes: u64,
     iv_errors: u64,
@@ -366,6 +354,14 @@ impl Ctx {
         }
     }
 
+    /// A scheduled message (`connect --rate`: an attempt) due at `intended` was handed to the
+    /// kernel at `sent`: the client's own lateness, counted apart from the server's.
+    pub fn on_send(&mut self, intended: u64, sent: u64) {
+        if sent < self.record_until {
+            self.hists.record_send(intended, sent);
+        }
+    }
+
     /// A message (`connect`: an attempt) goes out now.
     pub fn count_sent(&mut self) {
         self.totals.sent += 1;
@@ -383,16 +379,33 @@ impl Ctx {
             return;
         }
         // Warmup echoes go into the (warmup) interval too, for the progress line.
-        self.hist
-            .saturating_record(self.now.saturating_sub(intended).max(1));
-        if let Some(h) = &mut self.hist_uncorrected {
-            h.saturating_record(self.now.saturating_sub(sent).max(1));
-        }
+        self.hists.record_answer(self.now, intended, sent);
         self.iv_messages += 1;
         self.iv_bytes += bytes as u64;
         if self.now >= self.record_from {
             self.totals.measured_messages += 1;
             self.totals.measured_bytes += bytes as u64;
+        }
+    }
+}
+
+/// Open loop: when each connection's messages are due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenLoop {
+    /// Time between two messages of one connection, ns.
+    pub interval_ns: u64,
+    /// `rate --tick`: messages leave together at the first multiple of this at or after their
+    /// turn (ns since the run's epoch, shared by every worker); 0: each at its own turn.
+    pub tick_ns: u64,
+}
+
+impl OpenLoop {
+    /// When a message whose turn is `due` is intended to leave.
+    pub fn intended(self, due: u64) -> u64 {
+        if self.tick_ns <= 1 {
+            due
+        } else {
+            due.div_ceil(self.tick_ns).saturating_mul(self.tick_ns)
         }
     }
 }
@@ -409,8 +422,10 @@ enum State {
 /// What the engine should do after [`Worker::poll`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
-    /// Wait for IO at most this long.
-    Wait(Duration),
+    /// Wait for IO at most until this instant, ns since the run's epoch. A deadline rather than
+    /// a length, so that the time the engine spends sending before it waits does not make the
+    /// next due message late: the engine turns it into a timeout just before it blocks.
+    Until(u64),
     /// Finish what is in flight and return.
     Exit,
 }
@@ -462,6 +477,11 @@ pub struct Worker {
     free: Vec<usize>,
     /// `connect --rate`: the next attempt was already counted late.
     late_counted: bool,
+    /// Hidden `--debug-wake-late`: wake this long after each message's turn (tests of the
+    /// send-lag flag), ns.
+    debug_wake_late: u64,
+    /// How early to wake before a deadline.
+    wake: WakeMargin,
 }
 
 impl Worker {
@@ -487,9 +507,16 @@ impl Worker {
                 Pacing::Open { max_in_flight, .. } => max_in_flight,
                 Pacing::Storm { .. } => 1,
             },
-            interval_ns: match plan.pacing {
+            open_loop: match plan.pacing {
                 Pacing::Closed { .. } | Pacing::Storm { .. } => None,
-                Pacing::Open { interval_ns, .. } => Some(interval_ns),
+                Pacing::Open {
+                    interval_ns,
+                    tick_ns,
+                    ..
+                } => Some(OpenLoop {
+                    interval_ns,
+                    tick_ns,
+                }),
             },
             unblocked: Vec::new(),
             sizes: plan.sizes.clone(),
@@ -507,8 +534,7 @@ impl Worker {
                 phases: plan.pacing.is_storm().then(Box::default),
                 ..Totals::default()
             },
-            hist: new_histogram(),
-            hist_uncorrected: plan.pacing.scheduled().then(new_histogram),
+            hists: Hists::new(plan.pacing.scheduled()),
             iv_messages: 0,
             iv_bytes: 0,
             iv_errors: 0,
@@ -553,6 +579,8 @@ impl Worker {
             attempt: 0,
             free: Vec::new(),
             late_counted: false,
+            debug_wake_late: plan.debug_wake_late.as_nanos() as u64,
+            wake: WakeMargin::fixed(Duration::ZERO),
         };
         let now = worker.clock();
         worker.ctx.now = now;
@@ -731,6 +759,7 @@ impl Worker {
                 false
             };
             if started {
+                self.ctx.on_send(due, now);
                 self.ctx.count_sent();
                 self.ctx.reconnect.push(slot);
             }
@@ -797,11 +826,15 @@ impl Worker {
                     if let Some(turn) = self.open_due(now) {
                         wake = wake.min(turn);
                     }
-                    return Next::Wait(MAX_WAIT.min(Duration::from_nanos(wake - now)));
+                    return self.until(wake);
                 }
                 self.poll_after_change()
             }
             State::Running => {
+                // A fresh clock: handling the last batch took time, and what fell due meanwhile
+                // must go out now, not one wait later.
+                let now = self.clock();
+                self.set_now(now);
                 self.ctx.record_until = self.control.end_ns.load(Ordering::Relaxed);
                 // (`connect` connections are `Done` between two cycles: only time ends it.)
                 let all_failed = self.done == self.conns.len() && !self.ctx.storm;
@@ -811,14 +844,14 @@ impl Worker {
                 }
                 let mut wake = self.iv_end();
                 match self.pace(now).or_else(|| self.start_due(now)) {
-                    Some(due) => wake = wake.min(due.max(now + PACE_SLACK_NS)),
+                    Some(due) => wake = wake.min(due),
                     // `connect --rate` with every slot busy: the close that frees one starts
                     // the attempt waiting, but the engine has already chosen its wait by then,
                     // so look again soon for the attempts after it.
                     None if self.storm_rate.is_some() => wake = wake.min(now + BLOCKED_WAKE_NS),
                     None => {}
                 }
-                Next::Wait(MAX_WAIT.min(Duration::from_nanos(wake.saturating_sub(now))))
+                self.until(wake)
             }
             State::Draining => {
                 if self.done == self.conns.len() || now >= self.drain_deadline {
@@ -826,7 +859,7 @@ impl Worker {
                     self.state = State::Exiting;
                     return self.poll_after_change();
                 }
-                Next::Wait(MAX_WAIT.min(Duration::from_nanos(self.drain_deadline - now)))
+                self.until(self.drain_deadline)
             }
             State::Exiting => {
                 let totals = std::mem::take(&mut self.ctx.totals);
@@ -851,15 +884,16 @@ impl Worker {
         }
     }
 
-    /// Open loop: send what is due, and say when the next message is.
+    /// Open loop: send what is due, and say when to wake for the next message.
     fn pace(&mut self, now: u64) -> Option<u64> {
-        self.ctx.interval_ns?;
+        self.ctx.open_loop?;
         for slot in std::mem::take(&mut self.ctx.unblocked) {
             self.reschedule(slot);
         }
         while let Some(&Reverse((due, slot))) = self.schedule.peek() {
-            if due > now {
-                return Some(due);
+            // (`--debug-wake-late`: a message is taken up only that long after its turn.)
+            if due + self.debug_wake_late > now {
+                return Some(due + self.debug_wake_late);
             }
             self.schedule.pop();
             self.scheduled[slot] = false;
@@ -873,9 +907,35 @@ impl Worker {
     }
 
     fn reschedule(&mut self, slot: usize) {
+        let Some(open) = self.ctx.open_loop else {
+            return;
+        };
         if let (false, Some(due)) = (self.scheduled[slot], self.conns[slot].next_due()) {
             self.scheduled[slot] = true;
-            self.schedule.push(Reverse((due, slot)));
+            self.schedule.push(Reverse((open.intended(due), slot)));
+        }
+    }
+
+    /// Scheduled workloads: measure how late `wait` (the engine's own timed wait, with nothing
+    /// to wait for yet) wakes this thread, to wake that much before each send is due. Closed
+    /// loops wake on IO and keep a zero margin.
+    pub fn calibrate_wake(&mut self, wait: impl FnMut(Duration)) {
+        if self.ctx.open_loop.is_some() || self.storm_rate.is_some() {
+            self.wake = WakeMargin::calibrate(wait);
+        }
+    }
+
+    /// Wait until `wake`, but look at the clock at least every [`MAX_WAIT`].
+    fn until(&self, wake: u64) -> Next {
+        Next::Until(wake.min(self.ctx.now + MAX_WAIT.as_nanos() as u64))
+    }
+
+    /// How long an engine may block for `next`, from a clock read now: until the wake-up
+    /// margin before the deadline, then zero (poll) until it (see [`WakeMargin`]).
+    pub fn timeout(&self, next: Next) -> Duration {
+        match next {
+            Next::Until(t) => self.wake.timeout(self.clock(), t),
+            Next::Exit => EXIT_WAIT,
         }
     }
 
@@ -883,14 +943,19 @@ impl Worker {
         match self.state {
             State::Exiting | State::Exited => self.poll(),
             // New work was queued (messages, close frames): look at IO right away.
-            _ => Next::Wait(Duration::ZERO),
+            _ => Next::Until(0),
         }
     }
 
     fn wait_for_go(&mut self) {
-        let _ = self
-            .events
-            .send(Event::Ready(self.index, self.engine.clone()));
+        let mut engine = self.engine.clone();
+        if !self.wake.margin().is_zero() {
+            engine.push_str(&format!(
+                "; wakes {} before a send is due",
+                crate::report::format_ns(self.wake.margin().as_nanos() as u64)
+            ));
+        }
+        let _ = self.events.send(Event::Ready(self.index, engine));
         match self.go.recv() {
             Ok(Go::Start { start, record_from }) => {
                 let now = self.clock();
@@ -912,7 +977,11 @@ impl Worker {
                         self.ctx.reconnect.push(slot);
                     }
                 }
-                if let Some(interval) = self.ctx.interval_ns {
+                if let Some(OpenLoop {
+                    interval_ns: interval,
+                    ..
+                }) = self.ctx.open_loop
+                {
                     // Connection `id` of `c` starts `id/c` of an interval late: the total is
                     // evenly spread, not in bursts of `c` messages.
                     self.scheduled = vec![false; self.conns.len()];
@@ -1037,25 +1106,19 @@ impl Worker {
     }
 
     fn ship(&mut self, end: u64, last: bool) {
-        let hist = std::mem::replace(&mut self.ctx.hist, new_histogram());
-        let hist_uncorrected = self
-            .ctx
-            .hist_uncorrected
-            .as_mut()
-            .map(|h| std::mem::replace(h, new_histogram()));
+        let hists = self.ctx.hists.take();
         let interval = Interval {
             worker: self.index,
             index: self.iv_index,
             start_ns: self.iv_start,
             end_ns: end,
-            hist,
-            hist_uncorrected,
+            hists,
             messages: std::mem::take(&mut self.ctx.iv_messages),
             bytes: std::mem::take(&mut self.ctx.iv_bytes),
             errors: std::mem::take(&mut self.ctx.iv_errors),
             last,
         };
-        let _ = self.events.send(Event::Interval(interval));
+        let _ = self.events.send(Event::Interval(Box::new(interval)));
         self.iv_index += 1;
         self.iv_start = end;
     }
@@ -1078,6 +1141,24 @@ mod tests {
         assert_ne!(a, b);
         assert_ne!(r.mask_key(), r.mask_key());
         assert_ne!(Rng::seeded(0).next_u64(), Rng::seeded(0).next_u64());
+    }
+
+    #[test]
+    fn a_tick_holds_messages_until_its_end() {
+        let spread = OpenLoop {
+            interval_ns: 100,
+            tick_ns: 0,
+        };
+        assert_eq!(spread.intended(1_234), 1_234);
+        let ticked = OpenLoop {
+            interval_ns: 100,
+            tick_ns: 1_000,
+        };
+        assert_eq!(ticked.intended(1), 1_000);
+        assert_eq!(ticked.intended(999), 1_000);
+        assert_eq!(ticked.intended(1_000), 1_000);
+        assert_eq!(ticked.intended(1_001), 2_000);
+        assert_eq!(ticked.intended(u64::MAX - 5), u64::MAX);
     }
 
     #[test]

@@ -493,6 +493,107 @@ fn rate_keeps_its_schedule_over_ws_and_wss() {
     }
 }
 
+/// The client's own lateness is measured and kept small in both engines: against a fast server
+/// at a low rate every message's send lag is recorded, the corrected latency is the as-sent
+/// one plus at most that lag, and the typical message leaves on time (epoll's millisecond
+/// waits once made it leave ~0.5 ms late, all of it counted against the server).
+#[test]
+fn rate_sends_on_time_in_both_engines() {
+    let server = Server::start(&[]);
+    let url = format!("{}/", server.ws);
+    for engine in ["io-uring", "epoll"] {
+        let opts = rate_opts(&[
+            "--url",
+            &url,
+            "-c",
+            "10",
+            "--rate",
+            "2000",
+            "--duration",
+            "1s",
+            "--warmup",
+            "200ms",
+            "--engine",
+            engine,
+        ]);
+        let report = run(&opts).expect("run");
+        assert_counts(&report);
+        let r = &report.results;
+        let lag = r.send_lag_ns.as_ref().expect("rate measures its send lag");
+        let as_sent = r.latency_uncorrected_ns.as_ref().unwrap();
+        // Every message sent in the window is in it (± those in flight at its edges).
+        assert!(
+            lag.count.abs_diff(r.messages) <= 20,
+            "{engine}: {} lags for {} messages",
+            lag.count,
+            r.messages
+        );
+        assert!(
+            r.latency_ns.p50 <= as_sent.p50 + lag.max,
+            "{engine}: corrected p50 {} > as sent p50 {} + lag max {}",
+            r.latency_ns.p50,
+            as_sent.p50,
+            lag.max
+        );
+        assert!(
+            lag.p50 < 200_000,
+            "{engine}: half the messages left more than {} ns late",
+            lag.p50
+        );
+        assert!(
+            report.setup.engine.contains("before a send is due"),
+            "{engine}: the wake-up margin is recorded: {}",
+            report.setup.engine
+        );
+        let doc = serde_json::to_value(&report).unwrap();
+        assert!(doc["histogram_send_lag"]["data"].is_string());
+        assert!(doc["results"]["send_lag_ns"]["p99"].is_u64());
+    }
+}
+
+/// A client that wakes 3 ms after each message's turn (hidden `--debug-wake-late`) is caught:
+/// its send lag shows the 3 ms, the run is flagged, and the summary's rule agrees.
+#[test]
+fn a_late_client_is_flagged() {
+    let server = Server::start(&[]);
+    let url = format!("{}/", server.ws);
+    for engine in ["io-uring", "epoll"] {
+        let opts = rate_opts(&[
+            "--url",
+            &url,
+            "-c",
+            "4",
+            "--rate",
+            "400",
+            "--duration",
+            "1s",
+            "--warmup",
+            "100ms",
+            "--engine",
+            engine,
+            "--debug-wake-late",
+            "3ms",
+        ]);
+        let report = run(&opts).expect("run");
+        let r = &report.results;
+        let lag = r.send_lag_ns.as_ref().unwrap();
+        assert!(lag.p50 >= 2_500_000, "{engine}: lag p50 {} ns", lag.p50);
+        assert!(r.send_lag_exceeded, "{engine}: not flagged");
+        assert!(
+            report.warnings.iter().any(|w| w.contains("SENT LATE")),
+            "{engine}: {:?}",
+            report.warnings
+        );
+        let doc = serde_json::to_value(&report).unwrap();
+        let parsed = wsport_bench::runs::Run::parse("x.json".into(), doc).unwrap();
+        assert_eq!(
+            parsed.client_bound,
+            Some(wsport_bench::runs::ClientLimit::Late),
+            "{engine}"
+        );
+    }
+}
+
 /// A server that stalls for 300 ms in the middle of a fixed-rate run: the corrected p99 shows
 /// the stall (at least half of it), the uncorrected one does not — coordinated omission, as
 /// wrk2 measures it, with one message in flight per connection.

@@ -114,7 +114,7 @@ pub fn assert_counts(report: &Report) {
         "sent = received + in flight + lost: {r:#?}"
     );
     assert_eq!(
-        report.hist.len(),
+        report.hists.latency.len(),
         r.messages,
         "histogram samples = messages in the window"
     );
