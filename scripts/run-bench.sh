@@ -15,6 +15,13 @@
 #   connect  handshake storm (--storm-conns at once): TCP, TLS, upgrade and total latency
 #   hold     --hold-conns idle connections with a ping a second each: server memory per connection
 #
+# Client engines (--client-engines, default io-uring,epoll): the closed-loop echo cells run
+# under each of wsport-bench's engines, because a server's cost per message follows how many
+# messages arrive per wake-up, which the client decides; the summary then says, for every pair
+# of servers, whether their ranking is robust (the same under every engine) or flips. The
+# other scenarios use the first engine. An engine the host refuses (io_uring) is skipped with
+# the reason.
+#
 # Ports (--ports): "standard" (default) serves ws on 80 and 8080 and wss on 443 and 8443, both
 # ports of a scheme in one server process, the client spreading connections over them; where a
 # port cannot be bound (privileged, or another process serves it) the run says why and falls
@@ -23,7 +30,7 @@
 #
 # Other options: --schemes ws,wss  --sizes 64,1024  --conns 100,1000  --duration 5s  --warmup 1s
 #   --repeat N  --rate N  --storm-conns N  --hold-conns N  --out DIR  --server-cores LIST
-#   --client-cores LIST  --server-args "..." (added to every server, e.g. the hidden
+#   --client-cores LIST  --client-engines LIST  --server-args "..." (added to every server, e.g. the hidden
 #   --debug-spin-per-message of the regression-gate proof).
 #
 # The output directory (default target/bench/<date>-<host>-<time>; pass --out
@@ -46,6 +53,7 @@ repeat=2
 rate=20000
 storm_conns=16
 hold_conns=1000
+client_engines="io-uring,epoll"
 out=""
 server_cores=""
 client_cores=""
@@ -75,6 +83,7 @@ while [ $# -gt 0 ]; do
         --out) out="$2"; shift ;;
         --server-cores) server_cores="$2"; shift ;;
         --client-cores) client_cores="$2"; shift ;;
+        --client-engines) client_engines="$2"; shift ;;
         --server-args) server_args="$2"; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "run-bench.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
@@ -123,6 +132,13 @@ for scheme in "${scheme_list[@]}"; do
         *) echo "run-bench.sh: unknown scheme '$scheme' (ws, wss)" >&2; exit 2 ;;
     esac
 done
+IFS=, read -ra engine_list <<< "$client_engines"
+for e in "${engine_list[@]}"; do
+    case "$e" in
+        io-uring|epoll) ;;
+        *) echo "run-bench.sh: unknown client engine '$e' (io-uring, epoll)" >&2; exit 2 ;;
+    esac
+done
 IFS=, read -ra size_list <<< "$sizes"
 IFS=, read -ra conn_list <<< "$conns"
 case "$ports" in
@@ -142,18 +158,24 @@ ports_for() {
     fi
 }
 
-# The cells of one repeat, "scenario scheme size conns", in the order they run; within a repeat
-# every server runs a cell before the next cell starts, so drift hits all servers alike.
+# The cells of one repeat, "scenario scheme size conns engine", in the order they run; within
+# a repeat every server runs a cell before the next cell starts, so drift hits all servers
+# alike.
+first_engine=${engine_list[0]}
 cells=()
 for sc in "${scenario_list[@]}"; do
     for scheme in "${scheme_list[@]}"; do
         case "$sc" in
             echo) for size in "${size_list[@]}"; do
-                      for c in "${conn_list[@]}"; do cells+=("echo $scheme $size $c"); done
+                      for c in "${conn_list[@]}"; do
+                          for e in "${engine_list[@]}"; do cells+=("echo $scheme $size $c $e"); done
+                      done
                   done ;;
-            rate) for size in "${size_list[@]}"; do cells+=("rate $scheme $size ${conn_list[0]}"); done ;;
-            connect) cells+=("connect $scheme - $storm_conns") ;;
-            hold) cells+=("hold $scheme - $hold_conns") ;;
+            rate) for size in "${size_list[@]}"; do
+                      cells+=("rate $scheme $size ${conn_list[0]} $first_engine")
+                  done ;;
+            connect) cells+=("connect $scheme - $storm_conns $first_engine") ;;
+            hold) cells+=("hold $scheme - $hold_conns $first_engine") ;;
         esac
     done
 done
@@ -184,6 +206,7 @@ cat > "$out/README.md" <<EOF
 - commit: $(git rev-parse --short HEAD 2> /dev/null || echo unknown)$(git diff --quiet HEAD -- . ':(exclude)results' 2> /dev/null || echo " (dirty)")
 - governor: $(cat /sys/devices/system/cpu/cpu0/cpufreq/scaling_governor 2> /dev/null || echo "n/a (no cpufreq)")
 - pinning: server threads on CPU(s) $server_cores (--threads $server_threads), client on CPU(s) $client_cores
+- client engines: $client_engines (echo cells run under each; the other scenarios under $first_engine)
 - matrix: servers $servers × scenarios $scenarios × $schemes × sizes $sizes × connections $conns
   (rate: $rate msgs/s at ${conn_list[0]} connections; connect: $storm_conns at once; hold: $hold_conns
   connections); $duration after $warmup warm-up; $repeat repeats, interleaved; ports: $ports
@@ -263,20 +286,25 @@ total=$(( repeat * ${#cells[@]} * ${#server_list[@]} ))
 n=0
 declare -A unavailable=()
 declare -A announced=()
+declare -A engine_unavailable=()
 failed=0
 jsons=()
 for r in $(seq 1 "$repeat"); do
   for cell in "${cells[@]}"; do
-    read -r sc scheme size c <<< "$cell"
+    read -r sc scheme size c engine <<< "$cell"
     for s in "${server_list[@]}"; do
         n=$((n + 1))
         case "$sc" in
-            echo) name="echo-${size}B-${c}c-${s}-${scheme}-r$r" ;;
+            echo) name="echo-${size}B-${c}c-${s}-${scheme}-${engine}-r$r" ;;
             rate) name="rate-${rate}ps-${size}B-${c}c-${s}-${scheme}-r$r" ;;
             *) name="$sc-${c}c-${s}-${scheme}-r$r" ;;
         esac
         if [ -n "${unavailable[$s]:-}" ]; then
             echo "[$n/$total] $name: unavailable: ${unavailable[$s]}"
+            continue
+        fi
+        if [ -n "${engine_unavailable[$engine]:-}" ]; then
+            echo "[$n/$total] $name: client engine $engine unavailable: ${engine_unavailable[$engine]}"
             continue
         fi
         if ! start_server "$s" "$scheme" "$name"; then
@@ -292,8 +320,8 @@ for r in $(seq 1 "$repeat"); do
         jsons+=("$out/$name.json")
         ok=1
         if "$bin/wsport-bench" "${workload[@]}" "${url_args[@]}" --server-pid "$server_pid" \
-            --cpus "$client_cores" --label "$s" --json "$out/$name.json" --hlog "$out/$name.hlog" \
-            -q > "$out/$name.txt" 2>&1; then
+            --cpus "$client_cores" --engine "$engine" --label "$s" --json "$out/$name.json" \
+            --hlog "$out/$name.hlog" -q > "$out/$name.txt" 2>&1; then
             # "messages 283,757 echoed: 56,751 msgs/s", "opened 4,128 connections: 4128 per
             # second", "pongs 1,000 answered pings: 1000 per second", "server pid N: 84.0% CPU,
             # 203.49 µs CPU per connection", "memory server RSS 10.0 KiB per connection (...)"
@@ -302,6 +330,12 @@ for r in $(seq 1 "$repeat"); do
                  /^  server +pid/ {sub(/,$/, "", $10); printf ", server %s CPU, %s µs CPU per %s", $4, $6, $10}
                  /^  memory / {printf ", %s per connection", $4 " " $5}' "$out/$name.txt"
             echo
+        elif reason=$(grep -m1 -o -- '--engine io-uring: .*' "$out/$name.txt"); then
+            # The host refuses the client's io_uring: not a failure of the server.
+            engine_unavailable[$engine]=${reason#--engine io-uring: }
+            echo "client engine $engine unavailable: ${engine_unavailable[$engine]}"
+            echo "- client engine $engine: unavailable: ${engine_unavailable[$engine]}" >> "$out/README.md"
+            unset 'jsons[${#jsons[@]}-1]'
         else
             echo "FAILED (see $out/$name.txt)"
             failed=1

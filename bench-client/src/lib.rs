@@ -46,6 +46,7 @@ pub mod sys;
 pub mod tls;
 #[allow(unsafe_code)]
 pub mod uring;
+pub mod verdict;
 pub mod wake;
 pub mod worker;
 

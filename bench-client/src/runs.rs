@@ -427,11 +427,26 @@ fn scenario_and_server(doc: &Value) -> Option<(String, String)> {
                     schemes.push(scheme);
                 }
             }
-            format!("{}-{}", parts[..=i].join("-"), schemes.join("+"))
+            // The client's engine is part of the instrument: runs under the epoll engine are
+            // a scenario of their own (`echo-64B-100c-1t-client-epoll-ws`), so that a table
+            // never mixes the two and a ranking can be checked under each.
+            let client = if epoll_client(doc) {
+                "-client-epoll"
+            } else {
+                ""
+            };
+            format!("{}{client}-{}", parts[..=i].join("-"), schemes.join("+"))
         }
         _ => without_label,
     };
     Some((trimmed, server))
+}
+
+/// Whether the run's client used its epoll engine (asked for, or io_uring's fallback).
+fn epoll_client(doc: &Value) -> bool {
+    doc["setup"]["engine"]
+        .as_str()
+        .is_some_and(|e| e.starts_with("epoll"))
 }
 
 /// `ws`, `wss` or `ws+wss`, from the targets the run connected to.

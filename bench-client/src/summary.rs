@@ -85,6 +85,9 @@ pub fn render(runs: &[Run], baseline: &str, plots: &[Plot]) -> String {
                 let _ = writeln!(out, "[{}]({PLOTS_DIR}/{})\n", p.title, p.file);
             }
         }
+        if workload == "echo" {
+            out.push_str(&crate::verdict::section(runs));
+        }
     }
     out
 }
