@@ -14,6 +14,10 @@
 #            coordinated-omission-corrected latency at equal load
 #   connect  handshake storm (--storm-conns at once): TCP, TLS, upgrade and total latency
 #   hold     --hold-conns idle connections with a ping a second each: server memory per connection
+#   sweep    (not in the default) the load axis: open loop from --sweep-from msgs/s (5000),
+#            doubling, every server at each rate before the next, until the server passes 95%
+#            CPU, misses the rate, or --sweep-max (640000); the summary draws server CPU per
+#            message and p99 against the rate and names where the cheaper server changes
 #
 # Client engines (--client-engines, default io-uring,epoll): the closed-loop echo cells run
 # under each of wsport-bench's engines, because a server's cost per message follows how many
@@ -30,7 +34,8 @@
 #
 # Other options: --schemes ws,wss  --sizes 64,1024  --conns 100,1000  --duration 5s  --warmup 1s
 #   --repeat N  --rate N  --storm-conns N  --hold-conns N  --out DIR  --server-cores LIST
-#   --client-cores LIST  --client-engines LIST  --server-args "..." (added to every server, e.g. the hidden
+#   --client-cores LIST  --client-engines LIST  --sweep-from N  --sweep-max N
+#   --server-args "..." (added to every server, e.g. the hidden
 #   --debug-spin-per-message of the regression-gate proof).
 #
 # The output directory (default target/bench/<date>-<host>-<time>; pass --out
@@ -54,6 +59,8 @@ rate=20000
 storm_conns=16
 hold_conns=1000
 client_engines="io-uring,epoll"
+sweep_from=5000
+sweep_max=640000
 out=""
 server_cores=""
 client_cores=""
@@ -84,6 +91,8 @@ while [ $# -gt 0 ]; do
         --server-cores) server_cores="$2"; shift ;;
         --client-cores) client_cores="$2"; shift ;;
         --client-engines) client_engines="$2"; shift ;;
+        --sweep-from) sweep_from="$2"; shift ;;
+        --sweep-max) sweep_max="$2"; shift ;;
         --server-args) server_args="$2"; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "run-bench.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
@@ -121,8 +130,8 @@ for s in "${server_list[@]}"; do server_cmd "$s" > /dev/null; done
 IFS=, read -ra scenario_list <<< "$scenarios"
 for sc in "${scenario_list[@]}"; do
     case "$sc" in
-        echo|rate|connect|hold) ;;
-        *) echo "run-bench.sh: unknown scenario '$sc' (echo, rate, connect, hold)" >&2; exit 2 ;;
+        echo|rate|connect|hold|sweep) ;;
+        *) echo "run-bench.sh: unknown scenario '$sc' (echo, rate, connect, hold, sweep)" >&2; exit 2 ;;
     esac
 done
 IFS=, read -ra scheme_list <<< "$schemes"
@@ -163,6 +172,7 @@ ports_for() {
 # alike.
 first_engine=${engine_list[0]}
 cells=()
+sweep_schemes=""
 for sc in "${scenario_list[@]}"; do
     for scheme in "${scheme_list[@]}"; do
         case "$sc" in
@@ -176,6 +186,7 @@ for sc in "${scenario_list[@]}"; do
                   done ;;
             connect) cells+=("connect $scheme - $storm_conns $first_engine") ;;
             hold) cells+=("hold $scheme - $hold_conns $first_engine") ;;
+            sweep) sweep_schemes+=" $scheme" ;;
         esac
     done
 done
@@ -273,82 +284,122 @@ ports_for_asked() {
 
 # The wsport-bench arguments of a cell (after the URLs).
 cell_args() {
-    local sc=$1 size=$2 c=$3
+    local sc=$1 size=$2 c=$3 cell_rate=$4
     case "$sc" in
         echo) echo "echo -c $c --size $size --duration $duration --warmup $warmup" ;;
-        rate) echo "rate --rate $rate -c $c --size $size --duration $duration --warmup $warmup" ;;
+        rate) echo "rate --rate $cell_rate -c $c --size $size --duration $duration --warmup $warmup" ;;
         connect) echo "connect -c $c --duration $duration --warmup $warmup" ;;
         hold) echo "hold -c $c --ping-interval 1s --duration $duration --warmup $warmup" ;;
     esac
 }
 
-total=$(( repeat * ${#cells[@]} * ${#server_list[@]} ))
 n=0
 declare -A unavailable=()
 declare -A announced=()
 declare -A engine_unavailable=()
 failed=0
 jsons=()
-for r in $(seq 1 "$repeat"); do
-  for cell in "${cells[@]}"; do
+# What the last run_cell measured, for the sweep to decide whether to go on: the server's CPU
+# percent and the msgs/s achieved ("" when it failed).
+last_cpu="" last_achieved=""
+
+# Run server $1 in cell "$2" (scenario scheme size conns engine), repeat $3, open-loop rate $4
+# (rate and sweep cells); prints one line.
+run_cell() {
+    local s=$1 cell=$2 r=$3 cell_rate=$4 sc scheme size c engine name ok reason
     read -r sc scheme size c engine <<< "$cell"
-    for s in "${server_list[@]}"; do
-        n=$((n + 1))
-        case "$sc" in
-            echo) name="echo-${size}B-${c}c-${s}-${scheme}-${engine}-r$r" ;;
-            rate) name="rate-${rate}ps-${size}B-${c}c-${s}-${scheme}-r$r" ;;
-            *) name="$sc-${c}c-${s}-${scheme}-r$r" ;;
-        esac
-        if [ -n "${unavailable[$s]:-}" ]; then
-            echo "[$n/$total] $name: unavailable: ${unavailable[$s]}"
-            continue
-        fi
-        if [ -n "${engine_unavailable[$engine]:-}" ]; then
-            echo "[$n/$total] $name: client engine $engine unavailable: ${engine_unavailable[$engine]}"
-            continue
-        fi
-        if ! start_server "$s" "$scheme" "$name"; then
-            echo "[$n/$total] $name: unavailable: ${unavailable[$s]}"
-            echo "- $s: unavailable: ${unavailable[$s]}" >> "$out/README.md"
-            continue
-        fi
-        read -ra workload <<< "$(cell_args "$sc" "$size" "$c")"
-        url_args=()
-        for u in "${urls[@]}"; do url_args+=(--url "$u"); done
-        [ "$scheme" = wss ] && url_args+=(--insecure)
-        printf '[%d/%d] %s ... ' "$n" "$total" "$name"
-        jsons+=("$out/$name.json")
-        ok=1
-        if "$bin/wsport-bench" "${workload[@]}" "${url_args[@]}" --server-pid "$server_pid" \
-            --cpus "$client_cores" --engine "$engine" --label "$s" --json "$out/$name.json" \
-            --hlog "$out/$name.hlog" -q > "$out/$name.txt" 2>&1; then
-            # "messages 283,757 echoed: 56,751 msgs/s", "opened 4,128 connections: 4128 per
-            # second", "pongs 1,000 answered pings: 1000 per second", "server pid N: 84.0% CPU,
-            # 203.49 µs CPU per connection", "memory server RSS 10.0 KiB per connection (...)"
-            awk '/^  (messages|opened|pongs) / {what = ($1 == "opened") ? " handshakes/s" : " pongs/s"
-                     sub(/^ *[a-z]+ +/, ""); sub(/^[^:]*: /, ""); sub(/ per second/, what); printf "%s", $0}
-                 /^  server +pid/ {sub(/,$/, "", $10); printf ", server %s CPU, %s µs CPU per %s", $4, $6, $10}
-                 /^  memory / {printf ", %s per connection", $4 " " $5}' "$out/$name.txt"
-            echo
-        elif reason=$(grep -m1 -o -- '--engine io-uring: .*' "$out/$name.txt"); then
-            # The host refuses the client's io_uring: not a failure of the server.
-            engine_unavailable[$engine]=${reason#--engine io-uring: }
-            echo "client engine $engine unavailable: ${engine_unavailable[$engine]}"
-            echo "- client engine $engine: unavailable: ${engine_unavailable[$engine]}" >> "$out/README.md"
-            unset 'jsons[${#jsons[@]}-1]'
-        else
-            echo "FAILED (see $out/$name.txt)"
-            failed=1
-            ok=0
-        fi
-        stop_server
-        # A run that succeeded is its JSON (in runs.jsonl after the report) and its .hlog; its
-        # client output and server logs only repeat them. A failed run keeps both to show why.
-        if [ "$ok" = 1 ]; then
-            rm -f "$out/$name.txt" "$out/$name.server.out" "$out/$name.server.err"
-        fi
+    n=$((n + 1))
+    case "$sc" in
+        echo) name="echo-${size}B-${c}c-${s}-${scheme}-${engine}-r$r" ;;
+        rate) name="rate-${cell_rate}ps-${size}B-${c}c-${s}-${scheme}-r$r" ;;
+        *) name="$sc-${c}c-${s}-${scheme}-r$r" ;;
+    esac
+    last_cpu="" last_achieved=""
+    if [ -n "${unavailable[$s]:-}" ]; then
+        echo "[$n/$total] $name: unavailable: ${unavailable[$s]}"
+        return
+    fi
+    if [ -n "${engine_unavailable[$engine]:-}" ]; then
+        echo "[$n/$total] $name: client engine $engine unavailable: ${engine_unavailable[$engine]}"
+        return
+    fi
+    if ! start_server "$s" "$scheme" "$name"; then
+        echo "[$n/$total] $name: unavailable: ${unavailable[$s]}"
+        echo "- $s: unavailable: ${unavailable[$s]}" >> "$out/README.md"
+        return
+    fi
+    read -ra workload <<< "$(cell_args "$sc" "$size" "$c" "$cell_rate")"
+    url_args=()
+    for u in "${urls[@]}"; do url_args+=(--url "$u"); done
+    [ "$scheme" = wss ] && url_args+=(--insecure)
+    printf '[%d/%s] %s ... ' "$n" "$total" "$name"
+    jsons+=("$out/$name.json")
+    ok=1
+    if "$bin/wsport-bench" "${workload[@]}" "${url_args[@]}" --server-pid "$server_pid" \
+        --cpus "$client_cores" --engine "$engine" --label "$s" --json "$out/$name.json" \
+        --hlog "$out/$name.hlog" -q > "$out/$name.txt" 2>&1; then
+        # "messages 283,757 echoed: 56,751 msgs/s", "opened 4,128 connections: 4128 per
+        # second", "pongs 1,000 answered pings: 1000 per second", "server pid N: 84.0% CPU,
+        # 203.49 µs CPU per connection", "memory server RSS 10.0 KiB per connection (...)"
+        awk '/^  (messages|opened|pongs) / {what = ($1 == "opened") ? " handshakes/s" : " pongs/s"
+                 sub(/^ *[a-z]+ +/, ""); sub(/^[^:]*: /, ""); sub(/ per second/, what); printf "%s", $0}
+             /^  server +pid/ {sub(/,$/, "", $10); printf ", server %s CPU, %s µs CPU per %s", $4, $6, $10}
+             /^  memory / {printf ", %s per connection", $4 " " $5}' "$out/$name.txt"
+        echo
+        last_cpu=$(awk '/^  server +pid/ {sub(/%/, "", $4); print $4}' "$out/$name.txt")
+        last_achieved=$(awk '/^  messages / {gsub(/,/, "", $4); print $4}' "$out/$name.txt")
+    elif reason=$(grep -m1 -o -- '--engine io-uring: .*' "$out/$name.txt"); then
+        # The host refuses the client's io_uring: not a failure of the server.
+        engine_unavailable[$engine]=${reason#--engine io-uring: }
+        echo "client engine $engine unavailable: ${engine_unavailable[$engine]}"
+        echo "- client engine $engine: unavailable: ${engine_unavailable[$engine]}" >> "$out/README.md"
+        unset 'jsons[${#jsons[@]}-1]'
+    else
+        echo "FAILED (see $out/$name.txt)"
+        failed=1
+        ok=0
+    fi
+    stop_server
+    # A run that succeeded is its JSON (in runs.jsonl after the report) and its .hlog; its
+    # client output and server logs only repeat them. A failed run keeps both to show why.
+    if [ "$ok" = 1 ]; then
+        rm -f "$out/$name.txt" "$out/$name.server.out" "$out/$name.server.err"
+    fi
+}
+
+# Whether a sweep step shows the server saturated (CPU ≥ 95% of its cores), the rate missed
+# (< 97% achieved), or the run failed: the server's sweep ends there. (A step whose client sent
+# late is flagged in the summary but does not end the sweep: it says nothing of the server.)
+sweep_done() {
+    local target=$1
+    [ -z "$last_cpu" ] && return 0
+    awk -v cpu="$last_cpu" -v got="$last_achieved" -v want="$target" -v cores="$server_threads" \
+        'BEGIN { exit !(cpu >= 95 * cores || got < 0.97 * want) }'
+}
+
+total=$(( repeat * ${#cells[@]} * ${#server_list[@]} ))
+if [ -n "$sweep_schemes" ]; then
+    # The sweep's length depends on where each server saturates.
+    if [ "$total" -gt 0 ]; then total="$total+sweep"; else total=sweep; fi
+fi
+for r in $(seq 1 "$repeat"); do
+    for cell in "${cells[@]}"; do
+        for s in "${server_list[@]}"; do run_cell "$s" "$cell" "$r" "$rate"; done
     done
-  done
+    # The load sweep: every server at each rate before the next, doubling until it saturates.
+    for scheme in $sweep_schemes; do
+        active=("${server_list[@]}")
+        step=$sweep_from
+        while [ "${#active[@]}" -gt 0 ] && [ "$step" -le "$sweep_max" ]; do
+            still=()
+            for s in "${active[@]}"; do
+                run_cell "$s" "rate $scheme ${size_list[0]} ${conn_list[0]} $first_engine" "$r" "$step"
+                sweep_done "$step" || still+=("$s")
+            done
+            active=("${still[@]}")
+            step=$((step * 2))
+        done
+    done
 done
 
 # Empty server logs say nothing; keep the ones that do.

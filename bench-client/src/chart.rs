@@ -1,7 +1,7 @@
-//! The two kinds of chart the report draws, on [`crate::svg`]: grouped bars (one bar per
-//! series in each group, with a whisker and a flag mark) and latency-by-percentile lines on the
+//! The three kinds of chart the report draws, on [`crate::svg`]: grouped bars (one bar per
+//! series in each group, with a whisker and a flag mark), latency-by-percentile lines on the
 //! usual `1/(1-p)` logarithmic axis (as HdrHistogram's plotter draws them, so the tail gets as
-//! much room as the median).
+//! much room as the median), and curves of a figure against the offered load (log axis).
 //!
 //! Each series is drawn inside `<g class="series" data-series="NAME">`, so a reader (or a
 //! test) can tell the series of a chart apart without knowing how it was drawn.
@@ -325,6 +325,94 @@ pub fn percentile_chart(chart: &PercentileChart) -> String {
                 .collect();
             let dash = line.dashed.then_some("6 4");
             svg.polyline(&points, series.colour, 2.5, dash);
+        }
+        svg.end_group();
+    }
+    svg.finish()
+}
+
+/// One server's curve: (x, y) points, x increasing.
+#[derive(Debug, Clone)]
+pub struct Curve {
+    /// Index into the chart's series.
+    pub series: usize,
+    /// The points.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// A figure against a logarithmic x axis (the offered load), one line per series.
+#[derive(Debug, Clone)]
+pub struct CurveChart {
+    /// Heading.
+    pub title: String,
+    /// What is plotted.
+    pub subtitle: String,
+    /// The x axis, with its unit.
+    pub x_label: String,
+    /// The y axis, with its unit.
+    pub y_label: String,
+    /// The series, in legend order.
+    pub series: Vec<Series>,
+    /// The curves.
+    pub curves: Vec<Curve>,
+}
+
+/// Draw curves on a log10 x axis, ticked at every x that a point has.
+pub fn curve_chart(chart: &CurveChart) -> String {
+    let mut svg = Svg::new(WIDTH, HEIGHT, &chart.title);
+    let points = || chart.curves.iter().flat_map(|c| c.points.iter());
+    let max = points().map(|p| p.1).fold(0.0, f64::max);
+    let frame = canvas(
+        &mut svg,
+        &chart.title,
+        &chart.subtitle,
+        &chart.y_label,
+        max * 1.04,
+    );
+    legend(&mut svg, &chart.series, true, None);
+    let mut xs: Vec<f64> = points().map(|p| p.0).filter(|x| *x > 0.0).collect();
+    xs.sort_by(f64::total_cmp);
+    xs.dedup();
+    let (lo, hi) = match (xs.first(), xs.last()) {
+        (Some(lo), Some(hi)) if hi > lo => (lo.log10(), hi.log10()),
+        (Some(v), _) => (v.log10() - 0.5, v.log10() + 0.5),
+        _ => (0.0, 1.0),
+    };
+    let pad = (hi - lo) * 0.04;
+    let x = |v: f64| {
+        frame.x0
+            + (v.max(f64::MIN_POSITIVE).log10() - lo + pad) / (hi - lo + 2.0 * pad)
+                * (frame.x1 - frame.x0)
+    };
+    svg.group(&[("class", "x-axis")]);
+    for &v in &xs {
+        let at = x(v);
+        svg.line((at, frame.y0), (at, frame.y1), GRID, 1.0);
+        svg.text(
+            at,
+            frame.y1 + 20.0,
+            &svg::tick_label(v),
+            Anchor::Middle,
+            12.0,
+        );
+    }
+    svg.text(
+        (frame.x0 + frame.x1) / 2.0,
+        frame.y1 + 44.0,
+        &chart.x_label,
+        Anchor::Middle,
+        13.0,
+    );
+    svg.end_group();
+    for (si, series) in chart.series.iter().enumerate() {
+        svg.group(&[("class", "series"), ("data-series", &series.name)]);
+        for curve in chart.curves.iter().filter(|c| c.series == si) {
+            let drawn: Vec<(f64, f64)> = curve
+                .points
+                .iter()
+                .map(|&(a, b)| (x(a), frame.y(b)))
+                .collect();
+            svg.polyline(&drawn, series.colour, 2.5, None);
         }
         svg.end_group();
     }

@@ -41,6 +41,7 @@ pub mod slo;
 pub mod source;
 pub mod summary;
 pub mod svg;
+pub mod sweep;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod tls;

@@ -65,6 +65,7 @@ pub fn plots(runs: &[Run], order: &ServerOrder) -> Vec<Plot> {
         out.extend(handshake(family, &list, order));
     }
     out.extend(memory(&scenarios(runs, "hold"), order));
+    out.extend(crate::sweep::plots(runs, order));
     out
 }
 

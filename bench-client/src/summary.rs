@@ -85,8 +85,10 @@ pub fn render(runs: &[Run], baseline: &str, plots: &[Plot]) -> String {
                 let _ = writeln!(out, "[{}]({PLOTS_DIR}/{})\n", p.title, p.file);
             }
         }
-        if workload == "echo" {
-            out.push_str(&crate::verdict::section(runs));
+        match workload {
+            "echo" => out.push_str(&crate::verdict::section(runs)),
+            "rate" => out.push_str(&crate::sweep::section(runs, &order)),
+            _ => {}
         }
     }
     out
