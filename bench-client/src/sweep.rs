@@ -177,6 +177,9 @@ const SECTION_HEAD: &str = "## Load sweep: where does the ranking turn over?\n\n
 The same open-loop scenario at rising rates. Two servers are compared by server CPU per message \
 at each rate where their repeats are apart; a crossover is where the cheaper one changes.\n\n";
 
+/// A curve's file prefix, title, y label and figure.
+type Figure = (&'static str, &'static str, &'static str, fn(&Point) -> f64);
+
 /// The two curves of each sweep: server CPU per message, and corrected p99.
 pub fn plots(runs: &[Run], order: &ServerOrder) -> Vec<Plot> {
     let mut out = Vec::new();
@@ -189,7 +192,7 @@ pub fn plots(runs: &[Run], order: &ServerOrder) -> Vec<Plot> {
                 colour: PALETTE[order.rank(name) % PALETTE.len()],
             })
             .collect();
-        let figures: [(&str, &str, &str, fn(&Point) -> f64); 2] = [
+        let figures: [Figure; 2] = [
             (
                 "sweep-cpu",
                 "Server CPU per message",
