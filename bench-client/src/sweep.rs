@@ -271,16 +271,54 @@ mod tests {
         assert!(crossover("a", &tokio, "b", &tokio).contains("not separated"));
     }
 
-    #[test]
-    fn the_family_drops_the_rate() {
+    fn run(server: &str, rate: u64, cpu: f64) -> Run {
         let doc = serde_json::json!({
             "schema": "wsport-bench/1", "workload": "rate",
-            "scenario": "rate-10000ps-64B-100c-1t-tokio-ws-1", "flags": {"label": "tokio"},
-            "setup": {"threads": 1, "pacing": {"rate": 10000},
+            "scenario": format!("rate-{rate}ps-64B-100c-1t-{server}-ws-1"),
+            "flags": {"label": server},
+            "setup": {"threads": 1, "pacing": {"rate": rate},
                       "targets": [{"url": "ws://127.0.0.1:1/"}]},
-            "results": {"msgs_per_sec": 1.0, "latency_ns": {"p50": 1}}
+            "results": {"msgs_per_sec": rate as f64, "latency_ns": {"p50": 1, "p99": 50_000},
+                        "server": {"cpu_us_per_msg": cpu}}
         });
-        let run = Run::parse("x.json".into(), doc).unwrap();
-        assert_eq!(family_of(&run), "rate-64B-100c-1t-ws");
+        Run::parse("x.json".into(), doc).unwrap()
+    }
+
+    #[test]
+    fn the_family_drops_the_rate() {
+        assert_eq!(family_of(&run("tokio", 10_000, 1.0)), "rate-64B-100c-1t-ws");
+    }
+
+    #[test]
+    fn three_rates_make_a_curve_per_server() {
+        let mut runs = Vec::new();
+        for (rate, a, b) in [
+            (5_000, 20.0, 25.0),
+            (10_000, 14.0, 14.0),
+            (20_000, 10.0, 9.0),
+        ] {
+            runs.push(run("tokio", rate, a));
+            runs.push(run("monoio", rate, b));
+        }
+        let order = ServerOrder::of(&runs, "tokio");
+        let text = section(&runs, &order);
+        assert!(
+            text.contains("tokio vs monoio: **crosses over**: tokio cheaper at 5000–5000 msgs/s, then monoio cheaper at 20k–20k msgs/s"),
+            "{text}"
+        );
+        let drawn = plots(&runs, &order);
+        assert_eq!(drawn.len(), 2);
+        for p in &drawn {
+            let xml = roxmltree::Document::parse(&p.svg).expect("well-formed SVG");
+            let series: Vec<&str> = xml
+                .descendants()
+                .filter_map(|n| n.attribute("data-series"))
+                .collect();
+            assert_eq!(series, ["tokio", "monoio"], "{}", p.file);
+        }
+        assert!(
+            sweeps(&runs[..4], &order).is_empty(),
+            "two rates are no curve"
+        );
     }
 }
