@@ -9,12 +9,14 @@
 //! never does.
 //!
 //! So each connection keeps one runtime sleep for all its deadlines, armed lazily by an
-//! [`Alarm`]: the sleep is moved only when a deadline comes *earlier* than the instant it
+//! `Alarm`: the sleep is moved only when a deadline comes *earlier* than the instant it
 //! is armed for. A deadline that moves later — the idle timeout after each message — leaves
 //! it alone; when it then fires early, the clock is compared with the real deadline and the
 //! sleep re-armed for it. Under steady traffic a connection arms a timer about once per
 //! deadline period (the handshake timeout, the idle timeout, the write timeout), not once per
-//! message, and [`Counters::timer_armed`] counts each arm so a test can hold every server to
+//! message; the rarer deadlines — the heartbeat's ping and pong (RFC 6455 §5.5.2-5.5.3), the
+//! wait for the peer's close frame and the linger after our FIN (§7.1.1) — use the same
+//! sleep, and [`Counters::timer_armed`] counts each arm so a test can hold every server to
 //! it.
 //!
 //! [`Timer`] is that alarm around a runtime's sleep. It needs no runtime: it is generic over
