@@ -100,6 +100,8 @@ pub struct Counters {
     pub bytes_in: AtomicU64,
     /// Bytes written to sockets (TLS records and frame headers included).
     pub bytes_out: AtomicU64,
+    /// Runtime timers armed or moved for connections (see [`Counters::timer_armed`]).
+    pub timer_arms: AtomicU64,
     /// See [`ErrorKind::HandshakeRejected`].
     pub handshake_rejected: AtomicU64,
     /// See [`ErrorKind::Protocol`].
@@ -165,6 +167,15 @@ impl Counters {
         self.bytes_out.fetch_add(n, Relaxed);
     }
 
+    /// A connection armed a runtime timer, or moved one: a deadline (handshake, idle,
+    /// heartbeat, close), a write timeout, or a linger. Each one is a timer-wheel insert the
+    /// runtime pays for, so the count shows whether a server pays it per message (it must
+    /// not: see `deadline`). The runtime's own 50 ms shutdown poll is not a connection's and
+    /// is not counted.
+    pub fn timer_armed(&self) {
+        self.timer_arms.fetch_add(1, Relaxed);
+    }
+
     /// Counts one error of `kind`.
     pub fn error(&self, kind: ErrorKind) {
         self.error_counter(kind).fetch_add(1, Relaxed);
@@ -216,6 +227,8 @@ pub struct Stats {
     pub bytes_in: u64,
     /// Bytes written to sockets.
     pub bytes_out: u64,
+    /// Runtime timers armed for connections ([`Counters::timer_armed`]).
+    pub timer_arms: u64,
     /// Errors by kind.
     pub errors: ErrorStats,
 }
@@ -302,6 +315,7 @@ pub fn snapshot(all: &[Arc<Counters>]) -> Stats {
         messages_out: sum(|c| &c.messages_out),
         bytes_in: sum(|c| &c.bytes_in),
         bytes_out: sum(|c| &c.bytes_out),
+        timer_arms: sum(|c| &c.timer_arms),
         errors: ErrorStats {
             handshake_rejected: sum(|c| &c.handshake_rejected),
             protocol: sum(|c| &c.protocol),

@@ -3,8 +3,9 @@
 //! The servers (tokio on epoll, tokio-uring and monoio on io_uring) differ only in how they
 //! drive IO; everything a user can see from outside — flags, listeners, TLS, limits, counters,
 //! the stats lines and shutdown — lives here, so that the servers are interchangeable and the
-//! benchmark compares runtimes, not feature sets. Nothing in this crate is `async` and no
-//! runtime crate is a dependency: each server calls these functions from its own idiom.
+//! benchmark compares runtimes, not feature sets. No runtime crate is a dependency: each
+//! server calls these functions from its own idiom. The one `async` part,
+//! [`deadline::Timer`], is std-only and generic over the runtime's sleep.
 //!
 //! A server's `main`, top down:
 //! 1. flatten [`ServerArgs`] into its own clap parser, call [`ServerArgs::into_config`];
@@ -26,6 +27,8 @@
 //! - [`affinity`]: pinning threads to cores,
 //! - [`limits`]: raising RLIMIT_NOFILE to the hard limit,
 //! - [`counters`]: per-thread counters and the JSON stats lines,
+//! - [`deadline`]: one lazily armed timer per connection for all its deadlines,
+//! - [`faults`]: the hidden `--debug-*` faults, chosen once per connection,
 //! - [`shutdown`]: SIGINT/SIGTERM as a flag the runtimes poll,
 //! - [`session`]: driving one connection (TLS + WebSocket) over caller-owned buffers.
 #![deny(unsafe_code)]
@@ -36,6 +39,8 @@ pub mod affinity;
 pub mod cli;
 pub mod config;
 pub mod counters;
+pub mod deadline;
+pub mod faults;
 #[allow(unsafe_code)]
 pub mod limits;
 pub mod listen;

@@ -5,14 +5,17 @@
 //!
 //! 1. read bytes, appending them to the connection's buffer (a `Vec<u8>` whose spare
 //!    capacity the read fills: tokio's `read_buf`, or io_uring owning it for the read);
-//! 2. [`Session::handle_read`] turns them into a [`Step`]: `buf[step.output]` is to be sent;
+//! 2. [`Session::handle_read`] turns them into a [`Step`]: `buf[step.output]` is to be sent
+//!    (then, before sending, the connection's [`Faults`](crate::faults::Faults) hook);
 //! 3. after sending it, [`Session::after_write`] keeps the unprocessed tail and makes room for
 //!    the next read;
 //! 4. when `step.end` is set, end the connection as it says.
 //!
 //! Timers (handshake and idle timeouts, heartbeats) are deadlines: wait for a read or for
 //! [`Session::next_deadline`], whichever comes first, and on the deadline call
-//! [`Session::handle_deadline`]. Graceful shutdown is [`Session::begin_shutdown`]. Their
+//! [`Session::handle_deadline`]. The deadline moves with every read; wait for it with the
+//! connection's [`Timer`](crate::deadline::Timer), which re-arms the runtime's timer only
+//! when it must, not once per message. Graceful shutdown is [`Session::begin_shutdown`]. Their
 //! output is a separate small buffer, because the connection buffer may hold an incomplete
 //! frame at that moment.
 //!
@@ -63,6 +66,8 @@ pub struct Step {
     pub consumed: usize,
     /// Bytes the buffer must be able to hold for the frame under way.
     pub need: Option<usize>,
+    /// Complete data messages received (and echoed) in this step.
+    pub messages: u64,
     /// Set when the connection ends after sending the output.
     pub end: Option<End>,
 }
@@ -163,9 +168,6 @@ impl Session {
 
     /// Process `buf`, which holds everything received and not yet consumed.
     pub fn handle_read(&mut self, buf: &mut Vec<u8>, now: Instant) -> Step {
-        if let Some((every, length)) = self.config.debug.stall {
-            stall_if_due(now, every, length);
-        }
         self.last_read = now;
         // Any byte proves the peer alive: heartbeats only go to silent connections.
         self.pong_deadline = None;
@@ -332,6 +334,7 @@ impl Session {
             output: 0..0,
             consumed: 0,
             need: None,
+            messages: 0,
             end: None,
         };
         if failed {
@@ -352,6 +355,7 @@ impl Session {
                 tls.send_close_notify();
             }
             self.plain = plain;
+            step.messages = inner.messages;
             step.end = inner.end;
         }
         let tls = self.tls.as_mut().expect("wss session");
@@ -376,6 +380,7 @@ impl Session {
                     output: echo.output,
                     consumed: echo.consumed,
                     need: echo.need,
+                    messages: echo.messages,
                     end: self.end_of(echo.closing),
                 }
             }
@@ -383,6 +388,7 @@ impl Session {
                 output: 0..0,
                 consumed: buf.len(),
                 need: None,
+                messages: 0,
                 end: None,
             },
         }
@@ -395,6 +401,7 @@ impl Session {
                     output: 0..0,
                     consumed: 0,
                     need: None,
+                    messages: 0,
                     end: None,
                 }
             }
@@ -428,6 +435,7 @@ impl Session {
             output: echo.output,
             consumed: echo.consumed,
             need: echo.need,
+            messages: echo.messages,
             end: self.end_of(echo.closing),
         }
     }
@@ -506,6 +514,7 @@ impl Session {
             output: 0..buf.len(),
             consumed: buf.len(),
             need: None,
+            messages: 0,
             end: Some(End::Linger),
         }
     }
@@ -514,9 +523,6 @@ impl Session {
         let counters = &self.counters;
         if echo.messages > 0 {
             counters.add_messages(echo.messages);
-            if let Some(spin) = self.config.debug.spin_per_message {
-                burn(spin * echo.messages as u32);
-            }
         }
         if let Some(Closing::Failed(error)) = echo.closing {
             counters.error(match error {
@@ -539,32 +545,6 @@ impl Session {
     /// Whether the WebSocket handshake completed (for counting open connections).
     pub fn is_open(&self) -> bool {
         matches!(self.phase, Phase::Open(_))
-    }
-}
-
-thread_local! {
-    /// When this runtime thread stalls next (`--debug-stall-every`).
-    static NEXT_STALL: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
-}
-
-/// `--debug-stall-every/-for`: block the whole runtime thread, as a GC pause or a blocking call
-/// would, so every connection it serves waits.
-fn stall_if_due(now: Instant, every: Duration, length: Duration) {
-    NEXT_STALL.with(|next| match next.get() {
-        None => next.set(Some(now + every)),
-        Some(due) if now >= due => {
-            std::thread::sleep(length);
-            next.set(Some(Instant::now() + every));
-        }
-        Some(_) => {}
-    });
-}
-
-/// `--debug-spin-per-message`: use the CPU for `length`, as slower code would.
-fn burn(length: Duration) {
-    let until = Instant::now() + length;
-    while Instant::now() < until {
-        std::hint::spin_loop();
     }
 }
 

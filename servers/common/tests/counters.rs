@@ -21,6 +21,9 @@ fn snapshot_sums_all_threads() {
     a.add_bytes_in(100);
     b.add_bytes_in(23);
     b.add_bytes_out(7);
+    a.timer_armed();
+    b.timer_armed();
+    b.timer_armed();
     a.error(ErrorKind::TooBig);
     b.error(ErrorKind::TooBig);
     b.error(ErrorKind::OverCapacity);
@@ -31,6 +34,7 @@ fn snapshot_sums_all_threads() {
     assert_eq!((s.connections_open, s.connections_total), (2, 3));
     assert_eq!((s.messages_in, s.messages_out), (4, 5));
     assert_eq!((s.bytes_in, s.bytes_out), (123, 7));
+    assert_eq!(s.timer_arms, 3);
     assert_eq!(s.errors.too_big, 2);
     assert_eq!(s.errors.over_capacity, 1);
     assert_eq!(s.errors.protocol, 1);
@@ -80,6 +84,7 @@ fn json_line_has_the_documented_fields() {
         "messages_out",
         "bytes_in",
         "bytes_out",
+        "timer_arms",
         "errors",
     ];
     let errors = [

@@ -58,6 +58,8 @@ use monoio::net::{TcpListener, TcpStream};
 use monoio::{IoUringDriver, LegacyDriver, Runtime, RuntimeBuilder};
 use wsport_server_common::cli::ServerArgs;
 use wsport_server_common::counters::Counters;
+use wsport_server_common::deadline;
+use wsport_server_common::faults::{Faults, NoFaults};
 use wsport_server_common::process::{self, Process, RuntimeThread, Shared};
 use wsport_server_common::session::{drain_time, End, Session, LINGER, WRITE_TIMEOUT};
 use wsport_server_common::shutdown::POLL_INTERVAL;
@@ -412,8 +414,32 @@ enum Event<R> {
     Shutdown,
 }
 
+/// A connection's one timer, for all its deadlines (see `wsport_server_common::deadline`).
+type Timer = deadline::Timer<monoio::time::Sleep>;
+
+fn timer() -> Timer {
+    Timer::new(
+        |at| monoio::time::sleep_until(monoio::time::Instant::from_std(at)),
+        |sleep, at| sleep.reset(monoio::time::Instant::from_std(at)),
+    )
+}
+
+/// One connection, with the `--debug-*` faults chosen here, once, rather than tested on every
+/// message (see `wsport_server_common::faults`).
+async fn connection(stream: TcpStream, session: Session, context: &Accept) {
+    match context.shared.config.debug.active() {
+        None => serve_connection(stream, session, context, NoFaults).await,
+        Some(faults) => serve_connection(stream, session, context, faults).await,
+    }
+}
+
 /// One connection: read, let the session answer, write, until it ends.
-async fn connection(stream: TcpStream, mut session: Session, context: &Accept) {
+async fn serve_connection(
+    stream: TcpStream,
+    mut session: Session,
+    context: &Accept,
+    faults: impl Faults,
+) {
     let counters = &*context.counters;
     let closing: Subscription = context.closing.subscribe();
     if closing.is_closed() {
@@ -427,6 +453,7 @@ async fn connection(stream: TcpStream, mut session: Session, context: &Accept) {
     let mut shutting_down = false;
     let mut ending = Ending::No;
     let mut buf = Session::new_buffer();
+    let mut timer = timer();
     loop {
         // The read appends to `buf`: the kernel gets its spare capacity, which
         // `Session::after_write` keeps non-empty (an empty read would look like EOF). The
@@ -447,7 +474,7 @@ async fn connection(stream: TcpStream, mut session: Session, context: &Accept) {
             };
             let event = monoio::select! {
                 done = &mut read => Event::Read(done),
-                () = sleep_until(wake_at) => Event::Deadline,
+                () = timer.until(wake_at, counters) => Event::Deadline,
                 () = closing.closed(), if ending == Ending::No && !shutting_down => Event::Shutdown,
             };
             let now = Instant::now();
@@ -465,7 +492,8 @@ async fn connection(stream: TcpStream, mut session: Session, context: &Accept) {
                 // Last resort: the kernel did not complete the read on a shut socket.
                 (Event::Deadline, Ending::Drop(_)) => return,
             };
-            if send(writer, fd, control.output, counters).await.is_none() {
+            let sent = send(writer, fd, control.output, &mut timer, now, counters).await;
+            if sent.is_none() {
                 session.handle_eof();
                 ending = Ending::force(fd, now);
                 continue;
@@ -502,8 +530,9 @@ async fn connection(stream: TcpStream, mut session: Session, context: &Accept) {
         counters.add_bytes_in(n as u64);
         let now = Instant::now();
         let step = session.handle_read(&mut buf, now);
+        faults.after_read(now, step.messages);
         let output = buf.slice(step.output.clone());
-        buf = match send(writer, fd, output, counters).await {
+        buf = match send(writer, fd, output, &mut timer, now, counters).await {
             Some(output) => output.into_inner(),
             None => {
                 session.handle_eof();
@@ -525,12 +554,14 @@ async fn connection(stream: TcpStream, mut session: Session, context: &Accept) {
     }
 }
 
-/// Send all of `buf` and give it back; `None` when the peer is gone or does not read for
-/// [`WRITE_TIMEOUT`].
+/// Send all of `buf`, started at `now`, and give it back; `None` when the peer is gone or
+/// does not read for [`WRITE_TIMEOUT`].
 async fn send<T: IoBuf + 'static>(
     writer: &mut Writer,
     fd: &SocketFd,
     buf: T,
+    timer: &mut Timer,
+    now: Instant,
     counters: &Counters,
 ) -> Option<T> {
     let len = buf.bytes_init();
@@ -538,11 +569,13 @@ async fn send<T: IoBuf + 'static>(
         return Some(buf);
     }
     let mut write = pin!(writer.write_all(buf));
-    let done = monoio::select! {
-        done = &mut write => Some(done),
-        () = monoio::time::sleep(WRITE_TIMEOUT) => None,
-    };
-    match done {
+    // The timer is consulted only if the write does not complete at once, as in every server:
+    // the epoll driver's writes mostly do; an io_uring write never does, but mostly finds the
+    // timer armed early enough already.
+    match timer
+        .bound(write.as_mut(), now + WRITE_TIMEOUT, counters)
+        .await
+    {
         Some((Ok(_), buf)) => {
             counters.add_bytes_out(len as u64);
             Some(buf)
@@ -550,19 +583,12 @@ async fn send<T: IoBuf + 'static>(
         Some((Err(_), _)) => None,
         None => {
             // A peer that stops reading must not pin the task forever. The write is still in
-            // flight: shutting the socket down fails it now (EPIPE), and it is awaited.
+            // flight: shutting the socket down fails it now (EPIPE), and it is awaited, under
+            // a timer of its own (once per connection at most).
             let _ = fd.shutdown(SocketShutdown::Both);
+            counters.timer_armed();
             let _ = monoio::time::timeout(FORCE_GRACE, write).await;
             None
         }
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => {
-            monoio::time::sleep_until(monoio::time::Instant::from_std(deadline)).await
-        }
-        None => std::future::pending().await,
     }
 }

@@ -41,6 +41,8 @@ use tokio_uring::buf::BoundedBuf;
 use tokio_uring::net::{TcpListener, TcpStream};
 use wsport_server_common::cli::ServerArgs;
 use wsport_server_common::counters::Counters;
+use wsport_server_common::deadline;
+use wsport_server_common::faults::{Faults, NoFaults};
 use wsport_server_common::process::{self, Process, RuntimeThread, Shared};
 use wsport_server_common::session::{drain_time, End, Session, LINGER, WRITE_TIMEOUT};
 use wsport_server_common::shutdown::POLL_INTERVAL;
@@ -206,12 +208,36 @@ enum Wake {
     Shutdown,
 }
 
+/// A connection's one timer, for all its deadlines (see `wsport_server_common::deadline`).
+type Timer = deadline::Timer<tokio::time::Sleep>;
+
+fn timer() -> Timer {
+    Timer::new(
+        |at| tokio::time::sleep_until(at.into()),
+        |sleep, at| sleep.reset(at.into()),
+    )
+}
+
+/// One connection, with the `--debug-*` faults chosen here, once, rather than tested on every
+/// message (see `wsport_server_common::faults`).
+async fn connection(stream: TcpStream, session: Session, context: &Accept) {
+    match context.shared.config.debug.active() {
+        None => serve_connection(stream, session, context, NoFaults).await,
+        Some(faults) => serve_connection(stream, session, context, faults).await,
+    }
+}
+
 /// One connection: read, let the session answer, write, until it ends.
 ///
 /// Exactly one read is in flight at a time, and it is only ever dropped once complete (see
 /// the crate doc). Its buffer is the connection buffer itself: it travels into the kernel
 /// and back, the session echoes in place in it, and the echo is written from it.
-async fn connection(stream: TcpStream, mut session: Session, context: &Accept) {
+async fn serve_connection(
+    stream: TcpStream,
+    mut session: Session,
+    context: &Accept,
+    faults: impl Faults,
+) {
     let counters = &context.counters;
     let mut closing = context.closing.clone();
     let mut shutting_down = *closing.borrow();
@@ -219,6 +245,7 @@ async fn connection(stream: TcpStream, mut session: Session, context: &Accept) {
         return;
     }
     let mut buf = Session::new_buffer();
+    let mut timer = timer();
     // Set once the connection ends with `End::Linger`: our FIN is out, and reads only drain
     // what the peer still sends, until its FIN or this instant.
     let mut linger_until: Option<Instant> = None;
@@ -237,12 +264,12 @@ async fn connection(stream: TcpStream, mut session: Session, context: &Accept) {
             let wake = tokio::select! {
                 biased;
                 done = read.as_mut() => break done,
-                () = sleep_until(deadline) => Wake::Deadline,
+                () = timer.until(deadline, counters) => Wake::Deadline,
                 _ = closing.changed(), if !shutting_down && linger_until.is_none() => Wake::Shutdown,
             };
             if linger_until.is_some() {
                 // LINGER is over without the peer's FIN.
-                abandon(&stream, read).await;
+                abandon(&stream, read, counters).await;
                 return;
             }
             let now = Instant::now();
@@ -255,16 +282,16 @@ async fn connection(stream: TcpStream, mut session: Session, context: &Accept) {
             };
             // A ping or close frame, from its own buffer, while the read stays in flight:
             // the connection buffer may hold an incomplete frame and is in the kernel anyway.
-            let (written, _) = write(&stream, control.output, counters).await;
+            let (written, _) = write(&stream, control.output, &mut timer, now, counters).await;
             if !written {
                 session.handle_eof();
-                abandon(&stream, read).await;
+                abandon(&stream, read, counters).await;
                 return;
             }
             match control.end {
                 None => {}
                 Some(End::Drop) => {
-                    abandon(&stream, read).await;
+                    abandon(&stream, read, counters).await;
                     return;
                 }
                 Some(End::Linger) => {
@@ -292,9 +319,12 @@ async fn connection(stream: TcpStream, mut session: Session, context: &Accept) {
             continue;
         }
         counters.add_bytes_in(n as u64);
-        let step = session.handle_read(&mut buf, Instant::now());
+        let now = Instant::now();
+        let step = session.handle_read(&mut buf, now);
+        faults.after_read(now, step.messages);
         let written;
-        (written, buf) = write_range(&stream, buf, step.output.clone(), counters).await;
+        (written, buf) =
+            write_range(&stream, buf, step.output.clone(), &mut timer, now, counters).await;
         if !written {
             session.handle_eof();
             return;
@@ -316,45 +346,60 @@ async fn connection(stream: TcpStream, mut session: Session, context: &Accept) {
 /// End a connection whose read is still in flight: `shutdown(2)` makes the kernel complete
 /// the read (it returns 0, or the bytes that just arrived, which no one wants any more), and
 /// the completion hands the buffer back. Only then may the read's future be dropped.
-async fn abandon<F: Future>(stream: &TcpStream, read: Pin<&mut F>) {
+async fn abandon<F: Future>(stream: &TcpStream, read: Pin<&mut F>, counters: &Counters) {
     let _ = stream.shutdown(Halves::Both);
     // The kernel completes reads on a shut-down socket at once; the bound only guards against
     // the unforeseen. Past it the read is dropped in flight, and the runtime, which keeps its
-    // buffer until the kernel lets go, cancels it when it shuts down.
+    // buffer until the kernel lets go, cancels it when it shuts down. Once per connection at
+    // most, so a timer of its own.
+    counters.timer_armed();
     let _ = tokio::time::timeout(LINGER, read).await;
 }
 
-/// Send `buf[range]`; false when the peer is gone or does not read for too long. The buffer
-/// comes back either way.
+/// Send `buf[range]`, started at `now`; false when the peer is gone or does not read for too
+/// long. The buffer comes back either way.
 async fn write_range(
     stream: &TcpStream,
     buf: Vec<u8>,
     range: Range<usize>,
+    timer: &mut Timer,
+    now: Instant,
     counters: &Counters,
 ) -> (bool, Vec<u8>) {
     if range.is_empty() {
         return (true, buf);
     }
-    let (written, slice) = write(stream, buf.slice(range), counters).await;
+    let (written, slice) = write(stream, buf.slice(range), timer, now, counters).await;
     (written, slice.into_inner())
 }
 
-/// Send all of `bytes`; false when the peer is gone or does not read for [`WRITE_TIMEOUT`].
-async fn write<T: BoundedBuf>(stream: &TcpStream, bytes: T, counters: &Counters) -> (bool, T) {
+/// Send all of `bytes`, started at `now`; false when the peer is gone or does not read for
+/// [`WRITE_TIMEOUT`].
+async fn write<T: BoundedBuf>(
+    stream: &TcpStream,
+    bytes: T,
+    timer: &mut Timer,
+    now: Instant,
+    counters: &Counters,
+) -> (bool, T) {
     let len = bytes.bytes_init();
     if len == 0 {
         return (true, bytes);
     }
     let mut send = pin!(stream.write_all(bytes));
-    tokio::select! {
-        biased;
-        (result, bytes) = send.as_mut() => {
+    // The timer is consulted only if the write does not complete at once, as in every server;
+    // an io_uring write never does, but mostly finds the timer armed early enough already.
+    match timer
+        .bound(send.as_mut(), now + WRITE_TIMEOUT, counters)
+        .await
+    {
+        Some((result, bytes)) => {
             if result.is_ok() {
                 counters.add_bytes_out(len as u64);
             }
             (result.is_ok(), bytes)
         }
-        () = tokio::time::sleep(WRITE_TIMEOUT) => {
+        None => {
             // The write in flight cannot be cancelled: shut the socket so that the kernel
             // fails it (EPIPE), and take the buffer back from its completion. The connection
             // is over; a read in flight, if any, completes the same way.
@@ -362,12 +407,5 @@ async fn write<T: BoundedBuf>(stream: &TcpStream, bytes: T, counters: &Counters)
             let (_, bytes) = send.await;
             (false, bytes)
         }
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
-        None => std::future::pending().await,
     }
 }

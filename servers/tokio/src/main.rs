@@ -7,6 +7,7 @@
 //! readiness-based IO loop around it.
 
 use std::net::TcpListener as StdListener;
+use std::pin::pin;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -19,6 +20,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use wsport_server_common::cli::ServerArgs;
 use wsport_server_common::counters::Counters;
+use wsport_server_common::deadline;
+use wsport_server_common::faults::{Faults, NoFaults};
 use wsport_server_common::process::{self, Process, RuntimeThread, Shared};
 use wsport_server_common::session::{drain_time, End, Session, LINGER, WRITE_TIMEOUT};
 use wsport_server_common::{affinity, socket, ListenSpec, Scheme};
@@ -189,8 +192,32 @@ enum Event {
     Shutdown,
 }
 
+/// A connection's one timer, for all its deadlines (see `wsport_server_common::deadline`).
+type Timer = deadline::Timer<tokio::time::Sleep>;
+
+fn timer() -> Timer {
+    Timer::new(
+        |at| tokio::time::sleep_until(at.into()),
+        |sleep, at| sleep.reset(at.into()),
+    )
+}
+
+/// One connection, with the `--debug-*` faults chosen here, once, rather than tested on every
+/// message (see `wsport_server_common::faults`).
+async fn connection(stream: TcpStream, session: Session, context: &Accept) {
+    match context.shared.config.debug.active() {
+        None => serve_connection(stream, session, context, NoFaults).await,
+        Some(faults) => serve_connection(stream, session, context, faults).await,
+    }
+}
+
 /// One connection: read, let the session answer, write, until it ends.
-async fn connection(mut stream: TcpStream, mut session: Session, context: &Accept) {
+async fn serve_connection(
+    mut stream: TcpStream,
+    mut session: Session,
+    context: &Accept,
+    faults: impl Faults,
+) {
     let counters = &context.counters;
     let mut closing = context.closing.clone();
     let mut shutting_down = *closing.borrow();
@@ -198,12 +225,14 @@ async fn connection(mut stream: TcpStream, mut session: Session, context: &Accep
         return;
     }
     let mut buf = Session::new_buffer();
+    let mut timer = timer();
     loop {
         let deadline = session.next_deadline();
-        // Every branch is cancel-safe: `read_buf` only appends what it read.
+        // Every branch is cancel-safe: `read_buf` only appends what it read, and the timer
+        // stays armed.
         let event = tokio::select! {
             read = stream.read_buf(&mut buf) => Event::Read(read),
-            () = sleep_until(deadline) => Event::Deadline,
+            () = timer.until(deadline, counters) => Event::Deadline,
             _ = closing.changed(), if !shutting_down => Event::Shutdown,
         };
         let now = Instant::now();
@@ -215,7 +244,9 @@ async fn connection(mut stream: TcpStream, mut session: Session, context: &Accep
             Event::Read(Ok(n)) => {
                 counters.add_bytes_in(n as u64);
                 let step = session.handle_read(&mut buf, now);
-                if !write(&mut stream, &buf[step.output.clone()], counters).await {
+                faults.after_read(now, step.messages);
+                let output = &buf[step.output.clone()];
+                if !write(&mut stream, output, &mut timer, now, counters).await {
                     session.handle_eof();
                     return;
                 }
@@ -232,48 +263,53 @@ async fn connection(mut stream: TcpStream, mut session: Session, context: &Accep
                 (control.output, control.end)
             }
         };
-        if !write(&mut stream, &output, counters).await {
+        if !write(&mut stream, &output, &mut timer, now, counters).await {
             session.handle_eof();
             return;
         }
         if let Some(end) = end {
-            finish(stream, end).await;
+            finish(stream, end, &mut timer, counters).await;
             return;
         }
     }
 }
 
-/// Send `bytes`; false when the peer is gone or does not read for too long.
-async fn write(stream: &mut TcpStream, bytes: &[u8], counters: &Counters) -> bool {
+/// Send `bytes`, started at `now`; false when the peer is gone or does not read for
+/// [`WRITE_TIMEOUT`].
+async fn write(
+    stream: &mut TcpStream,
+    bytes: &[u8],
+    timer: &mut Timer,
+    now: Instant,
+    counters: &Counters,
+) -> bool {
     if bytes.is_empty() {
         return true;
     }
-    // A peer that stops reading must not pin the task forever.
-    match tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(bytes)).await {
-        Ok(Ok(())) => {
+    // A peer that stops reading must not pin the task forever; the timer is consulted only
+    // if the write does not complete at once, as in the io_uring servers.
+    let send = pin!(stream.write_all(bytes));
+    match timer.bound(send, now + WRITE_TIMEOUT, counters).await {
+        Some(Ok(())) => {
             counters.add_bytes_out(bytes.len() as u64);
             true
         }
-        _ => false,
+        // A readiness write can simply be dropped.
+        Some(Err(_)) | None => false,
     }
 }
 
 /// End the connection as the session asked (see [`End`]).
-async fn finish(mut stream: TcpStream, end: End) {
+async fn finish(mut stream: TcpStream, end: End, timer: &mut Timer, counters: &Counters) {
     if end == End::Drop {
         return;
     }
     let _ = stream.shutdown().await;
+    let linger_until = Instant::now() + LINGER;
     let mut sink = [0u8; 4096];
-    let _ = tokio::time::timeout(LINGER, async {
-        while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
-    })
-    .await;
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
-        None => std::future::pending().await,
+    let drain = async { while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {} };
+    tokio::select! {
+        () = drain => {}
+        () = timer.until(Some(linger_until), counters) => {}
     }
 }

@@ -1,0 +1,302 @@
+//! Deadlines without a timer per message.
+//!
+//! A connection's deadlines move on every message: the idle timeout and the next heartbeat
+//! count from the last read, and each echo is written under a write timeout. Arming a
+//! runtime timer for every new instant costs a timer-wheel insert and removal (each under
+//! a lock, in tokio and in monoio) per message, for timeouts that almost never fire. Worse
+//! for a benchmark, the servers would not pay it alike: tokio's `timeout()` registers its
+//! timer only when the write does not complete at its first poll, and an io_uring write
+//! never does.
+//!
+//! So each connection keeps one runtime sleep for all its deadlines, armed lazily by an
+//! `Alarm`: the sleep is moved only when a deadline comes *earlier* than the instant it
+//! is armed for. A deadline that moves later — the idle timeout after each message — leaves
+//! it alone; when it then fires early, the clock is compared with the real deadline and the
+//! sleep re-armed for it. Under steady traffic a connection arms a timer about once per
+//! deadline period (the handshake timeout, the idle timeout, the write timeout), not once per
+//! message; the rarer deadlines — the heartbeat's ping and pong (RFC 6455 §5.5.2-5.5.3), the
+//! wait for the peer's close frame and the linger after our FIN (§7.1.1) — use the same
+//! sleep, and [`Counters::timer_armed`] counts each arm so a test can hold every server to
+//! it.
+//!
+//! [`Timer`] is that alarm around a runtime's sleep. It needs no runtime: it is generic over
+//! the sleep future, and each server names its runtime's sleep and how to move it. Writes
+//! go through [`Timer::bound`], which consults the timer only when the write does not
+//! complete at its first poll, the same rule in every server.
+
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Instant;
+
+use crate::counters::Counters;
+
+/// Where a connection's one sleep is armed, and whether it must move.
+#[derive(Debug, Default, Clone, Copy)]
+struct Alarm {
+    /// The instant the sleep is armed for; `None` before the first arm and once it fired.
+    armed: Option<Instant>,
+}
+
+impl Alarm {
+    /// Before waiting for `deadline`: the instant to (re)arm the sleep for, or `None` when
+    /// the sleep is armed for no later than `deadline` (it fires early and is re-armed then).
+    #[must_use]
+    fn arm_for(&mut self, deadline: Instant) -> Option<Instant> {
+        if self.armed.is_some_and(|at| at <= deadline) {
+            return None;
+        }
+        self.armed = Some(deadline);
+        Some(deadline)
+    }
+
+    /// The sleep completed: it is no longer armed.
+    fn fired(&mut self) {
+        self.armed = None;
+    }
+}
+
+/// A connection's one timer: a runtime sleep `S`, armed lazily for the earliest deadline
+/// asked (see the module doc).
+pub struct Timer<S> {
+    alarm: Alarm,
+    /// Made at the first arm; boxed because a runtime's sleep is `!Unpin` and the timer
+    /// moves with its connection.
+    sleep: Option<Pin<Box<S>>>,
+    start: fn(Instant) -> S,
+    reset: fn(Pin<&mut S>, Instant),
+}
+
+impl<S: Future<Output = ()>> Timer<S> {
+    /// A timer not yet armed, that makes its sleep with `start` and moves it with `reset`
+    /// (`tokio::time::sleep_until` and `Sleep::reset`, or monoio's).
+    pub fn new(start: fn(Instant) -> S, reset: fn(Pin<&mut S>, Instant)) -> Self {
+        Timer {
+            alarm: Alarm::default(),
+            sleep: None,
+            start,
+            reset,
+        }
+    }
+
+    /// Completes once `deadline` has passed; never when it is `None`.
+    ///
+    /// Cancel-safe, for a `select!` beside a read: dropped before it completes, it leaves the
+    /// sleep armed, and the next call re-arms it only if its deadline is earlier.
+    pub async fn until(&mut self, deadline: Option<Instant>, counters: &Counters) {
+        poll_fn(|cx| self.poll_until(cx, deadline, counters)).await
+    }
+
+    /// Drive `op` to completion, or until `give_up` passes: `None` then, with `op` still
+    /// pending, for the caller to end it its own way (an io_uring write cannot be dropped).
+    ///
+    /// The timer is consulted only when `op` does not complete at its first poll, so a write
+    /// that completes at once arms nothing, in every server; one that waits mostly finds the
+    /// sleep armed early enough already.
+    pub async fn bound<F: Future>(
+        &mut self,
+        mut op: Pin<&mut F>,
+        give_up: Instant,
+        counters: &Counters,
+    ) -> Option<F::Output> {
+        poll_fn(|cx| {
+            if let Poll::Ready(output) = op.as_mut().poll(cx) {
+                return Poll::Ready(Some(output));
+            }
+            self.poll_until(cx, Some(give_up), counters).map(|()| None)
+        })
+        .await
+    }
+
+    fn poll_until(
+        &mut self,
+        cx: &mut Context<'_>,
+        deadline: Option<Instant>,
+        counters: &Counters,
+    ) -> Poll<()> {
+        let Some(deadline) = deadline else {
+            return Poll::Pending;
+        };
+        loop {
+            let sleep = self.arm_for(deadline, counters);
+            ready!(sleep.poll(cx));
+            self.alarm.fired();
+            // Armed for an earlier deadline that has since moved on (the idle timeout after
+            // more traffic): not due yet, so arm again for the real one.
+            if Instant::now() >= deadline {
+                return Poll::Ready(());
+            }
+        }
+    }
+
+    /// The sleep, armed for `deadline` or earlier.
+    fn arm_for(&mut self, deadline: Instant, counters: &Counters) -> Pin<&mut S> {
+        let arm = self.alarm.arm_for(deadline);
+        if arm.is_some() {
+            counters.timer_armed();
+        }
+        let (start, reset) = (self.start, self.reset);
+        // Never armed before: the sleep is made for `deadline`, which the alarm just took.
+        let fresh = self.sleep.is_none();
+        let sleep = self.sleep.get_or_insert_with(|| Box::pin(start(deadline)));
+        if let (Some(at), false) = (arm, fresh) {
+            reset(sleep.as_mut(), at);
+        }
+        sleep.as_mut()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::{pending, ready};
+    use std::pin::pin;
+    use std::sync::Arc;
+    use std::task::{Wake, Waker};
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A sleep that completes once the clock passes its instant (never within a test, for the
+    /// deadlines used here): arms are what is counted, not time.
+    struct FakeSleep(Instant);
+
+    impl Future for FakeSleep {
+        type Output = ();
+        fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+            if Instant::now() >= self.0 {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        }
+    }
+
+    fn timer() -> Timer<FakeSleep> {
+        Timer::new(FakeSleep, |sleep, at| sleep.get_mut().0 = at)
+    }
+
+    struct Noop;
+
+    impl Wake for Noop {
+        fn wake(self: Arc<Self>) {}
+    }
+
+    /// Poll `future` once.
+    fn poll_once<F: Future>(future: F) -> Poll<F::Output> {
+        let waker = Waker::from(Arc::new(Noop));
+        pin!(future).poll(&mut Context::from_waker(&waker))
+    }
+
+    fn arms(counters: &Counters) -> u64 {
+        counters
+            .timer_arms
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    #[test]
+    fn later_deadlines_leave_the_alarm_alone_and_earlier_ones_move_it() {
+        let now = Instant::now();
+        let mut alarm = Alarm::default();
+        assert_eq!(
+            alarm.arm_for(now + Duration::from_secs(10)),
+            Some(now + Duration::from_secs(10))
+        );
+        assert_eq!(alarm.arm_for(now + Duration::from_secs(300)), None);
+        assert_eq!(
+            alarm.arm_for(now + Duration::from_secs(2)),
+            Some(now + Duration::from_secs(2))
+        );
+        alarm.fired();
+        assert_eq!(
+            alarm.arm_for(now + Duration::from_secs(300)),
+            Some(now + Duration::from_secs(300))
+        );
+    }
+
+    /// 10,000 reads, each moving the idle deadline later: one arm, not 10,000.
+    #[test]
+    fn an_idle_deadline_moved_per_message_arms_once() {
+        let counters = Counters::default();
+        let mut timer = timer();
+        for _ in 0..10_000 {
+            let idle = Instant::now() + Duration::from_secs(300);
+            assert!(poll_once(timer.until(Some(idle), &counters)).is_pending());
+        }
+        assert_eq!(arms(&counters), 1);
+    }
+
+    #[test]
+    fn no_deadline_arms_nothing() {
+        let counters = Counters::default();
+        let mut timer = timer();
+        assert!(poll_once(timer.until(None, &counters)).is_pending());
+        assert_eq!(arms(&counters), 0);
+    }
+
+    #[test]
+    fn a_deadline_that_passed_completes() {
+        let counters = Counters::default();
+        let mut timer = timer();
+        let past = Instant::now() - Duration::from_millis(1);
+        assert!(poll_once(timer.until(Some(past), &counters)).is_ready());
+        // Fired: the next deadline arms again.
+        let later = Instant::now() + Duration::from_secs(300);
+        assert!(poll_once(timer.until(Some(later), &counters)).is_pending());
+        assert_eq!(arms(&counters), 2);
+    }
+
+    /// Armed for an earlier deadline that has passed, the timer fires early for a later one:
+    /// it re-arms instead of completing.
+    #[test]
+    fn an_early_fire_re_arms_for_the_real_deadline() {
+        let counters = Counters::default();
+        let mut timer = timer();
+        let past = Instant::now() - Duration::from_millis(1);
+        assert!(poll_once(timer.until(Some(past), &counters)).is_ready());
+        let later = Instant::now() + Duration::from_secs(300);
+        let earlier = Instant::now() - Duration::from_millis(1);
+        assert!(poll_once(timer.until(Some(earlier), &counters)).is_ready());
+        assert!(poll_once(timer.until(Some(later), &counters)).is_pending());
+        assert_eq!(arms(&counters), 3);
+    }
+
+    #[test]
+    fn an_operation_that_completes_at_once_arms_nothing() {
+        let counters = Counters::default();
+        let mut timer = timer();
+        let give_up = Instant::now() + Duration::from_secs(30);
+        for _ in 0..10_000 {
+            let op = pin!(ready(7));
+            assert_eq!(
+                poll_once(timer.bound(op, give_up, &counters)),
+                Poll::Ready(Some(7))
+            );
+        }
+        assert_eq!(arms(&counters), 0);
+    }
+
+    /// Writes that wait (every io_uring write) share the armed timer: one arm for 10,000.
+    #[test]
+    fn operations_that_wait_share_one_arm() {
+        let counters = Counters::default();
+        let mut timer = timer();
+        for _ in 0..10_000 {
+            let give_up = Instant::now() + Duration::from_secs(30);
+            let op = pin!(pending::<()>());
+            assert!(poll_once(timer.bound(op, give_up, &counters)).is_pending());
+        }
+        assert_eq!(arms(&counters), 1);
+    }
+
+    #[test]
+    fn an_operation_past_its_deadline_gives_up() {
+        let counters = Counters::default();
+        let mut timer = timer();
+        let give_up = Instant::now() - Duration::from_millis(1);
+        let op = pin!(pending::<()>());
+        assert_eq!(
+            poll_once(timer.bound(op, give_up, &counters)),
+            Poll::Ready(None)
+        );
+    }
+}
