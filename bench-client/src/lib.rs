@@ -17,6 +17,7 @@
 //! - [`conn`]: one connection's state machine (TLS, upgrade, frames, verification) over
 //!   buffers it owns, driven identically by both engines;
 //! - [`report`], [`hlog`], [`meta`]: the outputs; [`sys`]: /proc, rlimits, sockets;
+//!   [`syscalls`]: a process's system calls by call, from perf tracepoints;
 //!   [`source`]: `--source-ip` and the ephemeral-port arithmetic.
 //!
 //! Handshakes, framing and masking come from the sans-IO `wsport-core`, as in the servers.
@@ -44,6 +45,8 @@ pub mod svg;
 pub mod sweep;
 #[allow(unsafe_code)]
 pub mod sys;
+#[allow(unsafe_code)]
+pub mod syscalls;
 pub mod tls;
 #[allow(unsafe_code)]
 pub mod uring;
