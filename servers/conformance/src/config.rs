@@ -55,6 +55,29 @@ pub const KNOWN: &[ServerConfig] = &[
         needs_io_uring: true,
     },
     ServerConfig {
+        name: "uring",
+        package: "wsport-uring",
+        binary: "wsport-uring",
+        args: &[],
+        needs_io_uring: true,
+    },
+    // The same server with its io_uring features off: single-shot accepts and receives into
+    // each connection's own buffer, plain descriptors, no DEFER_TASKRUN, one enter per
+    // operation. Its other code paths must be as correct as the default ones.
+    ServerConfig {
+        name: "uring-basic",
+        package: "wsport-uring",
+        binary: "wsport-uring",
+        args: &[
+            "--no-multishot-accept",
+            "--no-buffer-ring",
+            "--no-registered-files",
+            "--no-defer-taskrun",
+            "--no-batch-submit",
+        ],
+        needs_io_uring: true,
+    },
+    ServerConfig {
         name: "monoio-epoll",
         package: "wsport-monoio",
         binary: "wsport-monoio",
