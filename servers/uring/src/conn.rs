@@ -142,10 +142,7 @@ impl Conn {
     pub fn wake_at(&self) -> Option<Instant> {
         match self.state {
             State::Open => {
-                let write = self
-                    .out
-                    .as_ref()
-                    .map(|_| self.send_since + WRITE_TIMEOUT);
+                let write = self.out.as_ref().map(|_| self.send_since + WRITE_TIMEOUT);
                 match (self.session.next_deadline(), write) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
@@ -184,8 +181,7 @@ impl Conn {
             Held::Control => {}
         }
         if let Some(need) = out.need {
-            self.spill
-                .reserve(need.saturating_sub(self.spill.len()));
+            self.spill.reserve(need.saturating_sub(self.spill.len()));
         }
         if self.spill.is_empty() && !own_buffer {
             self.spill = Vec::new();

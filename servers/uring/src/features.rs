@@ -248,7 +248,10 @@ mod tests {
     fn an_old_kernel_is_refused_with_the_feature_and_the_flag() {
         let error = all_on().check_kernel("5.15.0-91-generic").unwrap_err();
         let text = error.to_string();
-        assert!(text.starts_with("unavailable: multishot accept needs Linux ≥ 5.19"), "{text}");
+        assert!(
+            text.starts_with("unavailable: multishot accept needs Linux ≥ 5.19"),
+            "{text}"
+        );
         assert!(text.contains("--no-multishot-accept"), "{text}");
         let mut own = all_on();
         own.multishot_accept = false;
@@ -258,7 +261,10 @@ mod tests {
         let mut single = own;
         single.receive = Receive::Multishot;
         let text = single.check_kernel("5.19.0").unwrap_err().to_string();
-        assert!(text.contains("multishot receive needs Linux ≥ 6.0"), "{text}");
+        assert!(
+            text.contains("multishot receive needs Linux ≥ 6.0"),
+            "{text}"
+        );
     }
 
     #[test]

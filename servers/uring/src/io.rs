@@ -40,7 +40,8 @@ impl<F: Faults> Worker<F> {
         }
         let entry = match receive {
             Receive::Multishot => {
-                on_socket!(fixed, key, |fd| opcode::RecvMulti::new(fd, BUF_GROUP).build())
+                on_socket!(fixed, key, |fd| opcode::RecvMulti::new(fd, BUF_GROUP)
+                    .build())
             }
             Receive::SingleProvided => on_socket!(fixed, key, |fd| opcode::Recv::new(
                 fd,
@@ -167,7 +168,10 @@ impl<F: Faults> Worker<F> {
             return Ok(());
         };
         let len = conn.spill.len() + n;
-        assert!(len <= conn.spill.capacity(), "a receive longer than its buffer");
+        assert!(
+            len <= conn.spill.capacity(),
+            "a receive longer than its buffer"
+        );
         // SAFETY: the kernel wrote `n` bytes into the spare capacity that `ensure_recv` gave
         // it, starting at the old length, and the spill was not touched in between.
         unsafe { conn.spill.set_len(len) };

@@ -150,7 +150,8 @@ fn serve<F: Faults>(
                 .with_context(|| format!("runtime thread {index}"))
         }
         Err(error) => {
-            let error = anyhow::Error::new(error).context(format!("starting runtime thread {index}"));
+            let error =
+                anyhow::Error::new(error).context(format!("starting runtime thread {index}"));
             let _ = ready.send(Err(error));
             Ok(())
         }

@@ -81,7 +81,10 @@ mod tests {
         assert_eq!(timers.pop_due(now), None);
         let (at, first) = timers.pop_due(now + Duration::from_secs(400)).unwrap();
         assert_eq!((at, first.key), (soon, 4));
-        assert_eq!(timers.pop_due(now + Duration::from_secs(400)).unwrap().1, owner);
+        assert_eq!(
+            timers.pop_due(now + Duration::from_secs(400)).unwrap().1,
+            owner
+        );
         assert_eq!(timers.pop_due(now + Duration::from_secs(400)), None);
     }
 }

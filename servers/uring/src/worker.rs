@@ -201,7 +201,10 @@ impl<F: Faults> Worker<F> {
     /// shutdown poll (signals arrive on another thread, see `Shutdown`).
     fn wait_time(&self) -> Duration {
         let mut until = self.now + POLL_INTERVAL;
-        for at in [self.timers.next(), self.accept_retry].into_iter().flatten() {
+        for at in [self.timers.next(), self.accept_retry]
+            .into_iter()
+            .flatten()
+        {
             until = until.min(at);
         }
         until.saturating_duration_since(Instant::now())
@@ -281,7 +284,6 @@ impl<F: Faults> Worker<F> {
         }
     }
 
-
     /// Re-arm `key`'s timer for its next deadline, if it must move.
     pub fn rearm(&mut self, key: u32) {
         let Some(conn) = slot(&mut self.conns, key) else {
@@ -289,8 +291,7 @@ impl<F: Faults> Worker<F> {
         };
         let owner = Owner { key, id: conn.id };
         let at = conn.wake_at();
-        self.timers
-            .arm(&mut conn.alarm, at, owner, &self.counters);
+        self.timers.arm(&mut conn.alarm, at, owner, &self.counters);
     }
 
     /// Queue `entry`.
