@@ -189,3 +189,108 @@ impl Conn {
         lent
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use clap::Parser;
+    use wsport_server_common::cli::ServerArgs;
+    use wsport_server_common::counters::{ConnectionLimit, Counters};
+    use wsport_server_common::Scheme;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        server: ServerArgs,
+    }
+
+    fn conn() -> Conn {
+        let flags = Flags::parse_from(["wsport-uring", "--listen", "ws://127.0.0.1:0"]);
+        let config = Arc::new(flags.server.into_config().expect("default flags are valid"));
+        let limit = ConnectionLimit::new(10);
+        let now = Instant::now();
+        let session = Session::accept(&config, &Counters::new(), &limit, Scheme::Ws, now)
+            .expect("a ws session");
+        Conn::new(1, session, Vec::new(), now)
+    }
+
+    fn sent(buf: &[u8], held: Held, consumed: usize) -> Outgoing {
+        Outgoing {
+            buf: buf.to_vec(),
+            held,
+            sent: 0,
+            end: 0,
+            consumed,
+            need: None,
+            then: None,
+        }
+    }
+
+    #[test]
+    fn a_partial_frame_in_a_provided_buffer_goes_before_what_arrived_meanwhile() {
+        let mut conn = conn();
+        conn.absorb(b"later");
+        let lent = conn.settle(sent(b"replyPART", Held::Provided(5), 5), false);
+        assert_eq!(conn.spill, b"PARTlater");
+        let (bid, buf) = lent.expect("the provided buffer goes back");
+        assert_eq!((bid, &buf[..]), (5, &b"replyPART"[..]));
+    }
+
+    #[test]
+    fn an_empty_spill_is_freed_unless_it_is_the_connections_own_buffer() {
+        let mut conn = conn();
+        let mut big = Vec::with_capacity(4096);
+        big.extend_from_slice(b"all consumed");
+        let out = Outgoing {
+            buf: big,
+            ..sent(b"", Held::Spill, 12)
+        };
+        assert!(conn.settle(out, false).is_none());
+        assert_eq!(conn.spill.capacity(), 0);
+        let mut own = Vec::with_capacity(4096);
+        own.extend_from_slice(b"all consumed");
+        let out = Outgoing {
+            buf: own,
+            ..sent(b"", Held::Spill, 12)
+        };
+        conn.settle(out, true);
+        assert!(conn.spill.is_empty() && conn.spill.capacity() >= 4096);
+    }
+
+    #[test]
+    fn the_spill_keeps_its_unconsumed_tail_then_what_arrived() {
+        let mut conn = conn();
+        conn.absorb(b"+new");
+        let lent = conn.settle(sent(b"echoTAIL", Held::Spill, 4), false);
+        assert!(lent.is_none());
+        assert_eq!(conn.spill, b"TAIL+new");
+    }
+
+    #[test]
+    fn a_control_frame_leaves_the_spill_alone() {
+        let mut conn = conn();
+        conn.absorb(b"half a frame");
+        assert!(conn
+            .settle(sent(b"ping", Held::Control, 0), false)
+            .is_none());
+        assert_eq!(conn.spill, b"half a frame");
+        assert!(conn.fresh);
+    }
+
+    #[test]
+    fn only_an_open_connection_with_a_send_in_flight_has_a_write_deadline() {
+        let mut conn = conn();
+        let handshake = conn.wake_at().expect("the handshake timeout");
+        conn.out = Some(sent(b"x", Held::Control, 0));
+        assert_eq!(
+            conn.wake_at(),
+            Some(handshake.min(conn.send_since + WRITE_TIMEOUT))
+        );
+        assert!(conn.busy());
+        conn.state = State::Closing;
+        assert_eq!(conn.wake_at(), None);
+    }
+}
