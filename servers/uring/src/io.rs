@@ -150,8 +150,13 @@ impl<F: Faults> Worker<F> {
             return Ok(());
         };
         let buf = bufs.take(bid, n);
-        if conn.out.is_none() && conn.spill.is_empty() {
+        // A reply sent from a provided buffer holds it until the peer has room for it; peers
+        // that stop reading must not starve the ring for everyone: past half the ring, input
+        // is copied out and the buffer returned at once.
+        let may_lend = self.lent < usize::from(self.features.buffers / 2).max(1);
+        if conn.out.is_none() && conn.spill.is_empty() && may_lend {
             // The common case: the session works on the buffer in place.
+            self.lent += 1;
             return self.process(key, buf, Held::Provided(bid));
         }
         conn.absorb(&buf);
@@ -260,6 +265,7 @@ impl<F: Faults> Worker<F> {
         if let Some((bid, buf)) = conn.settle(out, own) {
             if let Some(bufs) = self.bufs.as_mut() {
                 bufs.give_back(bid, buf);
+                self.lent -= 1;
             }
         }
         if let Some(end) = then {
@@ -372,6 +378,7 @@ impl<F: Faults> Worker<F> {
         if let Some(out) = conn.out.take() {
             if let (Held::Provided(bid), Some(bufs)) = (out.held, self.bufs.as_mut()) {
                 bufs.give_back(bid, out.buf);
+                self.lent -= 1;
             }
         }
     }

@@ -91,6 +91,8 @@ pub struct Worker<F> {
     pub faults: F,
     /// Connections whose multishot receive ran out of buffers.
     pub starved: Vec<u32>,
+    /// Provided buffers lent to replies in flight (see `io::input_provided`).
+    pub lent: usize,
     pub next_id: u64,
     /// The time of the last wake-up: one clock read per iteration.
     pub now: Instant,
@@ -150,6 +152,7 @@ impl<F: Faults> Worker<F> {
             shared: thread.shared,
             faults,
             starved: Vec::new(),
+            lent: 0,
             next_id: 0,
             now: Instant::now(),
             draining: None,
