@@ -13,6 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+command_line="scripts/uring-features.sh $*"
 conns="100,1000"
 engines="io-uring,epoll"
 size=64
@@ -53,7 +54,7 @@ mkdir -p "$out"
     echo
     echo "- host: $(hostname), $(nproc) CPUs; kernel $(uname -r); commit $(git rev-parse --short HEAD)"
     echo "- pinning: server on CPU 0, client on CPU 1"
-    echo "- command: \`scripts/uring-features.sh $*\`"
+    echo "- command: \`$command_line\`"
 } > "$out/README.md"
 
 server_pid=""
