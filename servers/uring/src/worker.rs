@@ -280,6 +280,8 @@ impl<F: Faults> Worker<F> {
     /// Leave: if the kernel still holds operations, leak what they point at rather than free
     /// it under them.
     fn exit(mut self) {
+        // The closes queued by the last iteration.
+        let _ = self.ring.uring.submit();
         let in_flight = self.open > 0 || self.listeners.iter().any(|l| l.armed);
         if in_flight {
             std::mem::forget(std::mem::take(&mut self.conns));
