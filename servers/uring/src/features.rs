@@ -122,28 +122,28 @@ impl Features {
         if self.multishot_accept {
             all.push(Requirement {
                 needs: (5, 19),
-                feature: "multishot accept",
+                feature: "io_uring multishot accept",
                 flag: Some("--no-multishot-accept"),
             });
         }
         if self.receive != Receive::OwnBuffer {
             all.push(Requirement {
                 needs: (5, 19),
-                feature: "a provided-buffer ring",
+                feature: "an io_uring provided-buffer ring",
                 flag: Some("--no-buffer-ring"),
             });
         }
         if self.receive == Receive::Multishot {
             all.push(Requirement {
                 needs: (6, 0),
-                feature: "multishot receive",
+                feature: "io_uring multishot receive",
                 flag: Some("--no-multishot-recv"),
             });
         }
         if self.registered_files {
             all.push(Requirement {
                 needs: (5, 19),
-                feature: "accepting into registered files",
+                feature: "io_uring accept into registered files",
                 flag: Some("--no-registered-files"),
             });
         }
@@ -252,7 +252,7 @@ mod tests {
         let error = all_on().check_kernel("5.15.0-91-generic").unwrap_err();
         let text = error.to_string();
         assert!(
-            text.starts_with("unavailable: multishot accept needs Linux ≥ 5.19"),
+            text.starts_with("unavailable: io_uring multishot accept needs Linux ≥ 5.19"),
             "{text}"
         );
         assert!(text.contains("--no-multishot-accept"), "{text}");
@@ -265,7 +265,7 @@ mod tests {
         single.receive = Receive::Multishot;
         let text = single.check_kernel("5.19.0").unwrap_err().to_string();
         assert!(
-            text.contains("multishot receive needs Linux ≥ 6.0"),
+            text.contains("io_uring multishot receive needs Linux ≥ 6.0"),
             "{text}"
         );
     }
