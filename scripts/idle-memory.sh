@@ -45,15 +45,8 @@ kernel_bytes() {
     echo "$((pages * 4096)) $slab"
 }
 
-server_pid=""
-stop_server() {
-    if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
-        kill -TERM "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
-    server_pid=""
-}
-trap stop_server EXIT
+# shellcheck source=scripts/pinned-server.sh
+source scripts/pinned-server.sh
 
 tmp=$(mktemp -d)
 echo "| server | conns | server RSS per conn | sockstat TCP mem per pair | TCP + inode slabs per pair |"
@@ -61,17 +54,9 @@ echo "|---|---:|---:|---:|---:|"
 for entry in "${servers[@]}"; do
     label=${entry%%=*}
     read -ra cmd <<<"${entry#*=}"
-    : >"$tmp/out"
-    taskset -c 0 "${cmd[@]}" --listen "$scheme://127.0.0.1:0" --cpus 0 --idle-timeout 600s \
-        >"$tmp/out" 2>"$tmp/err" &
-    server_pid=$!
-    url=""
-    for _ in $(seq 100); do
-        url=$(sed -n "s/^listening \($scheme:\/\/.*\)$/\1\//p" "$tmp/out")
-        [[ -n "$url" ]] && break
-        sleep 0.1
-    done
-    [[ -n "$url" ]] || { echo "| $label | did not start: $(head -n1 "$tmp/err") |"; continue; }
+    start_server "$tmp" "$scheme" "${cmd[@]}" --idle-timeout 600s
+    url=$server_url
+    [[ -n "$url" ]] || { echo "| $label | did not start: $(head -n1 "$tmp/server.err") |"; continue; }
     read -r mem0 slab0 <<<"$(kernel_bytes)"
     "$bin/wsport-bench" hold --url "$url" -c "$conns" --ping-interval 1s --duration 6s \
         --warmup 2s --server-pid "$server_pid" --cpus 1 --insecure -q >"$tmp/hold" 2>&1 &

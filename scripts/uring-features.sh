@@ -57,15 +57,8 @@ mkdir -p "$out"
     echo "- command: \`$command_line\`"
 } > "$out/README.md"
 
-server_pid=""
-stop_server() {
-    if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
-        kill -TERM "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
-    server_pid=""
-}
-trap stop_server EXIT
+# shellcheck source=scripts/pinned-server.sh
+source scripts/pinned-server.sh
 
 failed=0
 IFS=, read -ra conn_list <<<"$conns"
@@ -76,17 +69,9 @@ for r in $(seq 1 "$repeat"); do
             for variant in "${variants[@]}"; do
                 label=${variant%%=*}
                 flags=${variant#*=}
-                : >"$out/server.out"
                 # shellcheck disable=SC2086 # the flags are meant to split
-                taskset -c 0 "$bin/wsport-uring" $flags --listen ws://127.0.0.1:0 --cpus 0 \
-                    >"$out/server.out" 2>"$out/server.err" &
-                server_pid=$!
-                url=""
-                for _ in $(seq 100); do
-                    url=$(sed -n 's/^listening \(ws:\/\/.*\)$/\1\//p' "$out/server.out")
-                    [[ -n "$url" ]] && break
-                    sleep 0.1
-                done
+                start_server "$out" ws "$bin/wsport-uring" $flags
+                url=$server_url
                 name="echo-${size}B-${c}c-uring-${label}-${engine}-r$r"
                 printf '%s ... ' "$name"
                 if [[ -n "$url" ]] && "$bin/wsport-bench" echo --url "$url" -c "$c" --size "$size" \
