@@ -4,7 +4,8 @@
 #   scripts/autobahn.sh [--servers LIST] [--cases PATTERNS] [--out DIR] [--jobs N]
 #
 #   --servers LIST    comma-separated configs (default: all whose package exists):
-#                     tokio, tokio-multi, tokio-uring, monoio-uring, monoio-epoll
+#                     tokio, tokio-multi, tokio-uring, monoio-uring, monoio-epoll, uring,
+#                     uring-basic
 #   --cases PATTERNS  passed to wsport-autobahn --cases (e.g. 1.*,6.4.*,H.*); default all
 #   --out DIR         reports go to DIR/<config>/{index.json,index.md,run.log}
 #                     (default target/autobahn)
@@ -18,13 +19,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ALL_CONFIGS="tokio,tokio-multi,tokio-uring,monoio-uring,monoio-epoll"
+ALL_CONFIGS="tokio,tokio-multi,tokio-uring,monoio-uring,monoio-epoll,uring,uring-basic"
 servers=""
 cases=""
 out="target/autobahn"
 jobs=""
 
-usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -43,6 +44,7 @@ package_of() {
         tokio | tokio-multi) echo wsport-tokio ;;
         tokio-uring) echo wsport-tokio-uring ;;
         monoio-uring | monoio-epoll) echo wsport-monoio ;;
+        uring | uring-basic) echo wsport-uring ;;
         *) return 1 ;;
     esac
 }
@@ -51,10 +53,11 @@ flags_of() {
         tokio-multi) echo "--flavor multi" ;;
         monoio-uring) echo "--driver uring" ;;
         monoio-epoll) echo "--driver epoll" ;;
+        uring-basic) echo "--no-multishot-accept --no-buffer-ring --no-registered-files --no-defer-taskrun --no-batch-submit" ;;
         *) echo "" ;;
     esac
 }
-uses_io_uring() { [[ "$1" == tokio-uring || "$1" == monoio-uring ]]; }
+uses_io_uring() { [[ "$1" == tokio-uring || "$1" == monoio-uring || "$1" == uring* ]]; }
 
 # Packages of this workspace, from cargo itself.
 workspace_packages=$(cargo metadata --no-deps --format-version 1 |
@@ -139,6 +142,9 @@ for config in "${configs[@]}"; do
     fi
     echo
     echo "=== $config: $package $(flags_of "$config")"
+    # Created here, not by the background job's redirection, which may come after the first
+    # look for the `listening` lines below.
+    : >"$dir/server.out"
     # shellcheck disable=SC2046 # the flags are meant to split
     "$bin_dir/$package" $(flags_of "$config") \
         --listen ws://127.0.0.1:0 --listen wss://127.0.0.1:0 --handshake-timeout 2s \

@@ -46,7 +46,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-servers="tokio,tokio-uring,monoio-uring,monoio-epoll"
+servers="tokio,tokio-uring,monoio-uring,monoio-epoll,uring"
 scenarios="echo,rate,connect,hold"
 schemes="ws,wss"
 ports="standard"
@@ -122,7 +122,8 @@ server_cmd() {
         tokio-uring) echo "$bin/wsport-tokio-uring" ;;
         monoio-uring) echo "$bin/wsport-monoio --driver uring" ;;
         monoio-epoll) echo "$bin/wsport-monoio --driver epoll" ;;
-        *) echo "run-bench.sh: unknown server '$1' (tokio, tokio-multi, tokio-uring, monoio-uring, monoio-epoll)" >&2; exit 2 ;;
+        uring) echo "$bin/wsport-uring" ;;
+        *) echo "run-bench.sh: unknown server '$1' (tokio, tokio-multi, tokio-uring, monoio-uring, monoio-epoll, uring)" >&2; exit 2 ;;
     esac
 }
 IFS=, read -ra server_list <<< "$servers"
@@ -196,7 +197,7 @@ host=$(hostname)
 mkdir -p "$out"
 
 echo "== building release binaries"
-cargo build --release -p wsport-tokio -p wsport-tokio-uring -p wsport-monoio -p wsport-bench
+cargo build --release -p wsport-tokio -p wsport-tokio-uring -p wsport-monoio -p wsport-uring -p wsport-bench
 
 server_pid=""
 stop_server() {

@@ -6,7 +6,8 @@
 #   scripts/stress.sh [--servers LIST]
 #
 #   --servers LIST    comma-separated configs (default: every config whose package builds):
-#                     tokio, tokio-multi, tokio-uring, monoio-uring, monoio-epoll
+#                     tokio, tokio-multi, tokio-uring, monoio-uring, monoio-epoll, uring,
+#                     uring-basic
 #
 #   WSPORT_STRESS_SECS   load time per config in seconds (default 60)
 #   WSPORT_STRESS_CONNS  connections per config (default 1000)
@@ -19,10 +20,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ALL_CONFIGS="tokio,tokio-multi,tokio-uring,monoio-uring,monoio-epoll"
+ALL_CONFIGS="tokio,tokio-multi,tokio-uring,monoio-uring,monoio-epoll,uring,uring-basic"
 servers=""
 
-usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -37,6 +38,7 @@ package_of() {
         tokio | tokio-multi) echo wsport-tokio ;;
         tokio-uring) echo wsport-tokio-uring ;;
         monoio-uring | monoio-epoll) echo wsport-monoio ;;
+        uring | uring-basic) echo wsport-uring ;;
         *) echo "stress.sh: unknown server config '$1'; known: $ALL_CONFIGS" >&2; return 1 ;;
     esac
 }

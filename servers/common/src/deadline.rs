@@ -32,8 +32,11 @@ use std::time::Instant;
 use crate::counters::Counters;
 
 /// Where a connection's one sleep is armed, and whether it must move.
+///
+/// [`Timer`] wraps it around a runtime's sleep; a server without a runtime (wsport-uring, with
+/// its own per-thread timer queue) uses it directly, so every server arms alike.
 #[derive(Debug, Default, Clone, Copy)]
-struct Alarm {
+pub struct Alarm {
     /// The instant the sleep is armed for; `None` before the first arm and once it fired.
     armed: Option<Instant>,
 }
@@ -42,7 +45,7 @@ impl Alarm {
     /// Before waiting for `deadline`: the instant to (re)arm the sleep for, or `None` when
     /// the sleep is armed for no later than `deadline` (it fires early and is re-armed then).
     #[must_use]
-    fn arm_for(&mut self, deadline: Instant) -> Option<Instant> {
+    pub fn arm_for(&mut self, deadline: Instant) -> Option<Instant> {
         if self.armed.is_some_and(|at| at <= deadline) {
             return None;
         }
@@ -51,8 +54,14 @@ impl Alarm {
     }
 
     /// The sleep completed: it is no longer armed.
-    fn fired(&mut self) {
+    pub fn fired(&mut self) {
         self.armed = None;
+    }
+
+    /// The instant the sleep is armed for, if any: a timer queue entry for another instant is
+    /// stale.
+    pub fn armed(&self) -> Option<Instant> {
+        self.armed
     }
 }
 

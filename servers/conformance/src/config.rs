@@ -22,6 +22,9 @@ pub struct ServerConfig {
     /// Arguments passed before the shared CLI flags.
     pub args: &'static [&'static str],
     pub needs_io_uring: bool,
+    /// The oldest Linux (major, minor) whose io_uring has every feature the config asks for;
+    /// older kernels skip it with the reason, as they would where io_uring is refused.
+    pub min_kernel: Option<(u32, u32)>,
 }
 
 /// Every server the suite knows about.
@@ -32,6 +35,7 @@ pub const KNOWN: &[ServerConfig] = &[
         binary: "wsport-tokio",
         args: &[],
         needs_io_uring: false,
+        min_kernel: None,
     },
     ServerConfig {
         name: "tokio-multi",
@@ -39,6 +43,7 @@ pub const KNOWN: &[ServerConfig] = &[
         binary: "wsport-tokio",
         args: &["--flavor", "multi"],
         needs_io_uring: false,
+        min_kernel: None,
     },
     ServerConfig {
         name: "tokio-uring",
@@ -46,6 +51,7 @@ pub const KNOWN: &[ServerConfig] = &[
         binary: "wsport-tokio-uring",
         args: &[],
         needs_io_uring: true,
+        min_kernel: None,
     },
     ServerConfig {
         name: "monoio-uring",
@@ -53,6 +59,32 @@ pub const KNOWN: &[ServerConfig] = &[
         binary: "wsport-monoio",
         args: &["--driver", "uring"],
         needs_io_uring: true,
+        min_kernel: None,
+    },
+    ServerConfig {
+        name: "uring",
+        package: "wsport-uring",
+        binary: "wsport-uring",
+        args: &[],
+        needs_io_uring: true,
+        min_kernel: Some((6, 0)),
+    },
+    // The same server with its io_uring features off: single-shot accepts and receives into
+    // each connection's own buffer, plain descriptors, no DEFER_TASKRUN, one enter per
+    // operation. Its other code paths must be as correct as the default ones.
+    ServerConfig {
+        name: "uring-basic",
+        package: "wsport-uring",
+        binary: "wsport-uring",
+        args: &[
+            "--no-multishot-accept",
+            "--no-buffer-ring",
+            "--no-registered-files",
+            "--no-defer-taskrun",
+            "--no-batch-submit",
+        ],
+        needs_io_uring: true,
+        min_kernel: Some((5, 11)),
     },
     ServerConfig {
         name: "monoio-epoll",
@@ -60,6 +92,7 @@ pub const KNOWN: &[ServerConfig] = &[
         binary: "wsport-monoio",
         args: &["--driver", "epoll"],
         needs_io_uring: false,
+        min_kernel: None,
     },
 ];
 
@@ -117,13 +150,20 @@ fn select() -> Result<Vec<&'static ServerConfig>, String> {
     } else {
         Ok(())
     };
+    let kernel = sys::kernel_version();
     let mut chosen = Vec::new();
     for config in wanted {
-        match &io_uring {
-            Err(reason) if config.needs_io_uring => {
+        match (&io_uring, config.min_kernel) {
+            (Err(reason), _) if config.needs_io_uring => {
                 notice(&format!(
                     "SKIP {}: io_uring unavailable: {reason}",
                     config.name
+                ));
+            }
+            (_, Some(needs)) if kernel.is_some_and(|k| k < needs) => {
+                notice(&format!(
+                    "SKIP {}: io_uring feature unavailable: needs Linux ≥ {}.{}",
+                    config.name, needs.0, needs.1
                 ));
             }
             _ => chosen.push(config),

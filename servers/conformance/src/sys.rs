@@ -27,6 +27,15 @@ pub fn probe_io_uring() -> Result<(), String> {
     Ok(())
 }
 
+/// This kernel's (major, minor) version, from /proc/sys/kernel/osrelease; `None` if unreadable.
+pub fn kernel_version() -> Option<(u32, u32)> {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+    let mut numbers = release
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty());
+    Some((numbers.next()?.parse().ok()?, numbers.next()?.parse().ok()?))
+}
+
 /// Send SIGTERM to `pid`, which callers only ever take from a `Child` they spawned.
 pub fn sigterm(pid: u32) -> io::Result<()> {
     let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::other("pid out of range"))?;
