@@ -118,7 +118,7 @@ pub struct ServerArgs {
     pub shutdown_timeout: Duration,
 
     /// listen(2) backlog of each listener.
-    #[arg(long, value_name = "N", default_value_t = 4096)]
+    #[arg(long, value_name = "N", default_value_t = crate::socket::DEFAULT_BACKLOG.into())]
     pub backlog: i64,
 
     /// DEBUG ONLY, to prove the benchmark: every DUR, block the runtime thread that serves the
