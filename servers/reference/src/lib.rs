@@ -68,7 +68,7 @@ where
     F: Fn(tokio::net::TcpStream) -> Fut + Clone + 'static,
     Fut: Future<Output = ()> + 'static,
 {
-    let result = listeners(name).and_then(|listeners| {
+    let result = listeners().and_then(|listeners| {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
@@ -118,7 +118,7 @@ where
 
 /// Parse the command line, pin this thread, bind every `--listen` and announce it: the
 /// listeners, nonblocking, ready for the runtime. `--help` and `--version` exit here.
-pub fn listeners(name: &str) -> Result<Vec<TcpListener>, SetupError> {
+pub fn listeners() -> Result<Vec<TcpListener>, SetupError> {
     let args = match Args::try_parse() {
         Ok(args) => args,
         Err(e) if !e.use_stderr() => e.exit(),
