@@ -38,6 +38,7 @@
 #![deny(unsafe_code)]
 
 mod closing;
+mod raw;
 mod sys;
 
 use std::cell::Cell;
@@ -60,7 +61,7 @@ use wsport_server_common::cli::ServerArgs;
 use wsport_server_common::counters::Counters;
 use wsport_server_common::deadline;
 use wsport_server_common::faults::{Faults, NoFaults};
-use wsport_server_common::process::{self, Process, RuntimeThread, Shared};
+use wsport_server_common::process::{self, Process, RuntimeThread, Serve, Shared};
 use wsport_server_common::session::{drain_time, End, Session, LINGER, WRITE_TIMEOUT};
 use wsport_server_common::shutdown::POLL_INTERVAL;
 use wsport_server_common::{socket, ListenSpec, Scheme};
@@ -342,15 +343,18 @@ async fn accept_loop(listener: Rc<TcpListener>, context: Rc<Accept>) {
                 continue;
             }
         };
-        let Some(session) =
-            process::admit(&stream, &context.shared, &context.counters, context.scheme)
+        let Some(serve) =
+            process::admit_connection(&stream, &context.shared, &context.counters, context.scheme)
         else {
             continue;
         };
         context.active.set(context.active.get() + 1);
         let context = Rc::clone(&context);
         monoio::spawn(async move {
-            connection(stream, session, &context).await;
+            match serve {
+                Serve::WebSocket(session) => connection(stream, session, &context).await,
+                Serve::Raw => raw::connection(stream, &context).await,
+            }
             context.active.set(context.active.get() - 1);
         });
     }
