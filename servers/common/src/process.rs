@@ -171,6 +171,9 @@ pub fn admit(
 }
 
 /// What an accepted connection runs.
+// Moved once per connection into its task: boxing the session would only add an allocation
+// to every WebSocket connection.
+#[allow(clippy::large_enum_variant)]
 pub enum Serve {
     /// The WebSocket protocol, driven by its session.
     WebSocket(Session),
