@@ -30,6 +30,38 @@ impl Layers {
     pub fn layer(&self) -> f64 {
         self.total.0 - self.floor.0
     }
+
+    /// How far the layer may move between repeats: half the range of the floor plus half
+    /// the range of the total. A layer is a small difference of two larger figures, so on a
+    /// noisy host the repeats alone can move it by more than [`LAYER_SPREAD`].
+    pub fn noise(&self) -> f64 {
+        (self.floor.2 - self.floor.1) / 2.0 + (self.total.2 - self.total.1) / 2.0
+    }
+}
+
+/// How a server's layer compares with the servers' median.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Within [`LAYER_SPREAD`] of the median.
+    Alike,
+    /// Further than [`LAYER_SPREAD`], and further than the repeats' noise: flagged.
+    Differs,
+    /// Further than [`LAYER_SPREAD`], but within the repeats' noise: not judged.
+    Noisy,
+}
+
+/// The verdict on `row` among `rows`; `None` alone.
+pub fn judge(rows: &[Layers], row: &Layers) -> Option<(f64, Verdict)> {
+    let deviation = layer_deviation(rows, row)?;
+    let median_layer = row.layer() / (1.0 + deviation);
+    let verdict = if deviation.abs() <= LAYER_SPREAD {
+        Verdict::Alike
+    } else if (row.layer() - median_layer).abs() > row.noise() {
+        Verdict::Differs
+    } else {
+        Verdict::Noisy
+    };
+    Some((deviation, verdict))
 }
 
 /// The section, or nothing when the directory has no raw runs with a matching ws echo.
@@ -44,7 +76,9 @@ pub fn section(runs: &[Run], order: &ServerOrder) -> String {
          loop echoing bytes, no WebSocket) under `wsport-bench echo --raw`; *total*: the same \
          echo over ws; *WebSocket layer* = total − floor (frames, masking, the session), the \
          same core in every server, so it should cost about the same everywhere: ⚠ marks a \
-         server whose layer is more than 25% from the servers' median.\n\n",
+         server whose layer is more than 25% from the servers' median by more than the \
+         repeats' noise (half the floor's range + half the total's); *noise* marks one that is \
+         that far only within the noise, which says nothing.\n\n",
     );
     for (key, rows) in tables {
         let _ = writeln!(out, "### {key}\n");
@@ -104,11 +138,13 @@ fn table(out: &mut String, rows: &[Layers]) {
          |---|---:|---:|---:|---:|---:|\n",
     );
     for row in rows {
-        let deviation = layer_deviation(rows, row);
-        let flag = match deviation {
-            Some(d) if d.abs() > LAYER_SPREAD => " ⚠",
+        let judged = judge(rows, row);
+        let flag = match judged.map(|(_, v)| v) {
+            Some(Verdict::Differs) => " ⚠",
+            Some(Verdict::Noisy) => " (noise)",
             _ => "",
         };
+        let deviation = judged.map(|(d, _)| d);
         let _ = writeln!(
             out,
             "| {} | {} | {:.2} | {} | {:.0}% | {}{flag} |",
@@ -220,6 +256,18 @@ mod tests {
             2,
             "the note's and one row's: {summary}"
         );
+    }
+
+    #[test]
+    fn a_layer_that_is_far_only_within_the_repeats_noise_is_not_flagged() {
+        let mut runs = runs();
+        // monoio-uring's floor now ranges 2.8–5.2: ±1.2 µs of noise, more than its layer's
+        // distance from the median (1.0).
+        runs.push(run("raw", "monoio-uring", 2.8));
+        runs.push(run("raw", "monoio-uring", 5.2));
+        let summary = section(&runs, &ServerOrder::of(&runs, "tokio"));
+        assert!(summary.contains("| +67% (noise) |"), "{summary}");
+        assert_eq!(summary.matches("% ⚠").count(), 0, "{summary}");
     }
 
     #[test]

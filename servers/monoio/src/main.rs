@@ -381,6 +381,18 @@ impl Conn {
     }
 }
 
+impl Conn {
+    /// The descriptor and both halves, borrowed together: a read stays in flight on one half
+    /// while the other writes.
+    fn parts(&mut self) -> (&SocketFd, &mut Reader, &mut Writer) {
+        let (reader, writer) = self
+            .halves
+            .as_mut()
+            .expect("Conn holds its halves until dropped");
+        (&self.fd, reader, writer)
+    }
+}
+
 impl Drop for Conn {
     fn drop(&mut self) {
         // Reunited, the stream is just closed; a dropped write half would first shut the
@@ -450,10 +462,7 @@ async fn serve_connection(
         return;
     }
     let mut conn = Conn::new(stream);
-    let Conn { fd, halves } = &mut conn;
-    let (reader, writer) = halves
-        .as_mut()
-        .expect("Conn holds its halves until dropped");
+    let (fd, reader, writer) = conn.parts();
     let mut shutting_down = false;
     let mut ending = Ending::No;
     let mut buf = Session::new_buffer();

@@ -25,10 +25,7 @@ pub(crate) async fn connection(stream: TcpStream, context: &Accept) {
         return;
     }
     let mut conn = Conn::new(stream);
-    let Conn { fd, halves } = &mut conn;
-    let (reader, writer) = halves
-        .as_mut()
-        .expect("Conn holds its halves until dropped");
+    let (fd, reader, writer) = conn.parts();
     let mut buf = Vec::with_capacity(CHUNK);
     let mut stopping = false;
     loop {
