@@ -230,6 +230,12 @@ pub struct CommonArgs {
     /// window, reported as CPU% and CPU µs per message.
     #[arg(long, value_name = "PID")]
     pub server_pid: Option<u32>,
+    /// Do not count system calls. By default the server's (with --server-pid) and this
+    /// client's are counted over the window from outside the process (perf_event_open on the
+    /// syscall tracepoints; root or CAP_PERFMON), reported per message and as messages per
+    /// wait.
+    #[arg(long)]
+    pub no_syscalls: bool,
     /// A name for the server under test, put into the scenario name (e.g. monoio).
     #[arg(long)]
     pub label: Option<String>,

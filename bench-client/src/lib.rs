@@ -53,6 +53,7 @@ pub mod tls;
 pub mod uring;
 pub mod verdict;
 pub mod wake;
+mod window_calls;
 pub mod worker;
 
 use std::collections::BTreeMap;
@@ -72,6 +73,7 @@ use hists::Hists;
 use report::{
     EndedBy, ErrorRecord, IntervalSummary, Latency, ProcessRecord, Results, Setup, TargetRecord,
 };
+use window_calls::{Tally, WindowCalls};
 use worker::{Control, Event, Go, Interval, TargetRt, Totals, Worker};
 
 /// A flag that ends a run early, as Ctrl-C does: the window is cut where it is, connections
@@ -219,10 +221,14 @@ pub(crate) fn run_once(opts: &Opts, stop: &Stop) -> Result<Report, BenchError> {
 
     ramp_progress.finish(plan.connections, clock());
     let opening_s = Duration::from_nanos(clock()).as_secs_f64();
+    let mut calls = WindowCalls::open(plan.server_pid, !common.no_syscalls, !plan.warmup.is_zero());
 
     // Every worker starts at once; the window starts after the warmup.
     let start = clock();
     let record_from = start + plan.warmup.as_nanos() as u64;
+    // System calls are counted over the warmup's last interval (window_calls.rs).
+    let count_from = record_from.saturating_sub(worker::INTERVAL_NS).max(start);
+    let mut counting_started = false;
     control.end_ns.store(
         record_from + plan.duration.as_nanos() as u64,
         Ordering::Relaxed,
@@ -268,8 +274,13 @@ pub(crate) fn run_once(opts: &Opts, stop: &Stop) -> Result<Report, BenchError> {
     let mut fatal: Option<BenchError> = None;
     while finished < plan.threads {
         let now = clock();
+        if !counting_started && now >= count_from {
+            counting_started = true;
+            calls.mark();
+        }
         if start_sample.is_none() && now >= record_from {
             start_sample = Some(Sample::take(now, plan.server_pid));
+            calls.mark();
         }
         let end = control.end_ns.load(Ordering::Relaxed);
         if end_sample.is_none() && start_sample.is_some() && (now >= end || agg.all_last()) {
@@ -280,7 +291,9 @@ pub(crate) fn run_once(opts: &Opts, stop: &Stop) -> Result<Report, BenchError> {
             control.end_ns.fetch_min(now, Ordering::Relaxed);
         }
         let mut wait = Duration::from_millis(50);
-        if start_sample.is_none() {
+        if !counting_started {
+            wait = wait.min(Duration::from_nanos(count_from.saturating_sub(now)));
+        } else if start_sample.is_none() {
             wait = wait.min(Duration::from_nanos(record_from.saturating_sub(now)));
         } else if end_sample.is_none() {
             wait = wait.min(Duration::from_nanos(end.saturating_sub(now)));
@@ -327,13 +340,20 @@ pub(crate) fn run_once(opts: &Opts, stop: &Stop) -> Result<Report, BenchError> {
     let messages = totals.measured_messages;
     let secs = window.as_secs_f64();
     let rate_of = |n: f64| if secs > 0.0 { n / secs } else { 0.0 };
-    let (server, client) = match (&start_sample, &end_sample) {
+    let (mut server, mut client) = match (&start_sample, &end_sample) {
         (Some(a), Some(b)) => (
             server_record(a, b, plan.server_pid, messages),
             Some(client_record(a, b, messages, plan.threads)),
         ),
         _ => (None, None),
     };
+    let (server_calls, client_calls) = calls.records(agg.counted);
+    if let Some(s) = server.as_mut() {
+        s.syscalls = server_calls;
+    }
+    if let Some(c) = client.as_mut() {
+        c.syscalls = client_calls;
+    }
     if plan.server_pid.is_some() && server.is_none() && start_sample.is_some() {
         warnings.push(
             "--server-pid: the process could not be read at both ends of the window (gone?)".into(),
@@ -616,6 +636,7 @@ fn server_record(a: &Sample, b: &Sample, pid: Option<u32>, messages: u64) -> Opt
         rss_start_bytes: sa.rss_bytes,
         rss_end_bytes: sb.rss_bytes,
         cores: None,
+        syscalls: None,
     })
 }
 
@@ -635,6 +656,7 @@ fn client_record(a: &Sample, b: &Sample, messages: u64, threads: usize) -> Proce
         rss_start_bytes: Some(a.client_rss),
         rss_end_bytes: Some(b.client_rss),
         cores: Some(threads),
+        syscalls: None,
     }
 }
 
@@ -766,6 +788,8 @@ struct Aggregator {
     duration: Duration,
     /// End of the window as the workers saw it: the latest end of a measured interval.
     window_end: Option<u64>,
+    /// The warmup's last interval, over which system calls are counted.
+    counted: Option<Tally>,
 }
 
 struct Merged {
@@ -798,6 +822,7 @@ impl Aggregator {
             progress,
             duration,
             window_end: None,
+            counted: None,
         }
     }
 
@@ -860,6 +885,12 @@ impl Aggregator {
 
     fn emit(&mut self, index: i64, m: Merged) {
         let length = Duration::from_nanos(m.end.saturating_sub(m.start)).as_secs_f64();
+        if index == -1 {
+            self.counted = Some(Tally {
+                messages: m.messages,
+                seconds: length,
+            });
+        }
         let t = (m.start as f64 - self.record_from as f64) / 1e9;
         let rate = if length > 0.0 {
             m.messages as f64 / length

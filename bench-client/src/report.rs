@@ -321,6 +321,45 @@ pub struct ProcessRecord {
     pub rss_end_bytes: Option<u64>,
     /// Cores the process could use (client: its worker threads).
     pub cores: Option<usize>,
+    /// System calls per message, counted over the warmup's last second (absent with
+    /// `--no-syscalls`, or for the server without `--server-pid`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub syscalls: Option<SyscallsRecord>,
+}
+
+/// A process's system calls over the window, or why they could not be counted.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum SyscallsRecord {
+    /// Counted from outside the process (perf_event_open on the syscall tracepoints).
+    Counted(CallFigures),
+    /// Not counted on this host: `{"unavailable": "why, and what to change"}`.
+    Unavailable {
+        /// One line: why, and how to allow it.
+        unavailable: String,
+    },
+}
+
+/// System calls of one process over the window.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallFigures {
+    /// Calls by kind: `io_uring_enter`, `epoll_wait` (+ `epoll_pwait`, `epoll_pwait2`), `recv`
+    /// (`recvfrom`, `recvmsg`, `read`, `readv`), `send` (`sendto`, `sendmsg`, `write`,
+    /// `writev`), `other`.
+    pub calls: BTreeMap<String, u64>,
+    /// Every call.
+    pub total: u64,
+    /// `total` per message.
+    pub per_msg: f64,
+    /// Each kind of `calls` per message.
+    pub per_msg_by_call: BTreeMap<String, f64>,
+    /// Messages per wait: messages ÷ (`epoll_wait` + `io_uring_enter`); absent without waits.
+    pub msgs_per_wait: Option<f64>,
+    /// Messages (echoes, pongs, handshakes) in the counted second.
+    pub messages: u64,
+    /// How long the counting lasted: the warmup's last second (counting slows every system
+    /// call, so it stays out of the measured window).
+    pub counted_s: f64,
 }
 
 /// One second of the window.
@@ -625,7 +664,26 @@ impl fmt::Display for Report {
                 f,
                 "  {name:<10} pid {}: {:.1}% CPU{cores}, {:.2} µs CPU per {unit}{rss}",
                 p.pid, p.cpu_percent, p.cpu_us_per_msg
-            )
+            )?;
+            match &p.syscalls {
+                Some(SyscallsRecord::Counted(c)) => writeln!(
+                    f,
+                    "  {:<10} {:.2} system calls per {unit} ({}), {} {unit}s per wait (warmup's last second)",
+                    "",
+                    c.per_msg,
+                    c.per_msg_by_call
+                        .iter()
+                        .filter(|(_, &v)| v > 0.0)
+                        .map(|(k, v)| format!("{k} {v:.2}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    c.msgs_per_wait.map_or("–".into(), |m| format!("{m:.1}")),
+                ),
+                Some(SyscallsRecord::Unavailable { unavailable }) => {
+                    writeln!(f, "  {:<10} system calls not counted: {unavailable}", "")
+                }
+                None => Ok(()),
+            }
         };
         if let Some(p) = &r.server {
             process(f, "server", p)?;

@@ -79,6 +79,48 @@ impl Percentiles {
     }
 }
 
+/// One side's system calls (`results.server.syscalls`, `results.client.syscalls`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Calls {
+    /// Counted over the warmup's last second.
+    Counted {
+        /// Every call, per message.
+        per_msg: f64,
+        /// Messages per `epoll_wait`/`io_uring_enter`; `None` without waits.
+        msgs_per_wait: Option<f64>,
+    },
+    /// Not counted on that host, and why.
+    Unavailable(String),
+}
+
+impl Calls {
+    fn of(record: &Value) -> Option<Self> {
+        if let Some(why) = record["unavailable"].as_str() {
+            return Some(Calls::Unavailable(why.to_owned()));
+        }
+        Some(Calls::Counted {
+            per_msg: record["per_msg"].as_f64()?,
+            msgs_per_wait: record["msgs_per_wait"].as_f64(),
+        })
+    }
+
+    /// Calls per message, when counted.
+    pub fn per_msg(&self) -> Option<f64> {
+        match self {
+            Calls::Counted { per_msg, .. } => Some(*per_msg),
+            Calls::Unavailable(_) => None,
+        }
+    }
+
+    /// Messages per wait, when counted and the side waited.
+    pub fn msgs_per_wait(&self) -> Option<f64> {
+        match self {
+            Calls::Counted { msgs_per_wait, .. } => *msgs_per_wait,
+            Calls::Unavailable(_) => None,
+        }
+    }
+}
+
 /// `connect`: the phases of opening a connection.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Phases {
@@ -154,6 +196,10 @@ pub struct Run {
     pub client_us_per_msg: Option<f64>,
     /// Client worker cores.
     pub client_cores: u64,
+    /// The server's system calls; `None` for runs that did not count them.
+    pub server_calls: Option<Calls>,
+    /// The client's.
+    pub client_calls: Option<Calls>,
     /// Server RSS at the window's end, bytes.
     pub server_rss_bytes: Option<f64>,
     /// (Server RSS with the connections open − before connecting) / connections, bytes.
@@ -220,6 +266,8 @@ impl Run {
             client_cpu_percent: client_record["cpu_percent"].as_f64(),
             client_us_per_msg: client_record["cpu_us_per_msg"].as_f64(),
             client_cores: client_record["cores"].as_u64().unwrap_or(threads).max(1),
+            server_calls: Calls::of(&server_record["syscalls"]),
+            client_calls: Calls::of(&client_record["syscalls"]),
             server_rss_bytes: server_record["rss_end_bytes"].as_f64(),
             memory_per_connection: results["server_memory_per_connection_bytes"].as_f64(),
             latency: Percentiles::of(&results["latency_ns"]).unwrap_or_default(),

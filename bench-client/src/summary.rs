@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 
 use crate::plot::{Plot, PLOTS_DIR};
 use crate::runs::{
-    by_server, median, scenarios, spread, ClientLimit, Percentiles, Run, ServerOrder,
+    by_server, median, scenarios, spread, Calls, ClientLimit, Percentiles, Run, ServerOrder,
     CLIENT_BUSY_PERCENT, RATE_MISSED_BELOW, REFERENCE_SERVER,
 };
 
@@ -116,7 +116,7 @@ fn echo_table(out: &mut String, servers: &[(&str, Vec<&Run>)], baseline: &str) {
     let reference = Reference::of(servers, baseline);
     let _ = writeln!(
         out,
-        "| server | runs | msgs/s (range) | server CPU µs/msg (range) | vs {baseline} |{} server CPU | p50 | p99 | p99.9 | server RSS | RSS per conn | client µs/msg | notes |\n|---|---:|---:|---:|---:|{}---:|---:|---:|---:|---:|---:|---:|---|",
+        "| server | runs | msgs/s (range) | server CPU µs/msg (range) | vs {baseline} |{} server CPU | p50 | p99 | p99.9 | server RSS | RSS per conn | client µs/msg | syscalls/msg server · client | msgs/wait server · client | notes |\n|---|---:|---:|---:|---:|{}---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
         reference.header(),
         reference.align(),
     );
@@ -124,7 +124,7 @@ fn echo_table(out: &mut String, servers: &[(&str, Vec<&Run>)], baseline: &str) {
         let cpu = spread(runs.iter().filter_map(|r| r.server_us_per_msg));
         let _ = writeln!(
             out,
-            "| {server} | {} | {}{} | {} | {} |{} {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {server} | {} | {}{} | {} | {} |{} {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             runs.len(),
             rate_cell(spread(runs.iter().map(|r| r.msgs_per_sec))),
             client_mark(runs),
@@ -138,17 +138,19 @@ fn echo_table(out: &mut String, servers: &[(&str, Vec<&Run>)], baseline: &str) {
             bytes(median(runs.iter().filter_map(|r| r.server_rss_bytes))),
             bytes(median(runs.iter().filter_map(|r| r.memory_per_connection))),
             plain(median(runs.iter().filter_map(|r| r.client_us_per_msg))),
+            calls_cell(runs, Calls::per_msg),
+            calls_cell(runs, Calls::msgs_per_wait),
             notes(runs),
         );
     }
-    out.push('\n');
+    out.push_str(&calls_note(servers));
 }
 
 fn rate_table(out: &mut String, servers: &[(&str, Vec<&Run>)], baseline: &str) {
     let base = base_figure(servers, baseline, |r| r.server_us_per_msg);
     let _ = writeln!(
         out,
-        "| server | runs | target msgs/s | achieved (range) | server CPU | server CPU µs/msg (range) | vs {baseline} | p50 | p99 | p99.9 | as sent p50 | as sent p99 | as sent p99.9 | send lag p99 | client µs/msg | notes |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        "| server | runs | target msgs/s | achieved (range) | server CPU | server CPU µs/msg (range) | vs {baseline} | p50 | p99 | p99.9 | as sent p50 | as sent p99 | as sent p99.9 | send lag p99 | client µs/msg | syscalls/msg server · client | msgs/wait server · client | notes |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
     );
     for (server, runs) in servers {
         let cpu = spread(runs.iter().filter_map(|r| r.server_us_per_msg));
@@ -160,7 +162,7 @@ fn rate_table(out: &mut String, servers: &[(&str, Vec<&Run>)], baseline: &str) {
         };
         let _ = writeln!(
             out,
-            "| {server} | {} | {} | {}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {server} | {} | {} | {}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             runs.len(),
             median(runs.iter().filter_map(|r| r.target_rate))
                 .map_or("–".into(), |t| format!("{t:.0}")),
@@ -179,9 +181,12 @@ fn rate_table(out: &mut String, servers: &[(&str, Vec<&Run>)], baseline: &str) {
                 runs.iter().filter_map(|r| r.send_lag.as_ref().map(|p| p.p99))
             )),
             plain(median(runs.iter().filter_map(|r| r.client_us_per_msg))),
+            calls_cell(runs, Calls::per_msg),
+            calls_cell(runs, Calls::msgs_per_wait),
             notes(runs),
         );
     }
+    out.push_str(&calls_note(servers));
     out.push_str("\nLatency from each message's intended send time (coordinated-omission corrected); *as sent*: from its actual send time; *send lag*: how late the client itself sent (actual − intended), the part of the corrected latency that is the client's.\n\n");
 }
 
@@ -400,6 +405,47 @@ fn cpu_cell(s: Option<(f64, f64, f64)>) -> String {
 
 fn percent(runs: &[&Run], figure: fn(&Run) -> Option<f64>) -> String {
     median(runs.iter().filter_map(|r| figure(r))).map_or("–".into(), |p| format!("{p:.0}%"))
+}
+
+/// `server · client` medians of a system-call figure; `n/a` for a side whose calls were not
+/// counted on that host (see [`calls_note`]), `–` for runs that predate counting.
+fn calls_cell(runs: &[&Run], figure: fn(&Calls) -> Option<f64>) -> String {
+    let side = |calls: fn(&Run) -> Option<&Calls>| {
+        let all: Vec<&Calls> = runs.iter().filter_map(|r| calls(r)).collect();
+        match median(all.iter().filter_map(|c| figure(c))) {
+            Some(v) => format!("{v:.2}"),
+            None if all.is_empty() => "–".into(),
+            None => "n/a".into(),
+        }
+    };
+    format!(
+        "{} · {}",
+        side(|r| r.server_calls.as_ref()),
+        side(|r| r.client_calls.as_ref())
+    )
+}
+
+/// What the system-call columns mean, and why a side was not counted.
+fn calls_note(servers: &[(&str, Vec<&Run>)]) -> String {
+    let runs = servers.iter().flat_map(|(_, l)| l.iter());
+    let mut reasons: Vec<&str> = runs
+        .flat_map(|r| [&r.server_calls, &r.client_calls])
+        .filter_map(|c| match c {
+            Some(Calls::Unavailable(why)) => Some(why.as_str()),
+            _ => None,
+        })
+        .collect();
+    reasons.sort_unstable();
+    reasons.dedup();
+    let mut out = String::from(
+        "\n*syscalls/msg*: every system call per message, counted over the warmup's last second \
+         (counting slows system calls, so the window runs uncounted); *msgs/wait*: messages per \
+         `epoll_wait` or `io_uring_enter`, i.e. how many messages each wake-up found ready.\n",
+    );
+    for why in reasons {
+        let _ = writeln!(out, "n/a: {why}");
+    }
+    out
 }
 
 fn plain(value: Option<f64>) -> String {

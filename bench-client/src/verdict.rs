@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::runs::{spread, Run};
+use crate::runs::{median, spread, Calls, Run};
 
 /// How two servers compare under one engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,8 +107,57 @@ pub fn section(runs: &[Run]) -> String {
             out.push_str(SECTION_HEAD);
         }
         scenario_table(&mut out, &scenario, &engines);
+        waits_table(&mut out, &scenario, runs);
     }
     out
+}
+
+/// What explains a flip: each server's messages per wait (server · client) under each client
+/// engine; absent when no run of the scenario counted its system calls.
+fn waits_table(out: &mut String, scenario: &str, runs: &[Run]) {
+    let of_scenario: Vec<&Run> = runs
+        .iter()
+        .filter(|r| r.workload == "echo" && scenario_any_client(r) == scenario)
+        .collect();
+    if of_scenario.iter().all(|r| r.server_calls.is_none()) {
+        return;
+    }
+    let mut engines: Vec<&str> = of_scenario.iter().map(|r| client_engine(r)).collect();
+    engines.sort_unstable();
+    engines.dedup();
+    let mut servers: Vec<&str> = of_scenario.iter().map(|r| r.server.as_str()).collect();
+    servers.sort_unstable();
+    servers.dedup();
+    let _ = write!(
+        out,
+        "Messages per wait, server · client (each wake-up's batch):\n\n| server |"
+    );
+    for e in &engines {
+        let _ = write!(out, " {e} client |");
+    }
+    let _ = writeln!(out, "\n|---|{}", "---:|".repeat(engines.len()));
+    for server in servers {
+        let _ = write!(out, "| {server} |");
+        for engine in &engines {
+            let cell: Vec<&Run> = of_scenario
+                .iter()
+                .copied()
+                .filter(|r| r.server == server && client_engine(r) == *engine)
+                .collect();
+            let side = |calls: fn(&Run) -> Option<&Calls>| {
+                median(cell.iter().filter_map(|r| calls(r)?.msgs_per_wait()))
+                    .map_or("–".into(), |m| format!("{m:.1}"))
+            };
+            let _ = write!(
+                out,
+                " {} · {} |",
+                side(|r| r.server_calls.as_ref()),
+                side(|r| r.client_calls.as_ref())
+            );
+        }
+        out.push('\n');
+    }
+    out.push('\n');
 }
 
 const SECTION_HEAD: &str = "## Does the ranking depend on the client?\n\n\
@@ -198,6 +247,13 @@ mod tests {
         // Server CPU µs/msg of the load-axis issue: monoio io_uring 5.80 under the io_uring
         // client, 7.50 under the epoll client; tokio 6.69 and 6.79.
         let run = |server: &str, engine: &str, cpu: f64| {
+            // Server messages per wait of the issue: monoio io_uring ≈ 48 under the io_uring
+            // client, ≈ 6 under the epoll client.
+            let waits = match (server, engine) {
+                ("monoio", "epoll") => 6.0,
+                ("monoio", _) => 48.0,
+                _ => 40.0,
+            };
             let doc = serde_json::json!({
                 "schema": "wsport-bench/1", "workload": "echo",
                 "scenario": format!("echo-64B-100c-1t-{server}-ws-1"),
@@ -205,7 +261,10 @@ mod tests {
                 "setup": {"threads": 1, "engine": engine,
                           "targets": [{"url": "ws://127.0.0.1:1/"}]},
                 "results": {"msgs_per_sec": 1.0, "latency_ns": {"p50": 1},
-                            "server": {"cpu_us_per_msg": cpu}}
+                            "server": {"cpu_us_per_msg": cpu,
+                                       "syscalls": {"per_msg": 0.1, "msgs_per_wait": waits}},
+                            "client": {"cpu_us_per_msg": 1.0,
+                                       "syscalls": {"unavailable": "not permitted"}}}
             });
             Run::parse("x.json".into(), doc).unwrap()
         };
@@ -221,6 +280,10 @@ mod tests {
         assert!(
             text.contains("| monoio vs tokio | monoio 7.55 > tokio 6.84 | monoio 5.85 < tokio 6.74 | **flips** |"),
             "{text}"
+        );
+        assert!(
+            text.contains("| monoio | 6.0 · – | 48.0 · – |"),
+            "the flip is explained by messages per wait: {text}"
         );
         for engine in ["io_uring (batched)", "epoll"] {
             runs.push(run("uws", engine, 5.0));

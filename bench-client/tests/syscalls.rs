@@ -12,7 +12,10 @@ use std::process::{Command, Stdio};
 use std::sync::{mpsc, Mutex};
 use std::thread;
 
+use wsport_bench::report::SyscallsRecord;
 use wsport_bench::syscalls::{SyscallCounter, SyscallCounts, SyscallError};
+
+mod common;
 
 const WRITES: u64 = 10_000;
 const WAITS: u64 = 1_000;
@@ -192,4 +195,96 @@ fn a_missing_process_is_named() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// The figures of a run, or `None` (with the reason printed) where this host cannot count.
+fn counted_or_skip(
+    record: Option<&SyscallsRecord>,
+    side: &str,
+) -> Option<wsport_bench::report::CallFigures> {
+    match record.unwrap_or_else(|| panic!("{side}: no syscalls record")) {
+        SyscallsRecord::Counted(figures) => Some(figures.clone()),
+        SyscallsRecord::Unavailable { unavailable }
+            if std::env::var_os("WSPORT_REQUIRE_SYSCALLS").is_none() =>
+        {
+            eprintln!("skipped: {side}'s system calls cannot be counted here: {unavailable}");
+            None
+        }
+        SyscallsRecord::Unavailable { unavailable } => panic!("{side}: {unavailable}"),
+    }
+}
+
+/// The known answer, through the whole run: one connection, one message at a time at 200
+/// msgs/s, against an epoll server (wsport-tokio). Each message wakes the server once; it
+/// reads the frame and writes the echo, then waits again: about one receive, one send and one
+/// wait per message. wsport-bench's epoll engine does the same on its side.
+#[test]
+fn a_slow_single_connection_costs_an_epoll_server_one_receive_one_send_one_wait_per_message() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let server = common::Server::start(&[]);
+    let url = format!("{}/", server.ws);
+    let pid = server.pid().to_string();
+    let args = [
+        "wsport-bench",
+        "rate",
+        "--quiet",
+        "--url",
+        &url,
+        "-c",
+        "1",
+        "--rate",
+        "200",
+        "--duration",
+        "300ms",
+        "--warmup",
+        "1s",
+        "--engine",
+        "epoll",
+        "--server-pid",
+        &pid,
+    ];
+    let opts = <wsport_bench::Opts as clap::Parser>::try_parse_from(args).expect("options");
+    let report = wsport_bench::run(&opts).expect("run");
+    let results = &report.results;
+    let server_calls = results
+        .server
+        .as_ref()
+        .expect("--server-pid")
+        .syscalls
+        .as_ref();
+    let Some(server_figures) = counted_or_skip(server_calls, "server") else {
+        return;
+    };
+    let client_calls = results.client.as_ref().expect("client").syscalls.as_ref();
+    let client_figures = counted_or_skip(client_calls, "client").expect("the server was counted");
+    eprintln!("server: {server_figures:?}\nclient: {client_figures:?}");
+    for (side, f) in [("server", &server_figures), ("client", &client_figures)] {
+        // The last second of the warmup: ~200 messages.
+        assert!((150..=250).contains(&f.messages), "{side}: {f:?}");
+        assert!((0.9..=1.1).contains(&f.counted_s), "{side}: {f:?}");
+        assert_eq!(f.calls["io_uring_enter"], 0, "{side}: {f:?}");
+        let sends = f.per_msg_by_call["send"];
+        assert!(
+            (0.9..=1.3).contains(&sends),
+            "{side}: {sends} sends/msg: {f:?}"
+        );
+    }
+    let f = &server_figures;
+    let receives = f.per_msg_by_call["recv"];
+    assert!(
+        (0.9..=1.3).contains(&receives),
+        "server: {receives} receives/msg: {f:?}"
+    );
+    let per_wait = f.msgs_per_wait.expect("waits");
+    assert!(
+        (0.7..=1.1).contains(&per_wait),
+        "server: {per_wait} msgs/wait: {f:?}"
+    );
+    // The client also waits for each message's send time (wake.rs), so it waits about twice
+    // per message: once for the turn, once for the echo.
+    let client_waits = client_figures.msgs_per_wait.expect("waits");
+    assert!(
+        (0.3..=1.1).contains(&client_waits),
+        "client: {client_waits} msgs/wait: {client_figures:?}"
+    );
 }
