@@ -14,6 +14,9 @@
 #            coordinated-omission-corrected latency at equal load
 #   connect  handshake storm (--storm-conns at once): TCP, TLS, upgrade and total latency
 #   hold     --hold-conns idle connections with a ping a second each: server memory per connection
+#   raw      (in --full, not in the default) each runtime's floor: every wsport server with
+#            --raw-tcp (the same loop, no WebSocket session) under `wsport-bench echo --raw`, ws
+#            ports, per client engine; the summary sets floor + WebSocket layer = total per server
 #   sweep    (not in the default) the load axis: open loop from --sweep-from msgs/s (5000),
 #            doubling, every server at each rate before the next, until the server passes 95%
 #            CPU, misses the rate, or --sweep-max (640000); the summary draws server CPU per
@@ -25,6 +28,10 @@
 # of servers, whether their ranking is robust (the same under every engine) or flips. The
 # other scenarios use the first engine. An engine the host refuses (io_uring) is skipped with
 # the reason.
+#
+# Reference servers (--servers fastwebsockets,tokio-tungstenite; in --full): echo servers built
+# from those crates (servers/reference), run as calibration rows in the ws echo and connect
+# cells only; the summary gives every server's cost as a ratio to fastwebsockets too.
 #
 # Ports (--ports): "standard" (default) serves ws on 80 and 8080 and wss on 443 and 8443, both
 # ports of a scheme in one server process, the client spreading connections over them; where a
@@ -66,6 +73,7 @@ server_cores=""
 client_cores=""
 server_args=""
 command_line="scripts/run-bench.sh $*"
+full="" servers_given="" scenarios_given=""
 
 # The comment block at the top of this file is the help.
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
@@ -74,9 +82,9 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --quick) ;;
         --full) sizes="64,1024,16384"; conns="100,1000"; duration="10s"; warmup="2s"; repeat=3
-                hold_conns=10000 ;;
-        --servers) servers="$2"; shift ;;
-        --scenarios) scenarios="$2"; shift ;;
+                hold_conns=10000; full=1 ;;
+        --servers) servers="$2"; servers_given=1; shift ;;
+        --scenarios) scenarios="$2"; scenarios_given=1; shift ;;
         --schemes) schemes="$2"; shift ;;
         --ports) ports="$2"; shift ;;
         --sizes) sizes="$2"; shift ;;
@@ -99,6 +107,12 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
+
+# --full adds the reference servers and the raw floors, unless the lists were given.
+if [ -n "$full" ]; then
+    [ -n "$servers_given" ] || servers+=",fastwebsockets,tokio-tungstenite"
+    [ -n "$scenarios_given" ] || scenarios+=",raw"
+fi
 
 # Disjoint cores: the server gets the first half of the CPUs this process may use, the client
 # the rest (on 2 cores: server CPU 0, client CPU 1). The client gets the larger half.
@@ -123,16 +137,26 @@ server_cmd() {
         monoio-uring) echo "$bin/wsport-monoio --driver uring" ;;
         monoio-epoll) echo "$bin/wsport-monoio --driver epoll" ;;
         uring) echo "$bin/wsport-uring" ;;
-        *) echo "run-bench.sh: unknown server '$1' (tokio, tokio-multi, tokio-uring, monoio-uring, monoio-epoll, uring)" >&2; exit 2 ;;
+        fastwebsockets) echo "$bin/wsport-ref-fastwebsockets" ;;
+        tokio-tungstenite) echo "$bin/wsport-ref-tungstenite" ;;
+        *) echo "run-bench.sh: unknown server '$1' (tokio, tokio-multi, tokio-uring, monoio-uring, monoio-epoll, uring, fastwebsockets, tokio-tungstenite)" >&2; exit 2 ;;
     esac
+}
+is_reference() { case "$1" in fastwebsockets|tokio-tungstenite) return 0 ;; *) return 1 ;; esac; }
+# Whether server $1 takes part in cell "$2": a reference serves ws echo and connect only (it
+# has no wss, no raw floor, and calibrates per-message and per-upgrade cost).
+serves_cell() {
+    local sc scheme
+    read -r sc scheme _ <<< "$2"
+    ! is_reference "$1" || { [ "$scheme" = ws ] && { [ "$sc" = echo ] || [ "$sc" = connect ]; }; }
 }
 IFS=, read -ra server_list <<< "$servers"
 for s in "${server_list[@]}"; do server_cmd "$s" > /dev/null; done
 IFS=, read -ra scenario_list <<< "$scenarios"
 for sc in "${scenario_list[@]}"; do
     case "$sc" in
-        echo|rate|connect|hold|sweep) ;;
-        *) echo "run-bench.sh: unknown scenario '$sc' (echo, rate, connect, hold, sweep)" >&2; exit 2 ;;
+        echo|rate|connect|hold|sweep|raw) ;;
+        *) echo "run-bench.sh: unknown scenario '$sc' (echo, rate, connect, hold, sweep, raw)" >&2; exit 2 ;;
     esac
 done
 IFS=, read -ra scheme_list <<< "$schemes"
@@ -186,6 +210,13 @@ for sc in "${scenario_list[@]}"; do
                       cells+=("rate $scheme $size ${conn_list[0]} $first_engine")
                   done ;;
             connect) cells+=("connect $scheme - $storm_conns $first_engine") ;;
+            # Plain TCP: once, on the ws ports, whatever the schemes.
+            raw) [ "$scheme" = "${scheme_list[0]}" ] &&
+                     for size in "${size_list[@]}"; do
+                         for c in "${conn_list[@]}"; do
+                             for e in "${engine_list[@]}"; do cells+=("raw ws $size $c $e"); done
+                         done
+                     done ;;
             hold) cells+=("hold $scheme - $hold_conns $first_engine") ;;
             sweep) sweep_schemes+=" $scheme" ;;
         esac
@@ -197,7 +228,11 @@ host=$(hostname)
 mkdir -p "$out"
 
 echo "== building release binaries"
-cargo build --release -p wsport-tokio -p wsport-tokio-uring -p wsport-monoio -p wsport-uring -p wsport-bench
+packages=(-p wsport-tokio -p wsport-tokio-uring -p wsport-monoio -p wsport-uring -p wsport-bench)
+for s in "${server_list[@]}"; do
+    if is_reference "$s"; then packages+=(-p wsport-reference); break; fi
+done
+cargo build --release "${packages[@]}"
 
 server_pid=""
 stop_server() {
@@ -232,15 +267,15 @@ its client output (\`*.txt\`) and its server's logs (\`*.server.out\`, \`*.serve
 ## Ports and servers
 EOF
 
-# Start server $1 on the ports of scheme $2 with its logs named $3; on success sets server_pid
-# and urls. Falls back to kernel-chosen ports, once and for the rest of the run, when the
+# Start server $1 on the ports of scheme $2 with its logs named $3 and extra flags $4; on
+# success sets server_pid and urls. Falls back to kernel-chosen ports, once and for the rest of the run, when the
 # chosen ones cannot be bound, and says why.
 urls=()
 start_server() {
-    local s=$1 scheme=$2 name=$3 listen="" p
+    local s=$1 scheme=$2 name=$3 extra=${4:-} listen="" p
     for p in $(ports_for "$scheme"); do listen+=" --listen $scheme://127.0.0.1:$p"; done
     local cmd
-    cmd="$(server_cmd "$s")$listen --cpus $server_cores --threads $server_threads $server_args"
+    cmd="$(server_cmd "$s")$listen --cpus $server_cores --threads $server_threads $server_args$extra"
     # shellcheck disable=SC2086
     $cmd > "$out/$name.server.out" 2> "$out/$name.server.err" &
     server_pid=$!
@@ -270,8 +305,8 @@ start_server() {
         return 1
     fi
     mapfile -t urls < <(grep -o "^listening $scheme://127.0.0.1:[0-9]*" "$out/$name.server.out" | awk '{print $2 "/"}')
-    if [ -z "${announced[$s $scheme]:-}" ]; then
-        announced[$s $scheme]=1
+    if [ -z "${announced[$s $scheme$extra]:-}" ]; then
+        announced[$s $scheme$extra]=1
         echo "- $s $scheme: \`$cmd\`" >> "$out/README.md"
     fi
 }
@@ -288,6 +323,7 @@ cell_args() {
     local sc=$1 size=$2 c=$3 cell_rate=$4
     case "$sc" in
         echo) echo "echo -c $c --size $size --duration $duration --warmup $warmup" ;;
+        raw) echo "echo --raw -c $c --size $size --duration $duration --warmup $warmup" ;;
         rate) echo "rate --rate $cell_rate -c $c --size $size --duration $duration --warmup $warmup" ;;
         connect) echo "connect -c $c --duration $duration --warmup $warmup" ;;
         hold) echo "hold -c $c --ping-interval 1s --duration $duration --warmup $warmup" ;;
@@ -312,6 +348,7 @@ run_cell() {
     n=$((n + 1))
     case "$sc" in
         echo) name="echo-${size}B-${c}c-${s}-${scheme}-${engine}-r$r" ;;
+        raw) name="raw-${size}B-${c}c-${s}-${engine}-r$r" ;;
         rate) name="rate-${cell_rate}ps-${size}B-${c}c-${s}-${scheme}-r$r" ;;
         *) name="$sc-${c}c-${s}-${scheme}-r$r" ;;
     esac
@@ -324,7 +361,9 @@ run_cell() {
         echo "[$n/$total] $name: client engine $engine unavailable: ${engine_unavailable[$engine]}"
         return
     fi
-    if ! start_server "$s" "$scheme" "$name"; then
+    local extra=""
+    [ "$sc" = raw ] && extra=" --raw-tcp"
+    if ! start_server "$s" "$scheme" "$name" "$extra"; then
         echo "[$n/$total] $name: unavailable: ${unavailable[$s]}"
         echo "- $s: unavailable: ${unavailable[$s]}" >> "$out/README.md"
         return
@@ -378,18 +417,27 @@ sweep_done() {
         'BEGIN { exit !(cpu >= 95 * cores || got < 0.97 * want) }'
 }
 
-total=$(( repeat * ${#cells[@]} * ${#server_list[@]} ))
+total=0
+for cell in "${cells[@]}"; do
+    for s in "${server_list[@]}"; do
+        if serves_cell "$s" "$cell"; then total=$((total + 1)); fi
+    done
+done
+total=$(( repeat * total ))
 if [ -n "$sweep_schemes" ]; then
     # The sweep's length depends on where each server saturates.
     if [ "$total" -gt 0 ]; then total="$total+sweep"; else total=sweep; fi
 fi
 for r in $(seq 1 "$repeat"); do
     for cell in "${cells[@]}"; do
-        for s in "${server_list[@]}"; do run_cell "$s" "$cell" "$r" "$rate"; done
+        for s in "${server_list[@]}"; do
+            if serves_cell "$s" "$cell"; then run_cell "$s" "$cell" "$r" "$rate"; fi
+        done
     done
     # The load sweep: every server at each rate before the next, doubling until it saturates.
     for scheme in $sweep_schemes; do
-        active=("${server_list[@]}")
+        active=()
+        for s in "${server_list[@]}"; do is_reference "$s" || active+=("$s"); done
         step=$sweep_from
         while [ "${#active[@]}" -gt 0 ] && [ "$step" -le "$sweep_max" ]; do
             still=()

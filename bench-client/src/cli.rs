@@ -75,6 +75,11 @@ pub struct EchoArgs {
     /// Messages in flight per connection (pipelining).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub depth: u32,
+    /// Plain TCP against a server's --raw-tcp mode (the runtime's floor): no upgrade and no
+    /// frames; each message is its payload's bytes as they are, echoed once as many bytes came
+    /// back (checked like any echo). ws:// URLs only; the scenario is named `raw-...-tcp-PORT`.
+    #[arg(long, conflicts_with = "text")]
+    pub raw: bool,
 }
 
 /// `rate` options.
@@ -522,14 +527,17 @@ impl Plan {
     /// Validate the options of any workload.
     pub fn new(command: &Command) -> Result<Self, BenchError> {
         match command {
-            Command::Echo(a) => Self::build(
-                "echo",
-                &a.common,
-                Messages::of(&a.messages),
-                Pacing::Closed {
+            Command::Echo(a) => {
+                let workload = if a.raw { "raw" } else { "echo" };
+                let pacing = Pacing::Closed {
                     depth: a.depth as usize,
-                },
-            ),
+                };
+                let plan = Self::build(workload, &a.common, Messages::of(&a.messages), pacing)?;
+                if a.raw {
+                    plan.check_raw()?;
+                }
+                Ok(plan)
+            }
             Command::Connect(a) => {
                 let messages = Messages {
                     sizes: vec![16],
@@ -689,6 +697,28 @@ impl Plan {
         })
     }
 
+    /// `echo --raw`: bytes with no frames need plain TCP targets, and a message of no bytes
+    /// could never be told echoed.
+    fn check_raw(&self) -> Result<(), BenchError> {
+        if let Some(t) = self.targets.iter().find(|t| t.tls) {
+            return Err(BenchError::Usage(format!(
+                "--raw is plain TCP: {} is wss:// (give the ws:// URL of a --raw-tcp server)",
+                t.url
+            )));
+        }
+        if self.sizes.contains(&0) {
+            return Err(BenchError::Usage(
+                "--raw needs payloads of at least 1 byte: an empty message cannot be echoed".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `echo --raw`: plain TCP, no WebSocket.
+    pub fn raw(&self) -> bool {
+        self.workload == "raw"
+    }
+
     /// Largest payload.
     pub fn max_size(&self) -> usize {
         self.sizes.iter().copied().max().unwrap_or(0)
@@ -738,7 +768,9 @@ fn scenario_name(
     }
     let mut seen = Vec::new();
     for t in targets {
-        let part = format!("{}-{}", t.scheme(), t.port);
+        // `raw` speaks plain TCP whatever the URL's scheme.
+        let scheme = if kind == "raw" { "tcp" } else { t.scheme() };
+        let part = format!("{scheme}-{}", t.port);
         if !seen.contains(&part) {
             seen.push(part);
         }

@@ -93,7 +93,7 @@ const MEMORY_PER_CONNECTION: Metric = Metric {
 /// The metrics of a workload, preferred first.
 fn metrics(workload: &str) -> &'static [Metric] {
     match workload {
-        "echo" | "rate" => &[SERVER_CPU_PER_MSG],
+        "echo" | "rate" | "raw" => &[SERVER_CPU_PER_MSG],
         "connect" => &[SERVER_CPU_PER_HANDSHAKE, WALL_PER_HANDSHAKE],
         "hold" => &[MEMORY_PER_CONNECTION],
         _ => &[],

@@ -269,6 +269,9 @@ impl Conn {
     pub fn on_connected(&mut self, ctx: &mut Ctx) -> Result<(), ConnError> {
         self.phase = Phase::Handshaking;
         self.t_tcp = ctx.now;
+        if ctx.raw {
+            return self.open_raw(ctx);
+        }
         let t = &ctx.targets[self.target];
         let mut request = std::mem::take(&mut self.scratch);
         request.clear();
@@ -296,6 +299,14 @@ impl Conn {
         self.flush_tls()?;
         self.mark(ctx);
         Ok(())
+    }
+
+    /// `--raw`: TCP is all there is to open; messages may flow at once.
+    fn open_raw(&mut self, ctx: &mut Ctx) -> Result<(), ConnError> {
+        self.phase = Phase::Open;
+        self.upgraded = true;
+        ctx.open += 1;
+        self.fill(ctx)
     }
 
     /// The buffer the next receive should fill. Never empty while [`Self::wants_recv`].
@@ -482,6 +493,11 @@ impl Conn {
     /// server's close comes back. Echoes that arrive meanwhile are counted, not measured.
     pub fn start_close(&mut self, ctx: &mut Ctx) -> Result<(), ConnError> {
         match self.phase {
+            // `--raw` has no close message: wait for the echoes in flight, then hang up.
+            Phase::Open if ctx.raw => {
+                self.phase = Phase::Closing;
+                self.end_raw_when_answered();
+            }
             Phase::Open => {
                 let key = ctx.rng.mask_key();
                 self.encode(OpCode::Close, Payload::Close(CloseCode::NORMAL), key)?;
@@ -548,8 +564,12 @@ impl Conn {
         let seq = self.send_seq;
         let size = ctx.sizes[(seq % ctx.sizes.len() as u64) as usize];
         stamp(&mut self.template[..size], seq);
-        let key = ctx.rng.mask_key();
-        self.encode(opcode, Payload::Template(size), key)?;
+        if ctx.raw {
+            self.queued.extend_from_slice(&self.template[..size]);
+        } else {
+            let key = ctx.rng.mask_key();
+            self.encode(opcode, Payload::Template(size), key)?;
+        }
         self.times.push_back((intended, UNSTAMPED));
         self.queued_msgs += 1;
         self.send_seq += 1;
@@ -634,8 +654,53 @@ impl Conn {
                 }
                 Ok(())
             }
+            Phase::Open | Phase::Closing if ctx.raw => self.process_raw(ctx),
             Phase::Open | Phase::Closing => self.process_frames(ctx),
             Phase::Connecting | Phase::Done => Ok(()),
+        }
+    }
+
+    /// `--raw`: with no frames, the echo of message `n` is simply the next `size(n)` bytes.
+    /// Bytes beyond what was sent are the server's fault.
+    fn process_raw(&mut self, ctx: &mut Ctx) -> Result<(), ConnError> {
+        let mut pos = 0;
+        let mut result = Ok(());
+        while self.sent_unanswered() > 0 && result.is_ok() {
+            let size = ctx.sizes[(self.recv_seq % ctx.sizes.len() as u64) as usize];
+            if self.rx_len - pos < size {
+                break;
+            }
+            result = self.on_answer(true, pos..pos + size, ctx);
+            pos += size;
+        }
+        if result.is_ok() && self.sent_unanswered() == 0 && self.rx_len > pos {
+            result = Err(ConnError::new(
+                Cause::Unexpected,
+                format!(
+                    "the server sent {} bytes more than it was sent (is it in --raw-tcp mode?)",
+                    self.rx_len - pos
+                ),
+            ));
+        }
+        self.rx.copy_within(pos..self.rx_len, 0);
+        self.rx_len -= pos;
+        self.end_raw_when_answered();
+        result
+    }
+
+    /// Messages handed to the kernel and not answered yet: the oldest entries of `times`
+    /// (the newest are still queued, or in `out` and not yet stamped). Only those can be
+    /// echoed; a raw server that sends bytes for the others is making them up.
+    fn sent_unanswered(&self) -> usize {
+        self.times
+            .len()
+            .saturating_sub(self.queued_msgs + self.unstamped)
+    }
+
+    /// `--raw`, closing: done once every message in flight was answered.
+    fn end_raw_when_answered(&mut self) {
+        if self.phase == Phase::Closing && self.times.is_empty() {
+            self.phase = Phase::Done;
         }
     }
 

@@ -31,6 +31,7 @@ pub mod conn;
 #[allow(unsafe_code)]
 pub mod epoll;
 pub mod error;
+pub mod floor;
 pub mod hists;
 pub mod hlog;
 pub mod meta;

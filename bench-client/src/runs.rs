@@ -311,7 +311,7 @@ impl Run {
             && self
                 .client_cpu_percent
                 .is_some_and(|c| c >= CLIENT_BUSY_PERCENT * self.client_cores as f64);
-        let closed_loop = matches!(self.workload.as_str(), "echo" | "connect");
+        let closed_loop = matches!(self.workload.as_str(), "echo" | "connect" | "raw");
         let costlier = match (self.client_us_per_msg, self.server_us_per_msg) {
             (Some(c), Some(s)) => closed_loop && c > 0.0 && c >= s,
             _ => false,
@@ -525,14 +525,21 @@ fn scheme_of(doc: &Value) -> String {
 #[derive(Debug, Clone)]
 pub struct ServerOrder(Vec<String>);
 
-/// The runner's servers, in the order `scripts/run-bench.sh` lists them.
-const KNOWN_SERVERS: [&str; 5] = [
+/// The runner's servers, in the order `scripts/run-bench.sh` lists them, the reference
+/// servers (servers/reference) last.
+const KNOWN_SERVERS: [&str; 7] = [
     "tokio",
     "tokio-multi",
     "tokio-uring",
     "monoio-uring",
     "monoio-epoll",
+    REFERENCE_SERVER,
+    "tokio-tungstenite",
 ];
+
+/// The well-known server every server's cost is also stated against when it ran: the
+/// fastwebsockets echo server of servers/reference, on the same runtime as wsport-tokio.
+pub const REFERENCE_SERVER: &str = "fastwebsockets";
 
 impl ServerOrder {
     /// The servers of `runs`, `baseline` first when present.

@@ -15,7 +15,7 @@ use std::fmt::Write as _;
 use crate::plot::{Plot, PLOTS_DIR};
 use crate::runs::{
     by_server, median, scenarios, spread, Calls, ClientLimit, Percentiles, Run, ServerOrder,
-    CLIENT_BUSY_PERCENT, RATE_MISSED_BELOW,
+    CLIENT_BUSY_PERCENT, RATE_MISSED_BELOW, REFERENCE_SERVER,
 };
 
 /// The whole summary of `runs` (sorted as [`crate::runs::load`] returns them), linking `plots`.
@@ -91,6 +91,7 @@ pub fn render(runs: &[Run], baseline: &str, plots: &[Plot]) -> String {
             _ => {}
         }
     }
+    out.push_str(&crate::floor::section(runs, &order));
     out
 }
 
@@ -112,20 +113,24 @@ fn families(runs: &[Run]) -> Vec<(String, Vec<&Run>)> {
 
 fn echo_table(out: &mut String, servers: &[(&str, Vec<&Run>)], baseline: &str) {
     let base = base_figure(servers, baseline, |r| r.server_us_per_msg);
+    let reference = Reference::of(servers, baseline);
     let _ = writeln!(
         out,
-        "| server | runs | msgs/s (range) | server CPU µs/msg (range) | vs {baseline} | server CPU | p50 | p99 | p99.9 | server RSS | RSS per conn | client µs/msg | syscalls/msg server · client | msgs/wait server · client | notes |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        "| server | runs | msgs/s (range) | server CPU µs/msg (range) | vs {baseline} |{} server CPU | p50 | p99 | p99.9 | server RSS | RSS per conn | client µs/msg | syscalls/msg server · client | msgs/wait server · client | notes |\n|---|---:|---:|---:|---:|{}---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        reference.header(),
+        reference.align(),
     );
     for (server, runs) in servers {
         let cpu = spread(runs.iter().filter_map(|r| r.server_us_per_msg));
         let _ = writeln!(
             out,
-            "| {server} | {} | {}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {server} | {} | {}{} | {} | {} |{} {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             runs.len(),
             rate_cell(spread(runs.iter().map(|r| r.msgs_per_sec))),
             client_mark(runs),
             cpu_cell(cpu),
             ratio(cpu, base),
+            reference.cell(cpu),
             percent(runs, |r| r.server_cpu_percent),
             latency(runs, |p| p.p50),
             latency(runs, |p| p.p99),
@@ -186,9 +191,17 @@ fn rate_table(out: &mut String, servers: &[(&str, Vec<&Run>)], baseline: &str) {
 }
 
 fn connect_table(out: &mut String, servers: &[(&str, Vec<&Run>)], baseline: &str) {
+    // The reference serves ws only: its ratio column is there when it ran, `–` for wss rows.
+    let ws: Vec<(&str, Vec<&Run>)> = servers
+        .iter()
+        .map(|(s, l)| (*s, l.iter().copied().filter(|r| r.scheme == "ws").collect()))
+        .collect();
+    let reference = Reference::of(&ws, baseline);
     let _ = writeln!(
         out,
-        "| server | scheme | runs | handshakes/s (range) | server CPU µs/handshake (range) | vs {baseline} | TCP p50 / p99 | TLS p50 / p99 | upgrade p50 / p99 | total p50 / p99 | client µs/handshake | notes |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        "| server | scheme | runs | handshakes/s (range) | server CPU µs/handshake (range) | vs {baseline} |{} TCP p50 / p99 | TLS p50 / p99 | upgrade p50 / p99 | total p50 / p99 | client µs/handshake | notes |\n|---|---|---:|---:|---:|---:|{}---:|---:|---:|---:|---:|---|",
+        reference.header(),
+        reference.align(),
     );
     let mut schemes: Vec<&str> = servers
         .iter()
@@ -220,9 +233,13 @@ fn connect_table(out: &mut String, servers: &[(&str, Vec<&Run>)], baseline: &str
                     _ => "–".into(),
                 }
             };
+            let against_reference = match scheme {
+                "ws" => reference.cell(cpu),
+                _ => reference.cell(None),
+            };
             let _ = writeln!(
                 out,
-                "| {server} | {scheme} | {} | {}{} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {server} | {scheme} | {} | {}{} | {} | {} |{against_reference} {} | {} | {} | {} | {} | {} |",
                 runs.len(),
                 count_cell(spread(runs.iter().map(|r| r.msgs_per_sec))),
                 client_mark(runs),
@@ -270,6 +287,40 @@ fn hold_table(out: &mut String, servers: &[(&str, Vec<&Run>)], baseline: &str) {
         );
     }
     out.push_str("\nMemory per connection: (server RSS with the connections open − before connecting) / connections. Pong latency from each ping's intended send time.\n\n");
+}
+
+/// The "vs fastwebsockets" column: every server's server CPU per message (handshake) as a
+/// ratio to the reference server's, present only when the reference ran in the table and is
+/// not the baseline already.
+struct Reference(Option<f64>);
+
+impl Reference {
+    fn of(servers: &[(&str, Vec<&Run>)], baseline: &str) -> Self {
+        Self(
+            (baseline != REFERENCE_SERVER)
+                .then(|| base_figure(servers, REFERENCE_SERVER, |r| r.server_us_per_msg))
+                .flatten(),
+        )
+    }
+
+    fn header(&self) -> String {
+        self.0
+            .map_or(String::new(), |_| format!(" vs {REFERENCE_SERVER} |"))
+    }
+
+    fn align(&self) -> &'static str {
+        if self.0.is_some() {
+            "---:|"
+        } else {
+            ""
+        }
+    }
+
+    fn cell(&self, figure: Option<(f64, f64, f64)>) -> String {
+        self.0.map_or(String::new(), |base| {
+            format!(" {} |", ratio(figure, Some(base)))
+        })
+    }
 }
 
 /// The baseline server's median of `figure`, if it ran.
@@ -476,6 +527,35 @@ mod tests {
         assert!(summary.contains("| 10.0 KiB |"), "{summary}");
         assert!(
             summary.contains("client busy ≥ 90% of its cores"),
+            "{summary}"
+        );
+        assert!(
+            !summary.contains("vs fastwebsockets"),
+            "no reference ran: {summary}"
+        );
+    }
+
+    #[test]
+    fn costs_are_also_stated_against_the_reference_when_it_ran() {
+        let runs = vec![
+            run("tokio", 1000, 140_000.0, 7.0, 50.0),
+            run("fastwebsockets", 1001, 130_000.0, 8.75, 50.0),
+        ];
+        let summary = render(&runs, "tokio", &[]);
+        assert!(
+            summary.contains("| vs tokio | vs fastwebsockets | server CPU |"),
+            "{summary}"
+        );
+        assert!(
+            summary.contains(
+                "| tokio | 1 | 140k (140–140k) | 7.00 (7.00–7.00) | 1.00× | 0.80× | 99% |"
+            ),
+            "{summary}"
+        );
+        assert!(
+            summary.contains(
+                "| fastwebsockets | 1 | 130k (130–130k) | 8.75 (8.75–8.75) | 1.25× | 1.00× |"
+            ),
             "{summary}"
         );
     }

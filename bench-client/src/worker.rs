@@ -306,6 +306,8 @@ pub struct Ctx {
     pub ping: bool,
     /// `connect`: connections are the unit; each is closed after its upgrade and reopened.
     pub storm: bool,
+    /// `echo --raw`: plain TCP, no upgrade and no frames (a server's `--raw-tcp` floor).
+    pub raw: bool,
     /// Slots whose (next) connection the engine should open now.
     pub reconnect: Vec<usize>,
     /// Masking keys, nonces, payloads.
@@ -523,6 +525,7 @@ impl Worker {
             text: plan.text,
             ping: plan.ping,
             storm: plan.pacing.is_storm(),
+            raw: plan.raw(),
             reconnect: Vec::new(),
             rng: Rng::seeded(index),
             targets,

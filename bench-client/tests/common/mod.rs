@@ -46,13 +46,20 @@ pub struct Server {
 impl Server {
     /// `wsport-tokio --listen ws://127.0.0.1:0 --listen wss://127.0.0.1:0 EXTRA...`
     pub fn start(extra: &[&str]) -> Self {
+        Self::launch(&["ws", "wss"], extra)
+    }
+
+    /// `wsport-tokio --listen ws://127.0.0.1:0 --raw-tcp`: the raw TCP echo (`wss` is empty).
+    pub fn start_raw() -> Self {
+        Self::launch(&["ws"], &["--raw-tcp"])
+    }
+
+    fn launch(schemes: &[&str], extra: &[&str]) -> Self {
+        let listen = schemes
+            .iter()
+            .flat_map(|s| ["--listen".to_owned(), format!("{s}://127.0.0.1:0")]);
         let mut child = Command::new(server_binary())
-            .args([
-                "--listen",
-                "ws://127.0.0.1:0",
-                "--listen",
-                "wss://127.0.0.1:0",
-            ])
+            .args(listen)
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -68,7 +75,7 @@ impl Server {
             }
         });
         let (mut ws, mut wss) = (String::new(), String::new());
-        while ws.is_empty() || wss.is_empty() {
+        while ws.is_empty() || (wss.is_empty() && schemes.contains(&"wss")) {
             let url = rx
                 .recv_timeout(Duration::from_secs(10))
                 .expect("the server announced its ports");

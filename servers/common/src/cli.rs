@@ -118,8 +118,14 @@ pub struct ServerArgs {
     pub shutdown_timeout: Duration,
 
     /// listen(2) backlog of each listener.
-    #[arg(long, value_name = "N", default_value_t = 4096)]
+    #[arg(long, value_name = "N", default_value_t = crate::socket::DEFAULT_BACKLOG.into())]
     pub backlog: i64,
+
+    /// Raw TCP echo, for measuring the runtime's floor: the same accept and read/write loop
+    /// with no WebSocket session — every byte read is written back as it came (no handshake,
+    /// no frames, no timeouts). ws:// listeners only.
+    #[arg(long)]
+    pub raw_tcp: bool,
 
     /// DEBUG ONLY, to prove the benchmark: every DUR, block the runtime thread that serves the
     /// next read for --debug-stall-for (a GC pause or a blocking call). Off by default.
@@ -216,6 +222,13 @@ impl ServerArgs {
             (Some(_), Some(t)) => t,
         };
 
+        if let Some(spec) = listeners
+            .iter()
+            .find(|l| self.raw_tcp && l.scheme == Scheme::Wss)
+        {
+            return Err(ConfigError::RawTcpWithWss { spec: *spec });
+        }
+
         // Last, so a certificate is not generated (and announced) for a config refused anyway.
         let any_wss = listeners.iter().any(|l| l.scheme == Scheme::Wss);
         let tls = match (self.cert, self.key) {
@@ -269,6 +282,7 @@ impl ServerArgs {
                 stall: self.debug_stall_every.zip(self.debug_stall_for),
                 spin_per_message: self.debug_spin_per_message.filter(|d| !d.is_zero()),
             },
+            raw_tcp: self.raw_tcp,
         })
     }
 }

@@ -54,6 +54,9 @@ pub struct ServerConfig {
     pub backlog: i32,
     /// Faults injected on purpose (hidden `--debug-*` flags); none by default.
     pub debug: DebugFaults,
+    /// `--raw-tcp`: echo the bytes of every connection as they come, with no WebSocket
+    /// session (no handshake, no frames, no deadlines): the runtime's floor.
+    pub raw_tcp: bool,
 }
 
 /// Faults a server injects only when asked by its hidden `--debug-*` flags, so that tests can
@@ -150,6 +153,14 @@ pub enum ConfigError {
     BadOrigin {
         /// The origin given.
         origin: String,
+    },
+    /// `--raw-tcp` with a `wss://` listener: the raw floor has no TLS to measure.
+    #[error(
+        "--raw-tcp echoes plain TCP: {spec} is not ws:// (the raw floor is measured without TLS)"
+    )]
+    RawTcpWithWss {
+        /// The wss listener given.
+        spec: ListenSpec,
     },
     /// `--ping-timeout` given while heartbeats are off.
     #[error("--ping-timeout needs --ping-interval (heartbeats are off)")]

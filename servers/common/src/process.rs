@@ -170,6 +170,33 @@ pub fn admit(
     }
 }
 
+/// What an accepted connection runs.
+// Moved once per connection into its task: boxing the session would only add an allocation
+// to every WebSocket connection.
+#[allow(clippy::large_enum_variant)]
+pub enum Serve {
+    /// The WebSocket protocol, driven by its session.
+    WebSocket(Session),
+    /// `--raw-tcp`: bytes echoed as they come, the runtime's floor.
+    Raw,
+}
+
+/// [`admit`], or under `--raw-tcp` TCP_NODELAY alone: what to run on a socket just accepted
+/// on a `scheme` listener. `None` when rustls cannot start a wss session.
+pub fn admit_connection(
+    stream: &impl AsRawFd,
+    shared: &Shared,
+    counters: &Arc<Counters>,
+    scheme: Scheme,
+) -> Option<Serve> {
+    if shared.config.raw_tcp {
+        // As for a session: small echoes must not wait on Nagle; failing is not fatal.
+        let _ = socket::configure_stream(stream);
+        return Some(Serve::Raw);
+    }
+    admit(stream, shared, counters, scheme).map(Serve::WebSocket)
+}
+
 /// The listen specs with their real ports (the first thread's: every thread binds the same).
 pub fn specs(listeners: &[Vec<(ListenSpec, TcpListener)>]) -> Vec<ListenSpec> {
     listeners

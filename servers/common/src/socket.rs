@@ -156,6 +156,26 @@ pub fn bind_listeners(
     Ok(per_thread)
 }
 
+/// The listen(2) backlog when none is asked for (`--backlog`).
+pub const DEFAULT_BACKLOG: i32 = 4096;
+
+/// One listener for `spec`, probed and bound as [`bind_listeners`] binds each, with its spec
+/// carrying the real port: for servers that run a single thread (the reference servers).
+pub fn bind_one_listener(
+    mut spec: ListenSpec,
+    backlog: i32,
+) -> Result<(ListenSpec, TcpListener), BindError> {
+    if spec.addr.port() != 0 {
+        probe(spec.addr)?;
+    }
+    let listener = bind_one(spec.addr, backlog)?;
+    let local = listener
+        .local_addr()
+        .map_err(io_err(spec.addr, "getsockname"))?;
+    spec.addr.set_port(local.port());
+    Ok((spec, listener))
+}
+
 /// Sets per-connection options on an accepted stream: TCP_NODELAY, since echo replies are
 /// small and must not wait for Nagle's algorithm.
 ///

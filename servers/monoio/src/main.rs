@@ -38,6 +38,7 @@
 #![deny(unsafe_code)]
 
 mod closing;
+mod raw;
 mod sys;
 
 use std::cell::Cell;
@@ -60,7 +61,7 @@ use wsport_server_common::cli::ServerArgs;
 use wsport_server_common::counters::Counters;
 use wsport_server_common::deadline;
 use wsport_server_common::faults::{Faults, NoFaults};
-use wsport_server_common::process::{self, Process, RuntimeThread, Shared};
+use wsport_server_common::process::{self, Process, RuntimeThread, Serve, Shared};
 use wsport_server_common::session::{drain_time, End, Session, LINGER, WRITE_TIMEOUT};
 use wsport_server_common::shutdown::POLL_INTERVAL;
 use wsport_server_common::{socket, ListenSpec, Scheme};
@@ -342,15 +343,18 @@ async fn accept_loop(listener: Rc<TcpListener>, context: Rc<Accept>) {
                 continue;
             }
         };
-        let Some(session) =
-            process::admit(&stream, &context.shared, &context.counters, context.scheme)
+        let Some(serve) =
+            process::admit_connection(&stream, &context.shared, &context.counters, context.scheme)
         else {
             continue;
         };
         context.active.set(context.active.get() + 1);
         let context = Rc::clone(&context);
         monoio::spawn(async move {
-            connection(stream, session, &context).await;
+            match serve {
+                Serve::WebSocket(session) => connection(stream, session, &context).await,
+                Serve::Raw => raw::connection(stream, &context).await,
+            }
             context.active.set(context.active.get() - 1);
         });
     }
@@ -374,6 +378,18 @@ impl Conn {
             fd: SocketFd::of(&stream),
             halves: Some(stream.into_split()),
         }
+    }
+}
+
+impl Conn {
+    /// The descriptor and both halves, borrowed together: a read stays in flight on one half
+    /// while the other writes.
+    fn parts(&mut self) -> (&SocketFd, &mut Reader, &mut Writer) {
+        let (reader, writer) = self
+            .halves
+            .as_mut()
+            .expect("Conn holds its halves until dropped");
+        (&self.fd, reader, writer)
     }
 }
 
@@ -446,10 +462,7 @@ async fn serve_connection(
         return;
     }
     let mut conn = Conn::new(stream);
-    let Conn { fd, halves } = &mut conn;
-    let (reader, writer) = halves
-        .as_mut()
-        .expect("Conn holds its halves until dropped");
+    let (fd, reader, writer) = conn.parts();
     let mut shutting_down = false;
     let mut ending = Ending::No;
     let mut buf = Session::new_buffer();

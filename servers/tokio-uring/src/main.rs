@@ -23,6 +23,8 @@
 //!   returns 0, a write fails with EPIPE, an accept with EINVAL), and that completion is
 //!   awaited before the socket is dropped.
 
+mod raw;
+
 use std::cell::Cell;
 use std::future::Future;
 use std::net::{Shutdown as Halves, TcpListener as StdListener};
@@ -43,7 +45,7 @@ use wsport_server_common::cli::ServerArgs;
 use wsport_server_common::counters::Counters;
 use wsport_server_common::deadline;
 use wsport_server_common::faults::{Faults, NoFaults};
-use wsport_server_common::process::{self, Process, RuntimeThread, Shared};
+use wsport_server_common::process::{self, Process, RuntimeThread, Serve, Shared};
 use wsport_server_common::session::{drain_time, End, Session, LINGER, WRITE_TIMEOUT};
 use wsport_server_common::shutdown::POLL_INTERVAL;
 use wsport_server_common::{socket, uring, ListenSpec, Scheme};
@@ -188,15 +190,18 @@ async fn accept_loop(listener: TcpListener, stopper: StdListener, context: Rc<Ac
                 continue;
             }
         };
-        let Some(session) =
-            process::admit(&stream, &context.shared, &context.counters, context.scheme)
+        let Some(serve) =
+            process::admit_connection(&stream, &context.shared, &context.counters, context.scheme)
         else {
             continue;
         };
         context.active.set(context.active.get() + 1);
         let context = Rc::clone(&context);
         tokio_uring::spawn(async move {
-            connection(stream, session, &context).await;
+            match serve {
+                Serve::WebSocket(session) => connection(stream, session, &context).await,
+                Serve::Raw => raw::connection(stream, &context).await,
+            }
             context.active.set(context.active.get() - 1);
         });
     }

@@ -6,6 +6,8 @@
 //! for comparison. The protocol lives in `wsport_server_common::session`; this file is only the
 //! readiness-based IO loop around it.
 
+mod raw;
+
 use std::net::TcpListener as StdListener;
 use std::pin::pin;
 use std::process::ExitCode;
@@ -22,7 +24,7 @@ use wsport_server_common::cli::ServerArgs;
 use wsport_server_common::counters::Counters;
 use wsport_server_common::deadline;
 use wsport_server_common::faults::{Faults, NoFaults};
-use wsport_server_common::process::{self, Process, RuntimeThread, Shared};
+use wsport_server_common::process::{self, Process, RuntimeThread, Serve, Shared};
 use wsport_server_common::session::{drain_time, End, Session, LINGER, WRITE_TIMEOUT};
 use wsport_server_common::{affinity, socket, ListenSpec, Scheme};
 
@@ -172,15 +174,18 @@ async fn accept_loop(listener: TcpListener, context: Arc<Accept>) {
                 continue;
             }
         };
-        let Some(session) =
-            process::admit(&stream, &context.shared, &context.counters, context.scheme)
+        let Some(serve) =
+            process::admit_connection(&stream, &context.shared, &context.counters, context.scheme)
         else {
             continue;
         };
         context.active.fetch_add(1, Ordering::AcqRel);
         let context = Arc::clone(&context);
         tokio::spawn(async move {
-            connection(stream, session, &context).await;
+            match serve {
+                Serve::WebSocket(session) => connection(stream, session, &context).await,
+                Serve::Raw => raw::connection(stream, &context).await,
+            }
             context.active.fetch_sub(1, Ordering::AcqRel);
         });
     }
