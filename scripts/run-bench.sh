@@ -36,7 +36,8 @@
 #   --repeat N  --rate N  --storm-conns N  --hold-conns N  --out DIR  --server-cores LIST
 #   --client-cores LIST  --client-engines LIST  --sweep-from N  --sweep-max N
 #   --server-args "..." (added to every server, e.g. the hidden
-#   --debug-spin-per-message of the regression-gate proof).
+#   --debug-spin-per-message of the regression-gate proof)  --no-build (use target/release as
+#   it is: a caller that runs many, like scripts/gate-proof.sh, builds once).
 #
 # Paired base/head (the regression gate): --base-bin DIR --head-bin DIR (each a directory with
 # the release binaries of one build; --head-bin defaults to target/release) runs both builds'
@@ -76,6 +77,7 @@ server_cores=""
 client_cores=""
 server_args=""
 sides=()
+build=1
 declare -A side_bin=() side_extra=()
 command_line="scripts/run-bench.sh $*"
 
@@ -106,6 +108,7 @@ while [ $# -gt 0 ]; do
         --sweep-from) sweep_from="$2"; shift ;;
         --sweep-max) sweep_max="$2"; shift ;;
         --server-args) server_args="$2"; shift ;;
+        --no-build) build=0 ;;
         --base-bin) sides+=(base); side_bin[base]="$2"; shift ;;
         --head-bin) sides+=(head); side_bin[head]="$2"; shift ;;
         --side) sides+=("${2%%=*}"); side_bin[${2%%=*}]="${2#*=}"; shift ;;
@@ -117,7 +120,7 @@ while [ $# -gt 0 ]; do
 done
 
 # A paired run compares base with head: --base-bin alone means head is this checkout's build.
-if [ -n "${side_bin[base]:-}" ] && [ -z "${side_bin[head]:-}" ]; then
+if [ "${sides[*]}" = base ]; then
     sides+=(head); side_bin[head]=target/release
 fi
 for side in "${sides[@]}"; do
@@ -222,8 +225,10 @@ host=$(hostname)
 [ -n "$out" ] || out="target/bench/$(date +%F)-$host-$(date +%H%M%S)"
 mkdir -p "$out"
 
-echo "== building release binaries"
-cargo build --release -p wsport-tokio -p wsport-tokio-uring -p wsport-monoio -p wsport-bench
+if [ "$build" = 1 ]; then
+    echo "== building release binaries"
+    cargo build --release -p wsport-tokio -p wsport-tokio-uring -p wsport-monoio -p wsport-bench
+fi
 
 server_pid=""
 stop_server() {
