@@ -131,7 +131,10 @@ mod tests {
     #[test]
     fn too_few_pairs_give_no_interval() {
         assert_eq!(median_interval(&[0.1; 5], 0.95), None);
-        assert_eq!(median_interval(&[0.1, 0.1, 0.1, 0.1, 0.1, f64::NAN], 0.95), None);
+        assert_eq!(
+            median_interval(&[0.1, 0.1, 0.1, 0.1, 0.1, f64::NAN], 0.95),
+            None
+        );
         assert!(median_interval(&[0.1; MIN_PAIRS_95], 0.95).is_some());
     }
 }

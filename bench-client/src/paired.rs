@@ -21,8 +21,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::compare::{self, figure, Metric, Verdict, SERVER_CPU_PER_MSG};
-use crate::runs::{self, ClientLimit, Run, RunsError};
 use crate::median_interval::{self, MedianInterval, POWER_80_HALF_WIDTHS};
+use crate::runs::{self, ClientLimit, Run, RunsError};
 
 /// The confidence of the interval the rule reads.
 pub const CONFIDENCE: f64 = 0.95;
@@ -57,8 +57,7 @@ pub struct PairedComparison {
     pub sides: (String, String),
 }
 
-/// The figures of one scenario and server: per pair, (base, head), plus whether a run of it
-/// was limited by a late client.
+/// The runs of one scenario and server: per pair, (base, head), either missing if it failed.
 #[derive(Debug, Default)]
 struct Cell<'a> {
     pairs: BTreeMap<u64, (Option<&'a Run>, Option<&'a Run>)>,
@@ -285,7 +284,10 @@ mod tests {
         let d: Vec<f64> = (0..pairs)
             .map(|_| effect.ln_1p() + sd * noise.normal())
             .collect();
-        decide(median_interval::median_interval(&d, CONFIDENCE).unwrap(), 0.03)
+        decide(
+            median_interval::median_interval(&d, CONFIDENCE).unwrap(),
+            0.03,
+        )
     }
 
     fn rate(effect: f64, sd: f64, verdict: Verdict) -> f64 {
@@ -370,7 +372,10 @@ mod tests {
         let c = compare_paired_runs(&runs, "base", "head", 0.03);
         assert_eq!(c.rows.len(), 1);
         let row = &c.rows[0];
-        assert_eq!((row.scenario.as_str(), row.server.as_str()), ("echo-64B-100c-1t-ws", "tokio"));
+        assert_eq!(
+            (row.scenario.as_str(), row.server.as_str()),
+            ("echo-64B-100c-1t-ws", "tokio")
+        );
         assert_eq!(row.pairs, 8);
         assert!((row.ratio.unwrap().0 - 1.1).abs() < 1e-9);
         assert_eq!(row.verdict, Verdict::Slower);
@@ -381,8 +386,13 @@ mod tests {
         assert_eq!(c.rows[0].verdict, Verdict::Faster);
         // Too few pairs: no interval, and the table says so.
         let c = compare_paired_runs(&runs[..10], "base", "head", 0.03);
-        assert_eq!((c.rows[0].pairs, c.rows[0].verdict), (5, Verdict::Unchanged));
-        assert!(c.markdown().contains("not judged: 5 pairs, at least 6 needed"));
+        assert_eq!(
+            (c.rows[0].pairs, c.rows[0].verdict),
+            (5, Verdict::Unchanged)
+        );
+        assert!(c
+            .markdown()
+            .contains("not judged: 5 pairs, at least 6 needed"));
         assert!(!c.any_slower());
     }
 }
