@@ -1,21 +1,30 @@
 #!/usr/bin/env bash
-# Proves the regression gate (`wsport-bench compare`) on this host: N rounds, each measuring a
-# baseline, the same commit again (A/A: any "slower" is a false alarm) and the same commit with
-# an injected server slowdown (A/B: --debug-spin-per-message, hidden, off by default; a
-# "slower" is a detection). Prints the counts; every directory and table stays in --out.
+# Proves the paired regression gate (`scripts/run-bench.sh --base-bin/--head-bin` judged by
+# `wsport-bench compare --paired`) on this host: N rounds, each ONE paired run in which the
+# same build runs as four sides, alternating in a random order within every repeat: "base",
+# "same" (A/A: a "slower" is a false alarm), and two sides with an injected server slowdown
+# (the hidden --debug-spin-per-message, off by default) of about +10% and +5% of the server's
+# CPU per message (a "slower" is a detection). The spins are sized from a short calibration
+# run first. Prints a line per round and the counts; every directory and table stays in --out,
+# the table of all rounds in --out/table.md.
 #
-#   scripts/gate-proof.sh [--rounds 10] [--spin 700ns] [--out target/gate-proof] [--servers tokio]
+#   scripts/gate-proof.sh [--rounds 8] [--pairs 10] [--duration 1s] [--effects 10,5]
+#                         [--out target/gate-proof] [--servers tokio]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-rounds=10
-spin="700ns"
+rounds=8
+pairs=10
+duration="1s"
+effects="10,5"
 out="target/gate-proof"
 servers="tokio"
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) rounds="$2"; shift ;;
-        --spin) spin="$2"; shift ;;
+        --pairs) pairs="$2"; shift ;;
+        --duration) duration="$2"; shift ;;
+        --effects) effects="$2"; shift ;;
         --out) out="$2"; shift ;;
         --servers) servers="$2"; shift ;;
         *) echo "gate-proof.sh: unknown argument '$1'" >&2; exit 2 ;;
@@ -24,17 +33,59 @@ while [ $# -gt 0 ]; do
 done
 rm -rf "$out"
 mkdir -p "$out"
-matrix=(--servers "$servers" --scenarios echo --ports any --schemes ws --sizes 64 --conns 100 --duration 3s --warmup 1s --repeat 3)
-false_alarms=0
-detected=0
-for i in $(seq 1 "$rounds"); do
-    for kind in base same slow; do
-        extra=()
-        [ "$kind" = slow ] && extra=(--server-args "--debug-spin-per-message $spin")
-        scripts/run-bench.sh "${matrix[@]}" "${extra[@]}" --out "$out/$i-$kind" > "$out/$i-$kind.log" 2>&1
-    done
-    if target/release/wsport-bench compare "$out/$i-base" "$out/$i-same" > "$out/$i-aa.md"; then aa=ok; else aa="FALSE ALARM"; false_alarms=$((false_alarms + 1)); fi
-    if target/release/wsport-bench compare "$out/$i-base" "$out/$i-slow" > "$out/$i-ab.md"; then ab=missed; else ab=detected; detected=$((detected + 1)); fi
-    echo "round $i: A/A $aa ($(awk -F'|' 'NR==3 {print $6}' "$out/$i-aa.md" | xargs)), A/B $ab ($(awk -F'|' 'NR==3 {print $6}' "$out/$i-ab.md" | xargs))"
+matrix=(--servers "$servers" --scenarios echo --ports any --schemes ws --sizes 64 --conns 100
+    --client-engines io-uring --warmup 500ms)
+bench=target/release/wsport-bench
+# Built once here: wsport-bench's build script watches the git refs, so any commit in the
+# repository (another worktree's too) would otherwise rebuild it inside a round.
+cargo build --release -p wsport-tokio -p wsport-bench
+matrix+=(--no-build)
+
+# Calibration: the server's CPU per message now, to size each injected slowdown.
+scripts/run-bench.sh "${matrix[@]}" --duration 2s --repeat 1 --out "$out/calibration" \
+    > "$out/calibration.log" 2>&1
+cost_us=$(grep -o '"sched_cpu_us_per_msg":[0-9.]*' "$out/calibration/runs.jsonl" | head -1 | cut -d: -f2)
+[ -n "$cost_us" ] || cost_us=$(grep -o '"cpu_us_per_msg":[0-9.]*' "$out/calibration/runs.jsonl" | head -1 | cut -d: -f2)
+IFS=, read -ra effect_list <<< "$effects"
+sides=(--side base=target/release --side same=target/release)
+for e in "${effect_list[@]}"; do
+    spin_ns=$(awk -v c="$cost_us" -v e="$e" 'BEGIN { printf "%d", c * 1000 * e / 100 }')
+    sides+=(--side "slow$e=target/release" --side-args "slow$e=--debug-spin-per-message ${spin_ns}ns")
+    echo "+$e%: --debug-spin-per-message ${spin_ns}ns (calibration: $cost_us µs CPU per message)" | tee -a "$out/table.md"
 done
-echo "A/A false alarms: $false_alarms of $rounds; A/B ($spin per message) detected: $detected of $rounds"
+echo | tee -a "$out/table.md"
+
+false_alarms=0
+declare -A detected=()
+header="| round | A/A ratio (95% interval) | A/A verdict |"
+rule="|---:|---|---|"
+for e in "${effect_list[@]}"; do header+=" +$e% ratio (95% interval) | +$e% verdict |"; rule+="---|---|"; detected[$e]=0; done
+echo "$header" | tee -a "$out/table.md"
+echo "$rule" | tee -a "$out/table.md"
+started=$SECONDS
+for i in $(seq 1 "$rounds"); do
+    scripts/run-bench.sh "${matrix[@]}" --duration "$duration" --repeat "$pairs" "${sides[@]}" \
+        --out "$out/$i" > "$out/$i.log" 2>&1 || echo "round $i: a run failed (see $out/$i.log)" >&2
+    line="| $i |"
+    if "$bench" compare --paired "$out/$i" --base-side base --head-side same > "$out/$i-aa.md"; then
+        aa=ok
+    else
+        aa="FALSE ALARM"; false_alarms=$((false_alarms + 1))
+    fi
+    line+=" $(awk -F'|' 'NR == 3 { print $7 " (" $8 ")" }' "$out/$i-aa.md" | tr -s ' ') | $aa |"
+    for e in "${effect_list[@]}"; do
+        if "$bench" compare --paired "$out/$i" --base-side base --head-side "slow$e" > "$out/$i-ab$e.md"; then
+            ab=missed
+        else
+            ab=detected; detected[$e]=$((detected[$e] + 1))
+        fi
+        line+=" $(awk -F'|' 'NR == 3 { print $7 " (" $8 ")" }' "$out/$i-ab$e.md" | tr -s ' ') | $ab |"
+    done
+    echo "$line" | tee -a "$out/table.md"
+done
+{
+    echo
+    summary="A/A false alarms: $false_alarms of $rounds"
+    for e in "${effect_list[@]}"; do summary+="; +$e% detected: ${detected[$e]} of $rounds"; done
+    echo "$summary ($((SECONDS - started)) s for $rounds rounds of $pairs pairs × $((2 + ${#effect_list[@]})) sides)"
+} | tee -a "$out/table.md"

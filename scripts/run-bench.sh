@@ -43,7 +43,18 @@
 #   --repeat N  --rate N  --storm-conns N  --hold-conns N  --out DIR  --server-cores LIST
 #   --client-cores LIST  --client-engines LIST  --sweep-from N  --sweep-max N
 #   --server-args "..." (added to every server, e.g. the hidden
-#   --debug-spin-per-message of the regression-gate proof).
+#   --debug-spin-per-message of the regression-gate proof)  --no-build (use target/release as
+#   it is: a caller that runs many, like scripts/gate-proof.sh, builds once).
+#
+# Paired base/head (the regression gate): --base-bin DIR --head-bin DIR (each a directory with
+# the release binaries of one build; --head-bin defaults to target/release) runs both builds'
+# servers in one run, measured by this checkout's wsport-bench: within each repeat every cell
+# runs on base and head back to back, in a random order per pair, so the host's drift hits
+# both sides of a pair alike. More sides: --side NAME=DIR (repeatable); --side-args NAME=ARGS
+# adds server flags to one side (the gate proof's injected slowdown). Each run's label is
+# SERVER@SIDE and its runs.jsonl line carries "gate": {"side", "pair", "order", "server"}, which
+# `wsport-bench compare --paired DIR` judges pair by pair. Short repeats, many of them:
+# --repeat 10 --duration 2s --warmup 500ms.
 #
 # The output directory (default target/bench/<date>-<host>-<time>; pass --out
 # results/<date>-<host> to keep one) ends with runs.jsonl (every run's wsport-bench JSON, a
@@ -72,6 +83,9 @@ out=""
 server_cores=""
 client_cores=""
 server_args=""
+sides=()
+build=1
+declare -A side_bin=() side_extra=()
 command_line="scripts/run-bench.sh $*"
 full="" servers_given="" scenarios_given=""
 
@@ -102,6 +116,11 @@ while [ $# -gt 0 ]; do
         --sweep-from) sweep_from="$2"; shift ;;
         --sweep-max) sweep_max="$2"; shift ;;
         --server-args) server_args="$2"; shift ;;
+        --no-build) build=0 ;;
+        --base-bin) sides+=(base); side_bin[base]="$2"; shift ;;
+        --head-bin) sides+=(head); side_bin[head]="$2"; shift ;;
+        --side) sides+=("${2%%=*}"); side_bin[${2%%=*}]="${2#*=}"; shift ;;
+        --side-args) side_extra[${2%%=*}]="${2#*=}"; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "run-bench.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
@@ -113,6 +132,15 @@ if [ -n "$full" ]; then
     [ -n "$servers_given" ] || servers+=",fastwebsockets,tokio-tungstenite"
     [ -n "$scenarios_given" ] || scenarios+=",raw"
 fi
+# A paired run compares base with head: --base-bin alone means head is this checkout's build.
+if [ "${sides[*]}" = base ]; then
+    sides+=(head); side_bin[head]=target/release
+fi
+for side in "${sides[@]}"; do
+    case "$side" in
+        ""|*[!a-z0-9_]*) echo "run-bench.sh: side names are lower-case letters, digits and _ ('$side')" >&2; exit 2 ;;
+    esac
+done
 
 # Disjoint cores: the server gets the first half of the CPUs this process may use, the client
 # the rest (on 2 cores: server CPU 0, client CPU 1). The client gets the larger half.
@@ -127,18 +155,19 @@ half=$(( ${#allowed[@]} / 2 ))
 [ -n "$client_cores" ] || client_cores=$(IFS=,; echo "${allowed[*]:$half}")
 server_threads=$(echo "$server_cores" | tr ',' '\n' | grep -c .)
 
-# config name -> server command (without listeners)
+# config name -> server command (without listeners), from $server_bin (a paired run's side)
 bin=target/release
+server_bin=$bin
 server_cmd() {
     case "$1" in
-        tokio) echo "$bin/wsport-tokio" ;;
-        tokio-multi) echo "$bin/wsport-tokio --flavor multi" ;;
-        tokio-uring) echo "$bin/wsport-tokio-uring" ;;
-        monoio-uring) echo "$bin/wsport-monoio --driver uring" ;;
-        monoio-epoll) echo "$bin/wsport-monoio --driver epoll" ;;
-        uring) echo "$bin/wsport-uring" ;;
-        fastwebsockets) echo "$bin/wsport-ref-fastwebsockets" ;;
-        tokio-tungstenite) echo "$bin/wsport-ref-tungstenite" ;;
+        tokio) echo "$server_bin/wsport-tokio" ;;
+        tokio-multi) echo "$server_bin/wsport-tokio --flavor multi" ;;
+        tokio-uring) echo "$server_bin/wsport-tokio-uring" ;;
+        monoio-uring) echo "$server_bin/wsport-monoio --driver uring" ;;
+        monoio-epoll) echo "$server_bin/wsport-monoio --driver epoll" ;;
+        uring) echo "$server_bin/wsport-uring" ;;
+        fastwebsockets) echo "$server_bin/wsport-ref-fastwebsockets" ;;
+        tokio-tungstenite) echo "$server_bin/wsport-ref-tungstenite" ;;
         *) echo "run-bench.sh: unknown server '$1' (tokio, tokio-multi, tokio-uring, monoio-uring, monoio-epoll, uring, fastwebsockets, tokio-tungstenite)" >&2; exit 2 ;;
     esac
 }
@@ -227,12 +256,14 @@ host=$(hostname)
 [ -n "$out" ] || out="target/bench/$(date +%F)-$host-$(date +%H%M%S)"
 mkdir -p "$out"
 
-echo "== building release binaries"
-packages=(-p wsport-tokio -p wsport-tokio-uring -p wsport-monoio -p wsport-uring -p wsport-bench)
-for s in "${server_list[@]}"; do
-    if is_reference "$s"; then packages+=(-p wsport-reference); break; fi
-done
-cargo build --release "${packages[@]}"
+if [ "$build" = 1 ]; then
+    echo "== building release binaries"
+    packages=(-p wsport-tokio -p wsport-tokio-uring -p wsport-monoio -p wsport-uring -p wsport-bench)
+    for s in "${server_list[@]}"; do
+        if is_reference "$s"; then packages+=(-p wsport-reference); break; fi
+    done
+    cargo build --release "${packages[@]}"
+fi
 
 server_pid=""
 stop_server() {
@@ -258,6 +289,7 @@ cat > "$out/README.md" <<EOF
   (rate: $rate msgs/s at ${conn_list[0]} connections; connect: $storm_conns at once; hold: $hold_conns
   connections); $duration after $warmup warm-up; $repeat repeats, interleaved; ports: $ports
 - command: \`$command_line\`
+$(for side in "${sides[@]}"; do echo "- side $side: servers from \`${side_bin[$side]}\`${side_extra[$side]:+, with \`${side_extra[$side]}\`}"; done)
 
 \`runs.jsonl\` holds every run, a line each (schema wsport-bench/1, with the exact client flags
 and host metadata), each \`*.hlog\` a run's HdrHistogram interval log; a failed run also keeps
@@ -275,7 +307,7 @@ start_server() {
     local s=$1 scheme=$2 name=$3 extra=${4:-} listen="" p
     for p in $(ports_for "$scheme"); do listen+=" --listen $scheme://127.0.0.1:$p"; done
     local cmd
-    cmd="$(server_cmd "$s")$listen --cpus $server_cores --threads $server_threads $server_args$extra"
+    cmd="$(server_cmd "$s")$listen --cpus $server_cores --threads $server_threads $server_args$extra $side_args"
     # shellcheck disable=SC2086
     $cmd > "$out/$name.server.out" 2> "$out/$name.server.err" &
     server_pid=$!
@@ -305,9 +337,9 @@ start_server() {
         return 1
     fi
     mapfile -t urls < <(grep -o "^listening $scheme://127.0.0.1:[0-9]*" "$out/$name.server.out" | awk '{print $2 "/"}')
-    if [ -z "${announced[$s $scheme$extra]:-}" ]; then
-        announced[$s $scheme$extra]=1
-        echo "- $s $scheme: \`$cmd\`" >> "$out/README.md"
+    if [ -z "${announced[$label $scheme$extra]:-}" ]; then
+        announced[$label $scheme$extra]=1
+        echo "- $label $scheme: \`$cmd\`" >> "$out/README.md"
     fi
 }
 ports_for_asked() {
@@ -347,10 +379,10 @@ run_cell() {
     read -r sc scheme size c engine <<< "$cell"
     n=$((n + 1))
     case "$sc" in
-        echo) name="echo-${size}B-${c}c-${s}-${scheme}-${engine}-r$r" ;;
-        raw) name="raw-${size}B-${c}c-${s}-${engine}-r$r" ;;
-        rate) name="rate-${cell_rate}ps-${size}B-${c}c-${s}-${scheme}-r$r" ;;
-        *) name="$sc-${c}c-${s}-${scheme}-r$r" ;;
+        echo) name="echo-${size}B-${c}c-${label}-${scheme}-${engine}-r$r" ;;
+        raw) name="raw-${size}B-${c}c-${label}-${engine}-r$r" ;;
+        rate) name="rate-${cell_rate}ps-${size}B-${c}c-${label}-${scheme}-r$r" ;;
+        *) name="$sc-${c}c-${label}-${scheme}-r$r" ;;
     esac
     last_cpu="" last_achieved=""
     if [ -n "${unavailable[$s]:-}" ]; then
@@ -376,7 +408,7 @@ run_cell() {
     jsons+=("$out/$name.json")
     ok=1
     if "$bin/wsport-bench" "${workload[@]}" "${url_args[@]}" --server-pid "$server_pid" \
-        --cpus "$client_cores" --engine "$engine" --label "$s" --json "$out/$name.json" \
+        --cpus "$client_cores" --engine "$engine" --label "$label" --json "$out/$name.json" \
         --hlog "$out/$name.hlog" -q > "$out/$name.txt" 2>&1; then
         # "messages 283,757 echoed: 56,751 msgs/s", "opened 4,128 connections: 4128 per
         # second", "pongs 1,000 answered pings: 1000 per second", "server pid N: 84.0% CPU,
@@ -388,6 +420,8 @@ run_cell() {
         echo
         last_cpu=$(awk '/^  server +pid/ {sub(/%/, "", $4); print $4}' "$out/$name.txt")
         last_achieved=$(awk '/^  messages / {gsub(/,/, "", $4); print $4}' "$out/$name.txt")
+        # The side and pair go into the run's own document, so runs.jsonl keeps them.
+        if [ -n "$gate_tag" ]; then sed -i "0,/{/s//{\"gate\":$gate_tag,/" "$out/$name.json"; fi
     elif reason=$(grep -m1 -o -- '--engine io-uring: .*' "$out/$name.txt"); then
         # The host refuses the client's io_uring: not a failure of the server.
         engine_unavailable[$engine]=${reason#--engine io-uring: }
@@ -417,13 +451,34 @@ sweep_done() {
         'BEGIN { exit !(cpu >= 95 * cores || got < 0.97 * want) }'
 }
 
+# Run server $1 in cell $2, repeat $3, rate $4 on every side of a paired run, in a random order
+# (a pair whose base always ran first would carry any warm-up or drift trend as an effect), or
+# once from this checkout's build.
+label="" side_args="" gate_tag=""
+run_sides() {
+    local order=("${sides[@]}") i j k
+    if [ "${#order[@]}" -eq 0 ]; then
+        label=$1 server_bin=$bin side_args="" gate_tag=""
+        run_cell "$@"
+        return
+    fi
+    for ((i = ${#order[@]} - 1; i > 0; i--)); do
+        j=$((RANDOM % (i + 1))); k=${order[i]}; order[i]=${order[j]}; order[j]=$k
+    done
+    for i in "${!order[@]}"; do
+        label="$1@${order[i]}" server_bin=${side_bin[${order[i]}]} side_args=${side_extra[${order[i]}]:-}
+        gate_tag="{\"side\":\"${order[i]}\",\"pair\":$3,\"order\":$i,\"server\":\"$1\"}"
+        run_cell "$@"
+    done
+}
+
 total=0
 for cell in "${cells[@]}"; do
     for s in "${server_list[@]}"; do
         if serves_cell "$s" "$cell"; then total=$((total + 1)); fi
     done
 done
-total=$(( repeat * total ))
+total=$(( repeat * total * (${#sides[@]} > 0 ? ${#sides[@]} : 1) ))
 if [ -n "$sweep_schemes" ]; then
     # The sweep's length depends on where each server saturates.
     if [ "$total" -gt 0 ]; then total="$total+sweep"; else total=sweep; fi
@@ -431,7 +486,7 @@ fi
 for r in $(seq 1 "$repeat"); do
     for cell in "${cells[@]}"; do
         for s in "${server_list[@]}"; do
-            if serves_cell "$s" "$cell"; then run_cell "$s" "$cell" "$r" "$rate"; fi
+            if serves_cell "$s" "$cell"; then run_sides "$s" "$cell" "$r" "$rate"; fi
         done
     done
     # The load sweep: every server at each rate before the next, doubling until it saturates.
@@ -442,6 +497,7 @@ for r in $(seq 1 "$repeat"); do
         while [ "${#active[@]}" -gt 0 ] && [ "$step" -le "$sweep_max" ]; do
             still=()
             for s in "${active[@]}"; do
+                label=$s server_bin=$bin side_args="" gate_tag=""
                 run_cell "$s" "rate $scheme ${size_list[0]} ${conn_list[0]} $first_engine" "$r" "$step"
                 sweep_done "$step" || still+=("$s")
             done
@@ -454,7 +510,9 @@ done
 # Empty server logs say nothing; keep the ones that do.
 find "$out" -name '*.server.*' -empty -delete
 echo
-"$bin/wsport-bench" report "$out"
+report_baseline=()
+[ "${#sides[@]}" -gt 0 ] && report_baseline=(--baseline "${server_list[0]}@${sides[0]}")
+"$bin/wsport-bench" report "$out" "${report_baseline[@]}"
 # runs.jsonl now holds each JSON document, and report reads a directory without *.json back
 # from it: the per-run files would only repeat it. Only after the report succeeded, so a
 # failed report leaves every run in place.

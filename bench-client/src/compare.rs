@@ -57,7 +57,7 @@ pub struct Metric {
     pub slug: &'static str,
     /// Unit, for people and for github-action-benchmark.
     pub unit: &'static str,
-    read: fn(&Run) -> Option<f64>,
+    pub(crate) read: fn(&Run) -> Option<f64>,
 }
 
 /// Metrics are told apart by their slug (function pointers have no reliable identity).
@@ -69,7 +69,7 @@ impl PartialEq for Metric {
 
 impl Eq for Metric {}
 
-const SERVER_CPU_PER_MSG: Metric = Metric {
+pub(crate) const SERVER_CPU_PER_MSG: Metric = Metric {
     slug: "server-cpu-us-per-message",
     unit: "µs/msg",
     read: |r| r.server_us_per_msg,
@@ -91,7 +91,7 @@ const MEMORY_PER_CONNECTION: Metric = Metric {
 };
 
 /// The metrics of a workload, preferred first.
-fn metrics(workload: &str) -> &'static [Metric] {
+pub(crate) fn metrics(workload: &str) -> &'static [Metric] {
     match workload {
         "echo" | "rate" | "raw" => &[SERVER_CPU_PER_MSG],
         "connect" => &[SERVER_CPU_PER_HANDSHAKE, WALL_PER_HANDSHAKE],
@@ -229,7 +229,7 @@ pub fn decide(base: (f64, f64, f64), current: (f64, f64, f64), threshold: f64) -
 }
 
 /// A figure with as many decimals as it needs to show a few % change.
-fn figure(v: f64) -> String {
+pub(crate) fn figure(v: f64) -> String {
     if v.abs() >= 1000.0 {
         format!("{v:.0}")
     } else if v.abs() >= 10.0 {

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 
 use clap::{Args, Parser, Subcommand};
 use wsport_bench::cli::Command;
-use wsport_bench::{compare, publish, run_with_stop, Opts, Stop};
+use wsport_bench::{compare, paired, publish, run_with_stop, Opts, Stop};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -34,15 +34,28 @@ enum TopCommand {
     /// server's own cost (echo, rate: CPU per message; connect: CPU per handshake; hold: memory
     /// per connection), deciding from the spread of the repeats whether each server got slower,
     /// faster or stayed the same; prints a Markdown table and exits 1 on a slowdown.
+    /// `compare --paired DIR` judges one directory where base and head ran in alternating
+    /// pairs (`scripts/run-bench.sh --base-bin DIR --head-bin DIR`) by the interval of the
+    /// median head/base ratio, and says what change the run could have seen.
     Compare(CompareArgs),
 }
 
 #[derive(Debug, Args)]
 struct CompareArgs {
     /// The baseline result directory.
-    base: PathBuf,
+    #[arg(required_unless_present = "paired", requires = "current")]
+    base: Option<PathBuf>,
     /// The result directory to judge.
-    current: PathBuf,
+    current: Option<PathBuf>,
+    /// One directory of a paired run: judge its head side against its base side, pair by pair.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["base", "github_json", "bencher_json"])]
+    paired: Option<PathBuf>,
+    /// --paired: the side judged against.
+    #[arg(long, default_value = "base", requires = "paired")]
+    base_side: String,
+    /// --paired: the side judged.
+    #[arg(long, default_value = "head", requires = "paired")]
+    head_side: String,
     /// Smallest relative change that can count (0.03 = 3%).
     #[arg(long, default_value_t = 0.03)]
     threshold: f64,
@@ -92,7 +105,20 @@ fn real_main() -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         TopCommand::Compare(args) => {
-            let comparison = compare::compare(&args.base, &args.current, args.threshold)?;
+            if let Some(dir) = &args.paired {
+                let comparison =
+                    paired::compare_paired(dir, &args.base_side, &args.head_side, args.threshold)?;
+                print!("{}", comparison.markdown());
+                return Ok(if comparison.any_slower() {
+                    ExitCode::FAILURE
+                } else {
+                    ExitCode::SUCCESS
+                });
+            }
+            let (Some(base), Some(current)) = (&args.base, &args.current) else {
+                anyhow::bail!("compare takes BASE and CUR, or --paired DIR");
+            };
+            let comparison = compare::compare(base, current, args.threshold)?;
             print!("{}", comparison.markdown());
             for (file, doc) in [
                 (&args.github_json, comparison.github_json()),

@@ -469,3 +469,61 @@ fn compare_passes_an_a_a_and_flags_an_injected_slowdown() {
     assert_eq!(flagged.len(), 2);
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+/// A paired directory as `run-bench.sh --base-bin/--head-bin` leaves it: 10 pairs of echo runs,
+/// the host drifting by 45% across them, head costing `effect` more within each pair.
+fn write_paired(dir: &Path, effect: f64) {
+    std::fs::create_dir_all(dir).unwrap();
+    for pair in 1..=10u32 {
+        let drift = 1.0 + 0.05 * f64::from(pair);
+        for (side, factor) in [("base", drift), ("head", drift * (1.0 + effect))] {
+            let spec = Spec {
+                repeat: pair,
+                factor,
+                ..Spec::new("echo", "tokio")
+            };
+            let mut doc = doc(&spec);
+            let label = format!("tokio@{side}");
+            let scenario = doc["scenario"]
+                .as_str()
+                .unwrap()
+                .replace("-tokio-", &format!("-{label}-"));
+            doc["scenario"] = json!(scenario);
+            doc["flags"]["label"] = json!(label);
+            doc["gate"] = json!({"side": side, "pair": pair, "order": 0, "server": "tokio"});
+            let text = serde_json::to_string(&doc).unwrap();
+            std::fs::write(dir.join(format!("{pair:02}-{side}.json")), text).unwrap();
+        }
+    }
+}
+
+fn run_paired(dir: &Path) -> (i32, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_wsport-bench"))
+        .args(["compare", "--paired"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap(),
+        String::from_utf8(output.stdout).unwrap(),
+    )
+}
+
+#[test]
+fn compare_paired_sees_a_slowdown_through_drift() {
+    let root = temp_dir("paired");
+    let (same, slow) = (root.join("same"), root.join("slow"));
+    write_paired(&same, 0.0);
+    write_paired(&slow, 0.06);
+    let (status, table) = run_paired(&same);
+    assert_eq!(status, 0, "{table}");
+    assert!(table.contains("| echo-64B-100c-1t-ws | tokio |"), "{table}");
+    assert!(table.contains("unchanged within ±3.0%"), "{table}");
+    let (status, table) = run_paired(&slow);
+    assert_eq!(status, 1, "{table}");
+    assert!(
+        table.contains("+6.0%") && table.contains("**slower**"),
+        "{table}"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -140,6 +140,11 @@ pub struct ServerArgs {
     /// injected slowdown). Off by default.
     #[arg(long, value_name = "DUR", value_parser = parse_duration, hide = true)]
     pub debug_spin_per_message: Option<Duration>,
+
+    /// DEBUG ONLY, to prove the instruction-count gate: N rounds of integer arithmetic per
+    /// message echoed (an injected cost in user-space instructions, independent of time).
+    #[arg(long, value_name = "N", hide = true)]
+    pub debug_work_per_message: Option<u32>,
 }
 
 impl ServerArgs {
@@ -281,6 +286,7 @@ impl ServerArgs {
             debug: DebugFaults {
                 stall: self.debug_stall_every.zip(self.debug_stall_for),
                 spin_per_message: self.debug_spin_per_message.filter(|d| !d.is_zero()),
+                work_per_message: self.debug_work_per_message.filter(|n| *n > 0),
             },
             raw_tcp: self.raw_tcp,
         })

@@ -68,6 +68,10 @@ pub struct DebugFaults {
     pub stall: Option<(Duration, Duration)>,
     /// CPU burnt per message echoed.
     pub spin_per_message: Option<Duration>,
+    /// Fixed user-space work per message echoed: this many rounds of integer arithmetic, the
+    /// same instructions on every run (the instruction-count gate's injected regression;
+    /// `spin_per_message` burns time, so its instruction count follows the clock).
+    pub work_per_message: Option<u32>,
 }
 
 impl ServerConfig {

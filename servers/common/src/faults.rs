@@ -44,6 +44,11 @@ impl Faults for DebugFaults {
                 burn(spin.saturating_mul(u32::try_from(messages).unwrap_or(u32::MAX)));
             }
         }
+        if let Some(rounds) = self.work_per_message {
+            for _ in 0..messages {
+                work(rounds);
+            }
+        }
     }
 }
 
@@ -73,6 +78,20 @@ fn burn(length: Duration) {
     }
 }
 
+/// `--debug-work-per-message`: `rounds` steps of an xorshift generator, each through
+/// `black_box` so the optimiser can neither fold the loop nor drop it: a cost counted in
+/// instructions, the same on every run.
+fn work(rounds: u32) {
+    let mut x = std::hint::black_box(0x9e37_79b9_7f4a_7c15_u64);
+    for _ in 0..rounds {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x = std::hint::black_box(x);
+    }
+    std::hint::black_box(x);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,5 +109,10 @@ mod tests {
             ..DebugFaults::default()
         };
         assert_eq!(stall.active(), Some(stall));
+        let work = DebugFaults {
+            work_per_message: Some(100),
+            ..DebugFaults::default()
+        };
+        assert_eq!(work.active(), Some(work));
     }
 }
