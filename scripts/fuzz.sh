@@ -20,8 +20,8 @@
 # cargo-fuzz with `cargo install --locked` when it is missing. Fuzzing runs under `nice -n 19`,
 # one process at a time, so a shared host's benchmarks keep their cores.
 #
-# The record gives, per target, the executions, the coverage libFuzzer reached (cov: edges, ft:
-# features) and the crashes. A crash leaves its input in <crate>/fuzz/artifacts/<target>/; the
+# The record gives, per target, the wall and CPU seconds, the executions, the coverage libFuzzer
+# reached (cov: edges, ft: features) and the crashes, and their totals. A crash leaves its input in <crate>/fuzz/artifacts/<target>/; the
 # script goes on with the other targets and exits 1 at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -113,10 +113,14 @@ stats_row() {
         /^stat::number_of_executed_units:/ { execs = $2 }
         /^stat::average_exec_per_sec:/ { rate = $2 }
         /^stat::peak_rss_mb:/ { rss = $2 }
+        # `times`: the shell, then its children (user and system), as 1m2.345s.
+        /^[0-9]+m[0-9.]+s [0-9]+m[0-9.]+s$/ { children = $0 }
         END {
-            printf("| %s | %s | %s | %s | %s | %s | %s | %s | %s |", target, secs == "" ? "-" : secs,
-                execs == "" ? "-" : execs, rate == "" ? "-" : rate, cov == "" ? "-" : cov,
-                ft == "" ? "-" : ft, corpus, rss == "" ? "-" : rss, crashes)
+            split(children, t, /[ms ]+/)
+            cpu = children == "" ? "-" : sprintf("%.0f", t[1] * 60 + t[2] + t[3] * 60 + t[4])
+            printf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |", target,
+                secs == "" ? "-" : secs, cpu, execs == "" ? "-" : execs, rate == "" ? "-" : rate,
+                cov == "" ? "-" : cov, ft == "" ? "-" : ft, corpus, rss == "" ? "-" : rss, crashes)
         }' "$log"
 }
 
@@ -138,9 +142,11 @@ for target in "${targets[@]}"; do
     echo "fuzz.sh: $target for $seconds s (log: $log)" >&2
     status=0
     # New inputs go to the first corpus directory, so the committed seeds stay as they are.
+    # `times` ends the log with the CPU the run really got: at nice 19 on a shared host it
+    # can be far less than the wall time.
     (cd "$crate" && nice -n 19 cargo +nightly fuzz run "${build_flags[@]}" "$target" \
         "$corpus" "$seeds" -- -max_total_time="$seconds" -print_final_stats=1 -timeout=10 \
-        -rss_limit_mb=2048) >"$log" 2>&1 || status=$?
+        -rss_limit_mb=2048 || exit; times) >"$log" 2>&1 || status=$?
     crashes=$(($(find "$artifacts" -type f | wc -l) - before))
     if [[ "$status" -ne 0 && "$crashes" -eq 0 ]]; then crashes=1; fi
     if [[ "$crashes" -gt 0 ]]; then
@@ -158,8 +164,11 @@ done
         "libFuzzer under ASan, build flags ${build_flags[*]}, nice -n 19, one process at a time."
     echo "Command: scripts/fuzz.sh --seconds $seconds$(printf ' --target %s' "${targets[@]}")"
     echo
-    echo "| target | seconds | executions | exec/s | cov (edges) | ft (features) | corpus | peak RSS MB | crashes |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| target | seconds | CPU s | executions | exec/s | cov (edges) | ft (features) | corpus | peak RSS MB | crashes |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     printf '%s\n' "${rows[@]}"
+    printf '%s\n' "${rows[@]}" | awk -F'|' '
+        { secs += $3; cpu += $4; execs += $5; crashes += $11 }
+        END { printf("| **total** | %d | %d | %d | | | | | | %d |\n", secs, cpu, execs, crashes) }'
 } | tee "$record"
 exit "$failed"

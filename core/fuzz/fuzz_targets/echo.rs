@@ -46,7 +46,9 @@ fn echo(stream: &[u8], cuts: &[usize], limits: Limits) -> (Vec<u8>, Option<Closi
         assert!(echo.output.start <= echo.output.end && echo.output.end <= echo.consumed);
         assert!(echo.consumed <= buf.len());
         // A frame still arriving is bounded by the limit (the header is at most 14 bytes).
-        assert!(echo.need.map_or(true, |need| need as u64 <= limits.max_frame_bytes + 14));
+        assert!(echo
+            .need
+            .is_none_or(|need| need as u64 <= limits.max_frame_bytes + 14));
         sent.extend_from_slice(&buf[echo.output.clone()]);
         compact(&mut buf, echo.consumed);
         if echo.closing.is_some() {

@@ -40,7 +40,10 @@ fn compare(data: &[u8]) {
             assert_eq!(op, data[0] & 0x0F);
         }
         (Err(error), Ok(Some((theirs, payload_len)))) => {
-            assert!(explains(error, &theirs, payload_len), "{error:?} for {theirs:?}");
+            assert!(
+                explains(error, &theirs, payload_len),
+                "{error:?} for {theirs:?}"
+            );
         }
         // Refused before the mask key arrived: the keyed call checks the reason.
         (Err(_), Ok(None)) => assert!(data[1] & 0x80 != 0, "refused an unfinished header"),

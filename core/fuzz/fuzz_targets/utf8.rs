@@ -20,7 +20,11 @@ fuzz_target!(|data: &[u8]| {
     for piece in pieces(bytes, &cuts) {
         end += piece.len();
         let fed = validator.feed(piece).is_ok();
-        assert_eq!(fed, can_still_be_valid(&bytes[..end]), "piece ending at {end}");
+        assert_eq!(
+            fed,
+            can_still_be_valid(&bytes[..end]),
+            "piece ending at {end}"
+        );
         if !fed {
             return;
         }

@@ -38,7 +38,9 @@ pub fn cuts_and_stream(data: &[u8]) -> (Vec<usize>, &[u8]) {
 pub fn pieces<'a>(stream: &'a [u8], cuts: &'a [usize]) -> impl Iterator<Item = &'a [u8]> + 'a {
     let starts = std::iter::once(0).chain(cuts.iter().copied());
     let ends = cuts.iter().copied().chain(std::iter::once(stream.len()));
-    starts.zip(ends).map(move |(start, end)| &stream[start..end])
+    starts
+        .zip(ends)
+        .map(move |(start, end)| &stream[start..end])
 }
 
 /// What a decoder reported, with the payload copied out so runs can be compared.
@@ -72,7 +74,7 @@ where
                     }
                 }
                 Ok(Decoded::NeedMore { frame_len }) => {
-                    assert!(frame_len.map_or(true, |len| len > buf.len() - at));
+                    assert!(frame_len.is_none_or(|len| len > buf.len() - at));
                     break;
                 }
                 Err(error) => {
