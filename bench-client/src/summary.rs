@@ -445,6 +445,7 @@ fn calls_note(servers: &[(&str, Vec<&Run>)]) -> String {
     for why in reasons {
         let _ = writeln!(out, "n/a: {why}");
     }
+    out.push('\n');
     out
 }
 

@@ -280,11 +280,11 @@ fn a_slow_single_connection_costs_an_epoll_server_one_receive_one_send_one_wait_
         (0.7..=1.1).contains(&per_wait),
         "server: {per_wait} msgs/wait: {f:?}"
     );
-    // The client also waits for each message's send time (wake.rs), so it waits about twice
-    // per message: once for the turn, once for the echo.
+    // The client also waits for each message's send time (wake.rs: a sleep, then polls with
+    // zero-timeout waits until the turn), so it waits at least once per message, often more.
     let client_waits = client_figures.msgs_per_wait.expect("waits");
     assert!(
-        (0.3..=1.1).contains(&client_waits),
+        client_waits <= 1.1,
         "client: {client_waits} msgs/wait: {client_figures:?}"
     );
 }
