@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 
 use crate::chart::{self, Curve, CurveChart, Series};
 use crate::plot::{file_name, Plot, PLOTS_DIR};
-use crate::runs::{median, spread, Run, ServerOrder};
+use crate::runs::{median, spread, ClientLimit, Run, ServerOrder};
 use crate::svg::PALETTE;
 use crate::verdict::{order, Order};
 
@@ -25,6 +25,9 @@ pub struct Point {
     pub cpu: (f64, f64, f64),
     /// Corrected p99 latency, ns (median).
     pub p99_ns: f64,
+    /// Some run at this rate had a client that sent late: its server figures describe the
+    /// client's bursts, not the offered rate, so no ranking is drawn from this point.
+    pub client_late: bool,
 }
 
 /// The curves of one scenario family (a rate scenario without its rate).
@@ -93,6 +96,9 @@ fn points(by_rate: &BTreeMap<u64, Vec<&Run>>) -> Vec<Point> {
                 rate: *rate as f64,
                 cpu: spread(runs.iter().filter_map(|r| r.server_us_per_msg))?,
                 p99_ns: median(runs.iter().map(|r| r.latency.p99))?,
+                client_late: runs
+                    .iter()
+                    .any(|r| r.client_bound == Some(ClientLimit::Late)),
             })
         })
         .collect()
@@ -105,6 +111,9 @@ pub fn crossover(a: &str, pa: &[Point], b: &str, pb: &[Point]) -> String {
         let Some(q) = pb.iter().find(|q| q.rate == p.rate) else {
             continue;
         };
+        if p.client_late || q.client_late {
+            continue;
+        }
         let o = order(p.cpu, q.cpu);
         if o == Order::Overlap {
             continue;
@@ -116,7 +125,9 @@ pub fn crossover(a: &str, pa: &[Point], b: &str, pb: &[Point]) -> String {
     }
     let cheaper = |o: Order| if o == Order::Less { a } else { b };
     match segments.as_slice() {
-        [] => format!("{a} vs {b}: not separated at any rate (the repeats overlap)"),
+        [] => format!(
+            "{a} vs {b}: not separated at any rate (the repeats overlap, or the client sent late)"
+        ),
         [(o, from, to)] => format!(
             "{a} vs {b}: {} costs less wherever they are apart ({}–{} msgs/s): no crossover",
             cheaper(*o),
@@ -175,7 +186,9 @@ pub fn section(runs: &[Run], order: &ServerOrder) -> String {
 
 const SECTION_HEAD: &str = "## Load sweep: where does the ranking turn over?\n\n\
 The same open-loop scenario at rising rates. Two servers are compared by server CPU per message \
-at each rate where their repeats are apart; a crossover is where the cheaper one changes.\n\n";
+at each rate where their repeats are apart; a crossover is where the cheaper one changes. A rate \
+at which the client sent late (⚠ in its rate table) is left out: the server then saw the \
+client's bursts, not the offered rate.\n\n";
 
 /// A curve's file prefix, title, y label and figure.
 type Figure = (&'static str, &'static str, &'static str, fn(&Point) -> f64);
@@ -245,7 +258,19 @@ mod tests {
             rate,
             cpu: (cpu, cpu * 0.99, cpu * 1.01),
             p99_ns: 1e5,
+            client_late: false,
         }
+    }
+
+    #[test]
+    fn rates_at_which_the_client_sent_late_rank_nothing() {
+        let a = [point(5e3, 10.0), point(1e4, 8.0)];
+        let mut b = [point(5e3, 12.0), point(1e4, 6.0)];
+        assert!(crossover("a", &a, "b", &b).contains("crosses over"));
+        b[1].client_late = true;
+        assert!(crossover("a", &a, "b", &b).contains("a costs less wherever"));
+        b[0].client_late = true;
+        assert!(crossover("a", &a, "b", &b).contains("not separated"));
     }
 
     #[test]
