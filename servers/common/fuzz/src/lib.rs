@@ -133,6 +133,7 @@ pub fn config(flags: Flags, tls: Option<Arc<rustls::ServerConfig>>) -> Arc<Serve
         shutdown_timeout: Duration::from_secs(1),
         backlog: 16,
         debug: DebugFaults::default(),
+        raw_tcp: false,
     })
 }
 
