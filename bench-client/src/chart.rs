@@ -306,13 +306,7 @@ pub fn percentile_chart(chart: &PercentileChart) -> String {
         svg.line((at, frame.y1), (at, frame.y1 + 5.0), INK, 1.0);
         svg.text(at, frame.y1 + 20.0, label, Anchor::Middle, 12.0);
     }
-    svg.text(
-        (frame.x0 + frame.x1) / 2.0,
-        frame.y1 + 44.0,
-        "percentile (log scale of 1/(1-p))",
-        Anchor::Middle,
-        13.0,
-    );
+    x_axis_title(&mut svg, &frame, "percentile (log scale of 1/(1-p))");
     svg.end_group();
     for (si, series) in chart.series.iter().enumerate() {
         svg.group(&[("class", "series"), ("data-series", &series.name)]);
@@ -396,13 +390,7 @@ pub fn curve_chart(chart: &CurveChart) -> String {
             12.0,
         );
     }
-    svg.text(
-        (frame.x0 + frame.x1) / 2.0,
-        frame.y1 + 44.0,
-        &chart.x_label,
-        Anchor::Middle,
-        13.0,
-    );
+    x_axis_title(&mut svg, &frame, &chart.x_label);
     svg.end_group();
     for (si, series) in chart.series.iter().enumerate() {
         svg.group(&[("class", "series"), ("data-series", &series.name)]);
@@ -417,6 +405,17 @@ pub fn curve_chart(chart: &CurveChart) -> String {
         svg.end_group();
     }
     svg.finish()
+}
+
+/// The x axis's title, centred under its tick labels.
+fn x_axis_title(svg: &mut Svg, frame: &Frame, title: &str) {
+    svg.text(
+        (frame.x0 + frame.x1) / 2.0,
+        frame.y1 + 44.0,
+        title,
+        Anchor::Middle,
+        13.0,
+    );
 }
 
 #[cfg(test)]
