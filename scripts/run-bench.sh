@@ -3,18 +3,18 @@
 # wsport-bench, server and client pinned to disjoint cores, runs interleaved across servers and
 # repeated; then a summary (medians, ranges, server CPU per message against tokio) and plots.
 #
-#   scripts/run-bench.sh                 # quick default (~5 min on 2 cores, plus the build)
+#   scripts/run-bench.sh                 # quick default (~9 min on 2 cores, plus the build)
 #   scripts/run-bench.sh --full          # 64 B / 1 KiB / 16 KiB × 100 / 1000 connections, 3 repeats
 #   scripts/run-bench.sh --servers tokio,monoio-uring --scenarios echo --sizes 64 --conns 100 --repeat 5
 #
-# Scenarios (--scenarios, default all four):
+# Scenarios (--scenarios, default echo, rate, connect, hold and raw):
 #   echo     closed loop: each connection sends its next message when the echo returns; what the
 #            pair can do (msgs/s) and what a message costs the server (µs CPU per message)
 #   rate     open loop at --rate msgs/s, the same for every server: server CPU% and
 #            coordinated-omission-corrected latency at equal load
 #   connect  handshake storm (--storm-conns at once): TCP, TLS, upgrade and total latency
 #   hold     --hold-conns idle connections with a ping a second each: server memory per connection
-#   raw      (in --full, not in the default) each runtime's floor: every wsport server with
+#   raw      each runtime's floor: every wsport server with
 #            --raw-tcp (the same loop, no WebSocket session) under `wsport-bench echo --raw`, ws
 #            ports, per client engine; the summary sets floor + WebSocket layer = total per server
 #   sweep    (not in the default) the load axis: open loop from --sweep-from msgs/s (5000),
@@ -30,9 +30,10 @@
 # other scenarios use the first engine. An engine the host refuses (io_uring) is skipped with
 # the reason.
 #
-# Reference servers (--servers fastwebsockets,tokio-tungstenite; in --full): echo servers built
-# from those crates (servers/reference), run as calibration rows in the ws echo and connect
-# cells only; the summary gives every server's cost as a ratio to fastwebsockets too.
+# Reference servers (fastwebsockets in the default, tokio-tungstenite too with --full; not in
+# a paired run): echo servers built from those crates (servers/reference), run as calibration
+# rows in the ws echo and connect cells only; the summary gives every server's cost as a ratio
+# to fastwebsockets too.
 # monoio-uring-dt (not in any default): monoio's io_uring driver on a ring set up with
 # SINGLE_ISSUER | DEFER_TASKRUN, the setting wsport-uring uses and monoio does not ship.
 #
@@ -130,9 +131,12 @@ while [ $# -gt 0 ]; do
     shift
 done
 
-# --full adds the reference servers and the raw floors, unless the lists were given.
-if [ -n "$full" ]; then
-    [ -n "$servers_given" ] || servers+=",fastwebsockets,tokio-tungstenite"
+# Unless the lists were given, every run calibrates: the fastwebsockets reference (and, with
+# --full, tokio-tungstenite) and each runtime's raw floor. A paired gate run does not: it
+# compares two builds of ours.
+if [ "${#sides[@]}" -eq 0 ]; then
+    [ -n "$servers_given" ] || servers+=",fastwebsockets"
+    [ -n "$servers_given" ] || [ -z "$full" ] || servers+=",tokio-tungstenite"
     [ -n "$scenarios_given" ] || scenarios+=",raw"
 fi
 # A paired run compares base with head: --base-bin alone means head is this checkout's build.
