@@ -1,0 +1,119 @@
+//! How an abusive connection ended, and whether that is the ending RFC 6455 asks for.
+
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+use serde::{Serialize, Serializer};
+
+use crate::kind::Kind;
+
+/// How one abusive connection ended, as this client saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The server answered the upgrade with this HTTP status.
+    Http(u16),
+    /// The server sent a close frame with this code.
+    Close(u16),
+    /// The server closed the TCP connection without an answer.
+    Eof,
+    /// The server reset the connection.
+    Reset,
+    /// No answer within the wait: the server neither answered nor closed.
+    Timeout,
+    /// Still open when the run ended, and younger than the server's handshake timeout.
+    OpenAtEnd,
+    /// We reset the connection ourselves (SO_LINGER 0) as planned.
+    ResetSent,
+    /// The server stopped taking our bytes after this many: it bounds its queue.
+    Blocked { bytes: u64 },
+    /// The server took this many bytes and still wanted more: it queues without bound.
+    Unbounded { bytes: u64 },
+    /// The ping flood got back only this many of its pongs before the close.
+    PongsMissing { sent: u32, got: u32 },
+    /// Anything else (refused connect, a malformed answer).
+    Error(String),
+}
+
+impl Outcome {
+    /// An IO error classified: reset, end of stream, timeout, or something else.
+    pub fn from_io(error: &io::Error) -> Outcome {
+        match error.kind() {
+            io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => Outcome::Reset,
+            io::ErrorKind::UnexpectedEof => Outcome::Eof,
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Outcome::Timeout,
+            _ => Outcome::Error(error.to_string()),
+        }
+    }
+
+    /// Whether `kind` ended the RFC way with this outcome (RFC 6455 §5.2, §7.4.1, §8.1,
+    /// §10.4; RFC 6585 §5 for 431).
+    pub fn is_expected_for(&self, kind: Kind) -> bool {
+        match kind {
+            // The server drops a slowloris at its handshake timeout: no answer is owed.
+            Kind::Slowloris => matches!(self, Outcome::Eof | Outcome::Reset | Outcome::OpenAtEnd),
+            Kind::BigHeader => *self == Outcome::Http(431),
+            Kind::HugeFrame => *self == Outcome::Close(1009),
+            Kind::LengthMsb | Kind::Unmasked => *self == Outcome::Close(1002),
+            Kind::BadUtf8 => *self == Outcome::Close(1007),
+            Kind::ResetMidFrame => *self == Outcome::ResetSent,
+            Kind::NeverRead => matches!(self, Outcome::Blocked { .. }),
+            Kind::PingFlood => *self == Outcome::Close(1000),
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Http(status) => write!(f, "http {status}"),
+            Outcome::Close(code) => write!(f, "close {code}"),
+            Outcome::Eof => f.write_str("eof"),
+            Outcome::Reset => f.write_str("reset"),
+            Outcome::Timeout => f.write_str("timeout"),
+            Outcome::OpenAtEnd => f.write_str("open at end"),
+            Outcome::ResetSent => f.write_str("reset sent"),
+            Outcome::Blocked { .. } => f.write_str("blocked"),
+            Outcome::Unbounded { .. } => f.write_str("unbounded"),
+            Outcome::PongsMissing { .. } => f.write_str("pongs missing"),
+            Outcome::Error(why) => write!(f, "error: {why}"),
+        }
+    }
+}
+
+impl Serialize for Outcome {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// One abusive connection's record.
+#[derive(Debug, Clone, Serialize)]
+pub struct Record {
+    pub kind: Kind,
+    pub outcome: Outcome,
+    /// From connect to the ending.
+    #[serde(serialize_with = "as_millis")]
+    pub lifetime: Duration,
+    /// Bytes the server accepted before blocking (never-read only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queued_bytes: Option<u64>,
+}
+
+fn as_millis<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_rfc_answer_counts() {
+        assert!(Outcome::Close(1009).is_expected_for(Kind::HugeFrame));
+        assert!(!Outcome::Close(1002).is_expected_for(Kind::HugeFrame));
+        assert!(!Outcome::Eof.is_expected_for(Kind::BigHeader));
+        assert!(!Outcome::Timeout.is_expected_for(Kind::Slowloris));
+        assert!(!Outcome::Unbounded { bytes: 1 }.is_expected_for(Kind::NeverRead));
+    }
+}

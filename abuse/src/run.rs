@@ -1,0 +1,112 @@
+//! One abuse run: the slowloris and never-read connections held, the other kinds opened and
+//! ended over and over at a paced rate, all bounded by a deadline and a count.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::attack::{attack, Target};
+use crate::kind::Kind;
+use crate::outcome::Record;
+use crate::report::Report;
+use crate::rss::{self, BoundInputs, Sampler};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub target: Target,
+    pub kinds: Vec<Kind>,
+    pub duration: Duration,
+    /// Slowloris connections held at once.
+    pub slowloris: usize,
+    /// Never-read connections held at once.
+    pub never_read: usize,
+    /// Short-lived abusive connections per second, all churn kinds together.
+    pub churn_rate: u32,
+    /// Abusive connections in all, at most (every kind).
+    pub max_connections: u64,
+    /// Sample this server's RSS and check it against the bound.
+    pub server_pid: Option<u32>,
+    /// The bound's inputs, less the abuse's own connections (added here).
+    pub bound: BoundInputs,
+}
+
+/// Threads that open and end churn connections.
+const CHURN_THREADS: u32 = 2;
+
+/// Run `plan` to its deadline and report.
+pub fn run(plan: &Plan) -> Report {
+    let started = Instant::now();
+    let until = started + plan.duration;
+    let sampler = plan
+        .server_pid
+        .map(|pid| Sampler::start(pid, Duration::from_millis(100)));
+    let budget = Arc::new(AtomicU64::new(plan.max_connections));
+    let mut threads = Vec::new();
+    if plan.kinds.contains(&Kind::Slowloris) && plan.slowloris > 0 {
+        let (target, count, budget) = (plan.target.clone(), plan.slowloris, take(&budget, plan.slowloris as u64));
+        threads.push(thread::spawn(move || crate::slowloris::hold(&target, count, budget, until)));
+    }
+    if plan.kinds.contains(&Kind::NeverRead) && plan.never_read > 0 {
+        let count = take(&budget, plan.never_read as u64) as usize;
+        let target = plan.target.clone();
+        threads.push(thread::spawn(move || crate::hold::hold_never_read(&target, count, until)));
+    }
+    let churn: Vec<Kind> = plan.kinds.iter().copied().filter(|k| is_churn(*k)).collect();
+    if !churn.is_empty() && plan.churn_rate > 0 {
+        for offset in 0..CHURN_THREADS {
+            let (target, kinds, budget) = (plan.target.clone(), churn.clone(), Arc::clone(&budget));
+            let every = Duration::from_secs_f64(f64::from(CHURN_THREADS) / f64::from(plan.churn_rate));
+            threads.push(thread::spawn(move || {
+                churn_loop(&target, &kinds, offset as usize, every, &budget, until)
+            }));
+        }
+    }
+    let records: Vec<Record> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap_or_default())
+        .collect();
+    let rss = sampler.map(Sampler::finish);
+    let mut bound = plan.bound;
+    bound.handshaking += plan.slowloris as u64;
+    bound.open += plan.never_read as u64 + u64::from(CHURN_THREADS);
+    let check = rss.as_ref().and_then(|trace| rss::check(trace, bound));
+    Report::new(records, started.elapsed(), rss, check)
+}
+
+/// Reserve up to `want` connections from the shared budget; returns how many were granted.
+fn take(budget: &AtomicU64, want: u64) -> u64 {
+    let mut granted = 0;
+    let _ = budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+        granted = left.min(want);
+        Some(left - granted)
+    });
+    granted
+}
+
+/// Kinds whose connections end by themselves in well under a second.
+fn is_churn(kind: Kind) -> bool {
+    !matches!(kind, Kind::Slowloris | Kind::NeverRead)
+}
+
+/// Open one connection of the next kind every `every`, starting at kind `offset`.
+fn churn_loop(
+    target: &Target,
+    kinds: &[Kind],
+    offset: usize,
+    every: Duration,
+    budget: &AtomicU64,
+    until: Instant,
+) -> Vec<Record> {
+    let mut records = Vec::new();
+    let mut next = Instant::now();
+    let mut i = offset;
+    while Instant::now() < until && take(budget, 1) == 1 {
+        records.push(attack(kinds[i % kinds.len()], target));
+        i += 1;
+        next += every;
+        thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+    records
+}

@@ -1,0 +1,163 @@
+//! The markdown section of a run-bench `abuse` directory: legitimate throughput and p99 with
+//! and without the abuse, abusive connections by outcome, server RSS against its bound.
+//!
+//! Reads `runs.jsonl`, one line per run as scripts/lib/abuse.sh writes it:
+//! `{"server", "scheme", "repeat", "mode": "clean"|"abused", "bench": <wsport-bench JSON>,
+//! "abuse": <wsport-abuse JSON>|null}`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+use crate::report::mib;
+
+/// Legitimate load may lose at most this much to the abuse (issue 14).
+const TOLERANCE: f64 = 0.10;
+
+/// Why a directory cannot be summarised.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SummaryError {
+    #[error("line {line} of runs.jsonl is not JSON: {source}")]
+    BadLine {
+        line: usize,
+        source: serde_json::Error,
+    },
+}
+
+#[derive(Default)]
+struct Cell {
+    clean_rate: Vec<f64>,
+    abused_rate: Vec<f64>,
+    clean_p99: Vec<f64>,
+    abused_p99: Vec<f64>,
+    outcomes: BTreeMap<(String, String), u64>,
+    unexpected: u64,
+    rss: Vec<(u64, u64, u64)>,
+}
+
+/// The markdown for the runs in `jsonl`.
+pub fn markdown(jsonl: &str) -> Result<String, SummaryError> {
+    let mut cells: BTreeMap<(String, String), Cell> = BTreeMap::new();
+    for (i, line) in jsonl.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let run: Value =
+            serde_json::from_str(line).map_err(|source| SummaryError::BadLine { line: i + 1, source })?;
+        let key = (text(&run["server"]), text(&run["scheme"]));
+        add_run(cells.entry(key).or_default(), &run);
+    }
+    let mut out = String::from("## Abuse beside a measured load\n\n");
+    legit_table(&mut out, &cells);
+    outcome_table(&mut out, &cells);
+    rss_table(&mut out, &cells);
+    Ok(out)
+}
+
+fn text(v: &Value) -> String {
+    v.as_str().unwrap_or("?").to_string()
+}
+
+fn add_run(cell: &mut Cell, run: &Value) {
+    let results = &run["bench"]["results"];
+    let rate = results["msgs_per_sec"].as_f64();
+    let p99 = results["latency_ns"]["p99"].as_f64();
+    let abused = run["mode"] == "abused";
+    let (rates, p99s) = if abused {
+        (&mut cell.abused_rate, &mut cell.abused_p99)
+    } else {
+        (&mut cell.clean_rate, &mut cell.clean_p99)
+    };
+    rates.extend(rate);
+    p99s.extend(p99);
+    let abuse = &run["abuse"];
+    for kind in abuse["kinds"].as_array().into_iter().flatten() {
+        cell.unexpected += kind["unexpected"].as_u64().unwrap_or(0);
+        for (outcome, n) in kind["outcomes"].as_object().into_iter().flatten() {
+            *cell.outcomes.entry((text(&kind["kind"]), outcome.clone())).or_insert(0) += n.as_u64().unwrap_or(0);
+        }
+    }
+    let check = &abuse["rss_check"];
+    if let (Some(base), Some(max), Some(bound)) =
+        (check["base"].as_u64(), check["max"].as_u64(), check["bound"].as_u64())
+    {
+        cell.rss.push((base, max, bound));
+    }
+}
+
+fn median(values: &[f64]) -> Option<f64> {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    (!v.is_empty()).then(|| v[v.len() / 2])
+}
+
+fn legit_table(out: &mut String, cells: &BTreeMap<(String, String), Cell>) {
+    out.push_str("Legitimate load, medians of the repeats (clean and abused runs interleaved):\n\n");
+    out.push_str("| server | scheme | msgs/s clean | msgs/s abused | ratio | p99 clean | p99 abused | ratio | within 10% |\n");
+    out.push_str("|---|---|---:|---:|---:|---:|---:|---:|---|\n");
+    for ((server, scheme), c) in cells {
+        let (Some(rc), Some(ra), Some(pc), Some(pa)) = (
+            median(&c.clean_rate),
+            median(&c.abused_rate),
+            median(&c.clean_p99),
+            median(&c.abused_p99),
+        ) else {
+            let _ = writeln!(out, "| {server} | {scheme} | no complete pair of runs | | | | | | |");
+            continue;
+        };
+        let (rate_ratio, p99_ratio) = (ra / rc, pa / pc);
+        let ok = rate_ratio >= 1.0 - TOLERANCE && p99_ratio <= 1.0 + TOLERANCE;
+        let _ = writeln!(
+            out,
+            "| {server} | {scheme} | {rc:.0} | {ra:.0} | {rate_ratio:.2} | {:.0} µs | {:.0} µs | {p99_ratio:.2} | {} |",
+            pc / 1e3,
+            pa / 1e3,
+            if ok { "yes" } else { "**no**" }
+        );
+    }
+    out.push('\n');
+}
+
+fn outcome_table(out: &mut String, cells: &BTreeMap<(String, String), Cell>) {
+    out.push_str("Abusive connections by outcome, all abused repeats:\n\n");
+    out.push_str("| server | scheme | kind: outcome × connections | not the RFC ending |\n|---|---|---|---:|\n");
+    for ((server, scheme), c) in cells {
+        let outcomes: Vec<String> = c.outcomes.iter().map(|((k, o), n)| format!("{k}: {o} ×{n}")).collect();
+        let _ = writeln!(out, "| {server} | {scheme} | {} | {} |", outcomes.join("; "), c.unexpected);
+    }
+    out.push('\n');
+}
+
+fn rss_table(out: &mut String, cells: &BTreeMap<(String, String), Cell>) {
+    out.push_str("Server RSS during the abused runs (VmRSS every 100 ms) against the bound of abuse/src/rss.rs:\n\n");
+    out.push_str("| server | scheme | RSS at start | RSS max | bound | within |\n|---|---|---:|---:|---:|---|\n");
+    for ((server, scheme), c) in cells {
+        for (base, max, bound) in &c.rss {
+            let _ = writeln!(
+                out,
+                "| {server} | {scheme} | {:.1} MiB | {:.1} MiB | {:.1} MiB | {} |",
+                mib(*base),
+                mib(*max),
+                mib(*bound),
+                if max <= bound { "yes" } else { "**no**" }
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slower_abused_run_is_flagged() {
+        let run = |mode: &str, rate: f64| {
+            format!(
+                r#"{{"server":"tokio","scheme":"ws","repeat":1,"mode":"{mode}","bench":{{"results":{{"msgs_per_sec":{rate},"latency_ns":{{"p99":1000}}}}}},"abuse":null}}"#
+            )
+        };
+        let ok = markdown(&format!("{}\n{}\n", run("clean", 100.0), run("abused", 95.0))).unwrap();
+        assert!(ok.contains("| yes |"), "{ok}");
+        let slow = markdown(&format!("{}\n{}\n", run("clean", 100.0), run("abused", 80.0))).unwrap();
+        assert!(slow.contains("**no**"), "{slow}");
+    }
+}
