@@ -17,6 +17,9 @@ use wsport_core::conn::compact;
 use wsport_server_common::deadline::Alarm;
 use wsport_server_common::session::{Control, End, Session, Step, WRITE_TIMEOUT};
 
+/// Input kept while a reply waits for the peer, past which reading pauses.
+pub const PAUSE_AT: usize = 64 * 1024;
+
 /// Where the bytes being sent live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Held {
@@ -103,6 +106,8 @@ pub struct Conn {
     pub recv: bool,
     /// The multishot receive ended for want of buffers; re-armed once some come back.
     pub starved: bool,
+    /// The multishot receive was cancelled to pause reading (see [`Conn::flooded`]).
+    pub recv_cancelled: bool,
     /// Shutdown operations in flight.
     pub shutdowns: u8,
     /// Both directions were shut down, to end the operations in flight.
@@ -127,6 +132,7 @@ impl Conn {
             queued: None,
             recv: false,
             starved: false,
+            recv_cancelled: false,
             shutdowns: 0,
             shut_both: false,
             state: State::Open,
@@ -160,6 +166,13 @@ impl Conn {
             State::Linger(at) => Some(at),
             State::Closing => None,
         }
+    }
+
+    /// A send is in flight (the peer reads slower than it writes) and the spill already holds
+    /// [`PAUSE_AT`] bytes: stop receiving until the send completes, so a client that never
+    /// reads leaves the rest in its socket (TCP flow control) instead of in our memory.
+    pub fn flooded(&self) -> bool {
+        self.out.is_some() && self.spill.len() >= PAUSE_AT
     }
 
     /// Bytes received while the session cannot take them at once.

@@ -35,7 +35,8 @@ impl<F: Faults> Worker<F> {
         let own_busy = receive == Receive::OwnBuffer
             && conn.state == State::Open
             && (conn.out.is_some() || conn.fresh);
-        if conn.recv || conn.starved || conn.state == State::Closing || own_busy {
+        let paused = conn.state == State::Open && conn.flooded();
+        if conn.recv || conn.starved || conn.state == State::Closing || own_busy || paused {
             return Ok(());
         }
         let entry = match receive {
@@ -78,6 +79,7 @@ impl<F: Faults> Worker<F> {
         };
         if !cqueue::more(flags) {
             conn.recv = false;
+            conn.recv_cancelled = false;
         }
         match conn.state {
             State::Closing => {
@@ -116,15 +118,32 @@ impl<F: Faults> Worker<F> {
                 return self.drop_conn(key);
             }
             e if e == -libc::ENOBUFS => return self.starve(key),
-            e if e == -libc::EINTR || e == -libc::EAGAIN => {}
+            e if e == -libc::EINTR || e == -libc::EAGAIN || e == -libc::ECANCELED => {}
             _ => {
                 conn.session.handle_eof();
                 return self.drop_conn(key);
             }
         }
+        self.pause_if_flooded(key)?;
         self.ensure_recv(key)?;
         self.rearm(key);
         Ok(())
+    }
+
+    /// Cancel `key`'s multishot receive while [`Conn::flooded`]: a multishot receive keeps
+    /// completing as bytes arrive, so not re-arming it is not enough to stop reading.
+    /// `finish_send` arms it again once the reply is out.
+    fn pause_if_flooded(&mut self, key: u32) -> Result<(), UringError> {
+        let Some(conn) = slot(&mut self.conns, key) else {
+            return Ok(());
+        };
+        if !(conn.recv && !conn.recv_cancelled && conn.flooded()) {
+            return Ok(());
+        }
+        conn.recv_cancelled = true;
+        let entry = opcode::AsyncCancel::new(Op::Recv.user_data(key)).build();
+        // SAFETY: a cancel names an operation by its user data and points at no memory.
+        unsafe { self.push(entry.user_data(Op::Cancel.user_data(key))) }
     }
 
     /// The multishot receive ended for want of buffers: re-armed once some come back.

@@ -39,11 +39,13 @@ pub enum Op {
     Send = 3,
     Shutdown = 4,
     Close = 5,
+    /// Cancelling a multishot receive (its own completion carries nothing to do).
+    Cancel = 6,
 }
 
 impl Op {
     fn of(user_data: u64) -> Option<Op> {
-        [Op::Accept, Op::Recv, Op::Send, Op::Shutdown, Op::Close]
+        [Op::Accept, Op::Recv, Op::Send, Op::Shutdown, Op::Close, Op::Cancel]
             .into_iter()
             .find(|op| *op as u64 == user_data & 0xff)
     }
@@ -221,7 +223,7 @@ impl<F: Faults> Worker<F> {
             Some(Op::Recv) => self.on_recv(key, result, flags),
             Some(Op::Send) => self.on_send(key, result),
             Some(Op::Shutdown) => self.on_shutdown(key),
-            Some(Op::Close) | None => Ok(()),
+            Some(Op::Close | Op::Cancel) | None => Ok(()),
         }
     }
 
