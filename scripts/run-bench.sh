@@ -22,6 +22,10 @@
 #            CPU, misses the rate, its client sends late at two rates in a row, or --sweep-max
 #            (640000); the summary draws server CPU per message and p99 against the rate and
 #            names where the cheaper server changes (from --repeat 2 up: one run has no range)
+#   abuse    (in --full, not in the quick default) the rate load without and with hostile
+#            clients beside it (wsport-abuse; scripts/lib/abuse.sh): legitimate throughput and
+#            p99 with/without, abusive connections by outcome, server RSS against its bound;
+#            --abuse-slowloris N (1000), --abuse-rate N conns/s (200); in DIR/abuse/
 #
 # Client engines (--client-engines, default io-uring,epoll): the closed-loop echo cells run
 # under each of wsport-bench's engines, because a server's cost per message follows how many
@@ -67,6 +71,8 @@
 # server's logs. Exits 1 when a run failed, 2 on a usage error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib/abuse.sh
+source scripts/lib/abuse.sh
 
 servers="tokio,tokio-uring,monoio-uring,monoio-epoll,uring"
 scenarios="echo,rate,connect,hold"
@@ -120,6 +126,8 @@ while [ $# -gt 0 ]; do
         --sweep-from) sweep_from="$2"; shift ;;
         --sweep-max) sweep_max="$2"; shift ;;
         --server-args) server_args="$2"; shift ;;
+        --abuse-slowloris) abuse_slowloris="$2"; shift ;;
+        --abuse-rate) abuse_rate="$2"; shift ;;
         --no-build) build=0 ;;
         --base-bin) sides+=(base); side_bin[base]="$2"; shift ;;
         --head-bin) sides+=(head); side_bin[head]="$2"; shift ;;
@@ -138,6 +146,7 @@ if [ "${#sides[@]}" -eq 0 ]; then
     [ -n "$servers_given" ] || servers+=",fastwebsockets"
     [ -n "$servers_given" ] || [ -z "$full" ] || servers+=",tokio-tungstenite"
     [ -n "$scenarios_given" ] || scenarios+=",raw"
+    [ -n "$scenarios_given" ] || [ -z "$full" ] || scenarios+=",abuse"
 fi
 # A paired run compares base with head: --base-bin alone means head is this checkout's build.
 if [ "${sides[*]}" = base ]; then
@@ -192,8 +201,8 @@ for s in "${server_list[@]}"; do server_cmd "$s" > /dev/null; done
 IFS=, read -ra scenario_list <<< "$scenarios"
 for sc in "${scenario_list[@]}"; do
     case "$sc" in
-        echo|rate|connect|hold|sweep|raw) ;;
-        *) echo "run-bench.sh: unknown scenario '$sc' (echo, rate, connect, hold, sweep, raw)" >&2; exit 2 ;;
+        echo|rate|connect|hold|sweep|raw|abuse) ;;
+        *) echo "run-bench.sh: unknown scenario '$sc' (echo, rate, connect, hold, sweep, raw, abuse)" >&2; exit 2 ;;
     esac
 done
 IFS=, read -ra scheme_list <<< "$schemes"
@@ -256,6 +265,7 @@ for sc in "${scenario_list[@]}"; do
                      done ;;
             hold) cells+=("hold $scheme - $hold_conns $first_engine") ;;
             sweep) sweep_schemes+=" $scheme" ;;
+            abuse) ;; # its own loop: scripts/lib/abuse.sh, after the matrix
         esac
     done
 done
@@ -266,7 +276,7 @@ mkdir -p "$out"
 
 if [ "$build" = 1 ]; then
     echo "== building release binaries"
-    packages=(-p wsport-tokio -p wsport-tokio-uring -p wsport-monoio -p wsport-uring -p wsport-bench)
+    packages=(-p wsport-tokio -p wsport-tokio-uring -p wsport-monoio -p wsport-uring -p wsport-bench -p wsport-abuse)
     for s in "${server_list[@]}"; do
         if is_reference "$s"; then packages+=(-p wsport-reference); break; fi
     done
@@ -528,12 +538,15 @@ for r in $(seq 1 "$repeat"); do
     done
 done
 
+case ",$scenarios," in *,abuse,*) abuse_scenario ;; esac
+
 # Empty server logs say nothing; keep the ones that do.
 find "$out" -name '*.server.*' -empty -delete
 echo
 report_baseline=()
 [ "${#sides[@]}" -gt 0 ] && report_baseline=(--baseline "${server_list[0]}@${sides[0]}")
-"$bin/wsport-bench" report "$out" "${report_baseline[@]}"
+# An abuse-only run has no matrix runs to report (its summary is abuse/summary.md).
+[ "$scenarios" = abuse ] || "$bin/wsport-bench" report "$out" "${report_baseline[@]}"
 # runs.jsonl now holds each JSON document, and report reads a directory without *.json back
 # from it: the per-run files would only repeat it. Only after the report succeeded, so a
 # failed report leaves every run in place.

@@ -68,9 +68,12 @@ pub fn run(plan: &Plan) -> Report {
         .flat_map(|t| t.join().unwrap_or_default())
         .collect();
     let rss = sampler.map(Sampler::finish);
+    // The abuse's own connections at their peak: every slowloris held, every never-read
+    // client opened (all held to the end), one churn connection per thread.
     let mut bound = plan.bound;
-    bound.handshaking += plan.slowloris as u64;
-    bound.open += plan.never_read as u64 + u64::from(CHURN_THREADS);
+    let held = |kind: Kind| records.iter().filter(|r| r.kind == kind).count() as u64;
+    bound.handshaking += held(Kind::Slowloris).min(plan.slowloris as u64);
+    bound.open += held(Kind::NeverRead) + u64::from(CHURN_THREADS);
     let check = rss.as_ref().and_then(|trace| rss::check(trace, bound));
     Report::new(records, started.elapsed(), rss, check)
 }

@@ -13,7 +13,7 @@ fn abuse(server: &common::Server, claimed_frame: &str) -> (i32, String) {
         .args(["run", "--addr", &server.addr.to_string(), "--kinds", "never-read"])
         .args(["--never-read", "16", "--never-read-frame-bytes", "1MiB", "--duration", "4s"])
         .args(["--server-pid", &server.child.id().to_string()])
-        .args(["--max-frame-bytes", claimed_frame, "--rss-slack", "4MiB"])
+        .args(["--max-frame-bytes", claimed_frame, "--rss-slack", "1MiB"])
         .output()
         .expect("run wsport-abuse");
     let text = String::from_utf8_lossy(&output.stdout).into_owned()

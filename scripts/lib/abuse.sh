@@ -1,0 +1,119 @@
+# shellcheck shell=bash
+# Sourced by scripts/run-bench.sh: the `abuse` scenario (in --full, not in the quick default).
+#
+# Per server and scheme, the legitimate load (wsport-bench rate at --rate msgs/s over the first
+# --conns connections, --size bytes) runs without and with wsport-abuse beside it on the same
+# server process: slowloris handshakes held (--abuse-slowloris, 1000), never-read clients
+# (20), and the short-lived kinds (431 headers, 2^63-byte frames, bad UTF-8, unmasked frames,
+# resets mid-frame, ping floods) at --abuse-rate connections/s (200). Clean and abused runs
+# alternate, their order swapped every repeat. The abuse speaks ws: on a wss cell the server
+# also listens on one ws port for it. Servers run with $abuse_server_flags so that slowloris
+# connections turn over within a run and the RSS bound (abuse/src/rss.rs) is tight.
+# wsport-abuse samples the server's VmRSS every 100 ms and checks it against that bound; it
+# exits 3 when a connection did not end the RFC way or RSS passed the bound.
+#
+# Output: $out/abuse/runs.jsonl (a line per run: server, scheme, repeat, mode, the
+# wsport-bench JSON and the wsport-abuse JSON) and $out/abuse/summary.md.
+
+abuse_slowloris=${abuse_slowloris:-1000}
+abuse_rate=${abuse_rate:-200}
+abuse_never_read=${abuse_never_read:-20}
+abuse_server_flags="--handshake-timeout 2s --max-frame-bytes 1MiB"
+
+# Run every server and scheme of the matrix, clean and abused, $repeat times.
+abuse_scenario() {
+    local dir="$out/abuse" r s scheme mode modes i=0 total
+    mkdir -p "$dir"
+    : > "$dir/runs.jsonl"
+    total=$(( repeat * ${#server_list[@]} * ${#scheme_list[@]} * 2 ))
+    echo "== abuse: legitimate rate load with and without hostile clients ($total runs)"
+    for r in $(seq 1 "$repeat"); do
+        modes="clean abused"
+        [ $((r % 2)) -eq 0 ] && modes="abused clean"
+        for s in "${server_list[@]}"; do
+            is_reference "$s" && continue
+            for scheme in "${scheme_list[@]}"; do
+                for mode in $modes; do
+                    i=$((i + 1))
+                    abuse_run "$s" "$scheme" "$r" "$mode" "[abuse $i/$total]"
+                done
+            done
+        done
+    done
+    "$bin/wsport-abuse" summary "$dir" > /dev/null
+    echo "abuse summary: $dir/summary.md"
+}
+
+# One run of server $1 over scheme $2, repeat $3, mode $4 (clean|abused); progress label $5.
+abuse_run() {
+    local s=$1 scheme=$2 r=$3 mode=$4 progress=$5 name abuse_pid="" abuse_addr rc=0
+    name="abuse-$mode-$s-$scheme-r$r"
+    label=$s server_bin=$bin side_args="" gate_tag=""
+    if [ -n "${unavailable[$s]:-}" ]; then
+        echo "$progress $name: unavailable: ${unavailable[$s]}"
+        return
+    fi
+    if ! start_server "$s" "$scheme" "abuse/$name" " $abuse_server_flags --listen ws://127.0.0.1:0"; then
+        echo "$progress $name: unavailable: ${unavailable[$s]}"
+        return
+    fi
+    abuse_addr=$(grep -o "^listening ws://127.0.0.1:[0-9]*" "$out/abuse/$name.server.out" | tail -1 | sed 's|.*ws://||')
+    url_args=()
+    for u in "${urls[@]}"; do
+        [ "$u" = "ws://$abuse_addr/" ] || url_args+=(--url "$u")
+    done
+    [ "$scheme" = wss ] && url_args+=(--insecure)
+    printf '%s %s ... ' "$progress" "$name"
+    if [ "$mode" = abused ]; then
+        taskset -c "$client_cores" "$bin/wsport-abuse" run --addr "$abuse_addr" \
+            --duration "$(abuse_seconds)s" --slowloris "$abuse_slowloris" --churn-rate "$abuse_rate" \
+            --never-read "$abuse_never_read" --handshake-timeout 2s --max-frame-bytes 1MiB \
+            --legit-conns "${conn_list[0]}" $([ "$scheme" = wss ] && echo --tls) \
+            --server-pid "$server_pid" --json "$out/abuse/$name.abuse.json" \
+            > "$out/abuse/$name.abuse.txt" 2>&1 &
+        abuse_pid=$!
+        sleep 0.5
+    fi
+    "$bin/wsport-bench" rate --rate "$rate" -c "${conn_list[0]}" --size "${size_list[0]}" \
+        --duration "$duration" --warmup "$warmup" "${url_args[@]}" --server-pid "$server_pid" \
+        --cpus "$client_cores" --engine "$first_engine" --label "$s" \
+        --json "$out/abuse/$name.json" -q > "$out/abuse/$name.txt" 2>&1 || rc=$?
+    if [ -n "$abuse_pid" ]; then wait "$abuse_pid" || rc=$((rc == 0 ? 10 + $? : rc)); fi
+    stop_server
+    abuse_record "$s" "$scheme" "$r" "$mode" "$name" "$rc"
+}
+
+# The abuse covers the warm-up and the measured window.
+abuse_seconds() {
+    local total=0 d
+    for d in "$warmup" "$duration"; do
+        case "$d" in
+            *ms) total=$(awk -v t="$total" -v d="${d%ms}" 'BEGIN {print t + d / 1000}') ;;
+            *s) total=$(awk -v t="$total" -v d="${d%s}" 'BEGIN {print t + d}') ;;
+        esac
+    done
+    awk -v t="$total" 'BEGIN {printf "%d", t + 1.5}'
+}
+
+# Append run $5's line to runs.jsonl, print its outcome and keep its logs only if it failed
+# ($6: 0 ok, 1-9 the load failed, 10+ the abuse found a wrong ending or RSS over its bound).
+abuse_record() {
+    local s=$1 scheme=$2 r=$3 mode=$4 name=$5 rc=$6 d="$out/abuse"
+    local bench=null abuse=null
+    [ -s "$d/$name.json" ] && bench=$(tr -d '\n' < "$d/$name.json")
+    [ -s "$d/$name.abuse.json" ] && abuse=$(jq -c 'del(.rss)' "$d/$name.abuse.json")
+    printf '{"server":"%s","scheme":"%s","repeat":%d,"mode":"%s","bench":%s,"abuse":%s}\n' \
+        "$s" "$scheme" "$r" "$mode" "$bench" "$abuse" >> "$d/runs.jsonl"
+    jq -r '.results | "\(.msgs_per_sec | floor) msgs/s, p99 \(.latency_ns.p99 / 1000 | floor) µs"' \
+        "$d/$name.json" 2> /dev/null | tr '\n' ' '
+    [ "$abuse" != null ] && jq -r '"abuse: \(if .all_expected then "all RFC endings" else "WRONG ENDINGS" end), RSS max \(.rss_check.max / 1048576 * 10 | floor / 10) MiB of \(.rss_check.bound / 1048576 | floor) MiB"' \
+        "$d/$name.abuse.json" 2> /dev/null | tr '\n' ' '
+    if [ "$rc" = 0 ]; then
+        echo
+        rm -f "$d/$name.json" "$d/$name.abuse.json" "$d/$name.txt" "$d/$name.abuse.txt" \
+            "$d/$name.server.out" "$d/$name.server.err"
+    else
+        echo "FAILED (rc $rc; see $d/$name.*)"
+        failed=1
+    fi
+}
