@@ -115,7 +115,9 @@ fn await_close(stream: &mut TcpStream) -> (Outcome, u32) {
     let mut pongs = 0;
     loop {
         match wire::read_frame(stream) {
-            Ok(frame) if frame.opcode == CLOSE => return (Outcome::Close(frame.close_code()), pongs),
+            Ok(frame) if frame.opcode == CLOSE => {
+                return (Outcome::Close(frame.close_code()), pongs)
+            }
             Ok(frame) if frame.opcode == PONG => pongs += 1,
             Ok(_) => {}
             Err(e) => return (Outcome::from_io(&e), pongs),
@@ -149,9 +151,9 @@ pub fn reset(stream: TcpStream) -> io::Result<()> {
 /// server's replies fill our window; a server that bounds its queue then stops reading, and
 /// our writes block. Returns the socket so the caller may hold it.
 pub fn never_read(target: &Target) -> (Outcome, Option<TcpStream>) {
-    let mut stream = match small_window(target).and_then(|s| {
-        upgraded_on(s, target).map_err(|o| io::Error::other(o.to_string()))
-    }) {
+    let mut stream = match small_window(target)
+        .and_then(|s| upgraded_on(s, target).map_err(|o| io::Error::other(o.to_string())))
+    {
         Ok(stream) => stream,
         Err(e) => return (Outcome::Error(e.to_string()), None),
     };
@@ -167,7 +169,12 @@ pub fn never_read(target: &Target) -> (Outcome, Option<TcpStream>) {
                 bytes += n as u64;
                 at = (at + n) % frame.len();
             }
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 return (Outcome::Blocked { bytes }, Some(stream));
             }
             Err(e) => return (Outcome::from_io(&e), None),
@@ -210,8 +217,8 @@ fn ping_flood(target: &Target) -> Outcome {
     }
     match await_close(&mut stream) {
         (Outcome::Close(_), 0) => Outcome::PongsMissing {
-                sent: FLOOD_PINGS,
-                got: 0,
+            sent: FLOOD_PINGS,
+            got: 0,
         },
         (outcome, _) => outcome,
     }

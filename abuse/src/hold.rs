@@ -29,7 +29,9 @@ pub fn hold_never_read(target: &Target, count: usize, until: Instant) -> Vec<Rec
         held.extend(stream);
     }
     while Instant::now() < until {
-        thread::sleep(Duration::from_millis(50).min(until.saturating_duration_since(Instant::now())));
+        thread::sleep(
+            Duration::from_millis(50).min(until.saturating_duration_since(Instant::now())),
+        );
     }
     for stream in held {
         let _ = reset(stream);

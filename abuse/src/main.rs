@@ -114,7 +114,11 @@ fn real_main() -> Result<ExitCode> {
 fn run(args: RunArgs) -> Result<ExitCode> {
     // Thousands of slowloris connections need thousands of descriptors.
     wsport_server_common::limits::raise_nofile().context("raising RLIMIT_NOFILE")?;
-    let kinds = if args.kinds.is_empty() { Kind::ALL.to_vec() } else { args.kinds };
+    let kinds = if args.kinds.is_empty() {
+        Kind::ALL.to_vec()
+    } else {
+        args.kinds
+    };
     let plan = Plan {
         target: Target {
             addr: args.addr,
@@ -144,5 +148,9 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         std::fs::write(&path, serde_json::to_vec(&report)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::from(3) })
+    Ok(if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
 }

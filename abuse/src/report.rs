@@ -65,15 +65,23 @@ impl Report {
 
     /// Every connection ended the RFC way and RSS stayed under the bound (when checked).
     pub fn passed(&self) -> bool {
-        self.all_expected && self.rss_check.as_ref().is_none_or(|c| c.within)
+        self.all_expected && self.rss_check.as_ref().map_or(true, |c| c.within)
     }
 
     /// The human summary printed at the end of a run.
     pub fn text(&self) -> String {
         let mut out = String::new();
         for k in &self.kinds {
-            let outcomes: Vec<String> = k.outcomes.iter().map(|(o, n)| format!("{o} ×{n}")).collect();
-            let mark = if k.unexpected == 0 { "ok" } else { "UNEXPECTED" };
+            let outcomes: Vec<String> = k
+                .outcomes
+                .iter()
+                .map(|(o, n)| format!("{o} ×{n}"))
+                .collect();
+            let mark = if k.unexpected == 0 {
+                "ok"
+            } else {
+                "UNEXPECTED"
+            };
             let _ = writeln!(
                 out,
                 "  {:<16} {:>6} conns  {:<40} expected {:<32} {mark}",

@@ -74,7 +74,13 @@ pub fn vm_rss(pid: u32) -> io::Result<u64> {
     status
         .lines()
         .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
         .map(|kib| kib * 1024)
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no VmRSS line"))
 }
@@ -134,7 +140,9 @@ impl Sampler {
             let mut trace = RssTrace::default();
             while !flag.load(Ordering::Relaxed) {
                 match vm_rss(pid) {
-                    Ok(rss) => trace.samples.push((started.elapsed().as_millis() as u64, rss)),
+                    Ok(rss) => trace
+                        .samples
+                        .push((started.elapsed().as_millis() as u64, rss)),
                     Err(_) => break,
                 }
                 thread::sleep(every);
@@ -170,7 +178,10 @@ mod tests {
         let i = inputs();
         assert_eq!(i.per_handshake(), 8192 + 32768);
         assert_eq!(i.per_open(), 2 * 65550 + 32768);
-        assert_eq!(i.bound(1000), 1000 + 100 * (8192 + 32768) + 10 * (2 * 65550 + 32768));
+        assert_eq!(
+            i.bound(1000),
+            1000 + 100 * (8192 + 32768) + 10 * (2 * 65550 + 32768)
+        );
     }
 
     #[test]

@@ -45,19 +45,34 @@ pub fn run(plan: &Plan) -> Report {
     let budget = Arc::new(AtomicU64::new(plan.max_connections));
     let mut threads = Vec::new();
     if plan.kinds.contains(&Kind::Slowloris) && plan.slowloris > 0 {
-        let (target, count, budget) = (plan.target.clone(), plan.slowloris, take(&budget, plan.slowloris as u64));
-        threads.push(thread::spawn(move || crate::slowloris::hold(&target, count, budget, until)));
+        // Each one the server drops is replaced, from up to half the connection budget.
+        let budget = take(
+            &budget,
+            (plan.max_connections / 2).max(plan.slowloris as u64),
+        );
+        let (target, count) = (plan.target.clone(), plan.slowloris);
+        threads.push(thread::spawn(move || {
+            crate::slowloris::hold(&target, count, budget, until)
+        }));
     }
     if plan.kinds.contains(&Kind::NeverRead) && plan.never_read > 0 {
         let count = take(&budget, plan.never_read as u64) as usize;
         let target = plan.target.clone();
-        threads.push(thread::spawn(move || crate::hold::hold_never_read(&target, count, until)));
+        threads.push(thread::spawn(move || {
+            crate::hold::hold_never_read(&target, count, until)
+        }));
     }
-    let churn: Vec<Kind> = plan.kinds.iter().copied().filter(|k| is_churn(*k)).collect();
+    let churn: Vec<Kind> = plan
+        .kinds
+        .iter()
+        .copied()
+        .filter(|k| is_churn(*k))
+        .collect();
     if !churn.is_empty() && plan.churn_rate > 0 {
         for offset in 0..CHURN_THREADS {
             let (target, kinds, budget) = (plan.target.clone(), churn.clone(), Arc::clone(&budget));
-            let every = Duration::from_secs_f64(f64::from(CHURN_THREADS) / f64::from(plan.churn_rate));
+            let every =
+                Duration::from_secs_f64(f64::from(CHURN_THREADS) / f64::from(plan.churn_rate));
             threads.push(thread::spawn(move || {
                 churn_loop(&target, &kinds, offset as usize, every, &budget, until)
             }));

@@ -40,9 +40,15 @@ struct Cell {
 /// The markdown for the runs in `jsonl`.
 pub fn markdown(jsonl: &str) -> Result<String, SummaryError> {
     let mut cells: BTreeMap<(String, String), Cell> = BTreeMap::new();
-    for (i, line) in jsonl.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let run: Value =
-            serde_json::from_str(line).map_err(|source| SummaryError::BadLine { line: i + 1, source })?;
+    for (i, line) in jsonl
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let run: Value = serde_json::from_str(line).map_err(|source| SummaryError::BadLine {
+            line: i + 1,
+            source,
+        })?;
         let key = (text(&run["server"]), text(&run["scheme"]));
         add_run(cells.entry(key).or_default(), &run);
     }
@@ -73,13 +79,18 @@ fn add_run(cell: &mut Cell, run: &Value) {
     for kind in abuse["kinds"].as_array().into_iter().flatten() {
         cell.unexpected += kind["unexpected"].as_u64().unwrap_or(0);
         for (outcome, n) in kind["outcomes"].as_object().into_iter().flatten() {
-            *cell.outcomes.entry((text(&kind["kind"]), outcome.clone())).or_insert(0) += n.as_u64().unwrap_or(0);
+            *cell
+                .outcomes
+                .entry((text(&kind["kind"]), outcome.clone()))
+                .or_insert(0) += n.as_u64().unwrap_or(0);
         }
     }
     let check = &abuse["rss_check"];
-    if let (Some(base), Some(max), Some(bound)) =
-        (check["base"].as_u64(), check["max"].as_u64(), check["bound"].as_u64())
-    {
+    if let (Some(base), Some(max), Some(bound)) = (
+        check["base"].as_u64(),
+        check["max"].as_u64(),
+        check["bound"].as_u64(),
+    ) {
         cell.rss.push((base, max, bound));
     }
 }
@@ -91,7 +102,9 @@ fn median(values: &[f64]) -> Option<f64> {
 }
 
 fn legit_table(out: &mut String, cells: &BTreeMap<(String, String), Cell>) {
-    out.push_str("Legitimate load, medians of the repeats (clean and abused runs interleaved):\n\n");
+    out.push_str(
+        "Legitimate load, medians of the repeats (clean and abused runs interleaved):\n\n",
+    );
     out.push_str("| server | scheme | msgs/s clean | msgs/s abused | ratio | p99 clean | p99 abused | ratio | within 10% |\n");
     out.push_str("|---|---|---:|---:|---:|---:|---:|---:|---|\n");
     for ((server, scheme), c) in cells {
@@ -101,7 +114,10 @@ fn legit_table(out: &mut String, cells: &BTreeMap<(String, String), Cell>) {
             median(&c.clean_p99),
             median(&c.abused_p99),
         ) else {
-            let _ = writeln!(out, "| {server} | {scheme} | no complete pair of runs | | | | | | |");
+            let _ = writeln!(
+                out,
+                "| {server} | {scheme} | no complete pair of runs | | | | | | |"
+            );
             continue;
         };
         let (rate_ratio, p99_ratio) = (ra / rc, pa / pc);
@@ -121,8 +137,17 @@ fn outcome_table(out: &mut String, cells: &BTreeMap<(String, String), Cell>) {
     out.push_str("Abusive connections by outcome, all abused repeats:\n\n");
     out.push_str("| server | scheme | kind: outcome × connections | not the RFC ending |\n|---|---|---|---:|\n");
     for ((server, scheme), c) in cells {
-        let outcomes: Vec<String> = c.outcomes.iter().map(|((k, o), n)| format!("{k}: {o} ×{n}")).collect();
-        let _ = writeln!(out, "| {server} | {scheme} | {} | {} |", outcomes.join("; "), c.unexpected);
+        let outcomes: Vec<String> = c
+            .outcomes
+            .iter()
+            .map(|((k, o), n)| format!("{k}: {o} ×{n}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "| {server} | {scheme} | {} | {} |",
+            outcomes.join("; "),
+            c.unexpected
+        );
     }
     out.push('\n');
 }
@@ -155,9 +180,19 @@ mod tests {
                 r#"{{"server":"tokio","scheme":"ws","repeat":1,"mode":"{mode}","bench":{{"results":{{"msgs_per_sec":{rate},"latency_ns":{{"p99":1000}}}}}},"abuse":null}}"#
             )
         };
-        let ok = markdown(&format!("{}\n{}\n", run("clean", 100.0), run("abused", 95.0))).unwrap();
+        let ok = markdown(&format!(
+            "{}\n{}\n",
+            run("clean", 100.0),
+            run("abused", 95.0)
+        ))
+        .unwrap();
         assert!(ok.contains("| yes |"), "{ok}");
-        let slow = markdown(&format!("{}\n{}\n", run("clean", 100.0), run("abused", 80.0))).unwrap();
+        let slow = markdown(&format!(
+            "{}\n{}\n",
+            run("clean", 100.0),
+            run("abused", 80.0)
+        ))
+        .unwrap();
         assert!(slow.contains("**no**"), "{slow}");
     }
 }

@@ -77,7 +77,10 @@ pub fn read_http_status(stream: &mut TcpStream) -> io::Result<u16> {
         }
         head.push(byte[0]);
         if head.len() > 64 * 1024 {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "response head too long"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "response head too long",
+            ));
         }
     }
     parse_status(&head)
@@ -127,7 +130,10 @@ pub fn read_frame(stream: &mut TcpStream) -> io::Result<ServerFrame> {
         short => u64::from(short),
     };
     if len > 1 << 20 {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "server frame over 1 MiB"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "server frame over 1 MiB",
+        ));
     }
     let mut payload = vec![0u8; len as usize];
     stream.read_exact(&mut payload)?;
@@ -152,13 +158,20 @@ mod tests {
     #[test]
     fn masking_round_trips() {
         let framed = frame(TEXT, b"hello", true);
-        let unmasked: Vec<u8> = framed[6..].iter().enumerate().map(|(i, b)| b ^ MASK[i % 4]).collect();
+        let unmasked: Vec<u8> = framed[6..]
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b ^ MASK[i % 4])
+            .collect();
         assert_eq!(unmasked, b"hello");
     }
 
     #[test]
     fn status_lines_parse() {
-        assert_eq!(parse_status(b"HTTP/1.1 431 Request Header Fields Too Large\r\n\r\n"), Some(431));
+        assert_eq!(
+            parse_status(b"HTTP/1.1 431 Request Header Fields Too Large\r\n\r\n"),
+            Some(431)
+        );
         assert_eq!(parse_status(b"SSH-2.0\r\n"), None);
     }
 }

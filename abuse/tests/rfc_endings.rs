@@ -35,11 +35,18 @@ fn each_server(kind: Kind) {
             kind.expected()
         );
         if kind == Kind::Slowloris {
-            assert!(record.lifetime >= Duration::from_millis(900), "{config}: dropped early");
+            assert!(
+                record.lifetime >= Duration::from_millis(900),
+                "{config}: dropped early"
+            );
         }
         // The server still serves a well-behaved client after the abuse.
         let after = attack(Kind::PingFlood, &target(&server));
-        assert_eq!(after.outcome, Outcome::Close(1000), "{config}: after {kind}");
+        assert_eq!(
+            after.outcome,
+            Outcome::Close(1000),
+            "{config}: after {kind}"
+        );
     }
 }
 

@@ -10,8 +10,21 @@ use std::process::Command;
 /// server's frame limit; returns the exit code and the output.
 fn abuse(server: &common::Server, claimed_frame: &str) -> (i32, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_wsport-abuse"))
-        .args(["run", "--addr", &server.addr.to_string(), "--kinds", "never-read"])
-        .args(["--never-read", "16", "--never-read-frame-bytes", "1MiB", "--duration", "4s"])
+        .args([
+            "run",
+            "--addr",
+            &server.addr.to_string(),
+            "--kinds",
+            "never-read",
+        ])
+        .args([
+            "--never-read",
+            "16",
+            "--never-read-frame-bytes",
+            "1MiB",
+            "--duration",
+            "4s",
+        ])
         .args(["--server-pid", &server.child.id().to_string()])
         .args(["--max-frame-bytes", claimed_frame, "--rss-slack", "1MiB"])
         .output()

@@ -45,9 +45,15 @@ impl Drop for Server {
 /// on this host (io_uring unavailable); panics when wsport-tokio's binary is missing, since
 /// then nothing was tested.
 pub fn start(config: &str, flags: &[&str]) -> Result<Server, String> {
-    let (_, name, extra) = SERVERS.iter().find(|s| s.0 == config).expect("known server");
+    let (_, name, extra) = SERVERS
+        .iter()
+        .find(|s| s.0 == config)
+        .expect("known server");
     let Some(path) = bin(name) else {
-        assert_ne!(config, "tokio", "{name} not built: cargo build --release -p wsport-tokio");
+        assert_ne!(
+            config, "tokio",
+            "{name} not built: cargo build --release -p wsport-tokio"
+        );
         return Err(format!("{name} not built"));
     };
     let mut child = Command::new(path)
@@ -64,7 +70,11 @@ pub fn start(config: &str, flags: &[&str]) -> Result<Server, String> {
         Some(addr) => {
             // Keep draining stdout so the server never blocks on it.
             std::thread::spawn(move || lines.for_each(drop));
-            let addr = addr.split_whitespace().next().unwrap().trim_end_matches('/');
+            let addr = addr
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .trim_end_matches('/');
             Ok(Server {
                 child,
                 addr: addr.parse().expect("listening address"),

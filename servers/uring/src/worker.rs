@@ -45,9 +45,16 @@ pub enum Op {
 
 impl Op {
     fn of(user_data: u64) -> Option<Op> {
-        [Op::Accept, Op::Recv, Op::Send, Op::Shutdown, Op::Close, Op::Cancel]
-            .into_iter()
-            .find(|op| *op as u64 == user_data & 0xff)
+        [
+            Op::Accept,
+            Op::Recv,
+            Op::Send,
+            Op::Shutdown,
+            Op::Close,
+            Op::Cancel,
+        ]
+        .into_iter()
+        .find(|op| *op as u64 == user_data & 0xff)
     }
 
     pub fn user_data(self, key: u32) -> u64 {
