@@ -25,7 +25,9 @@ abuse_scenario() {
     local dir="$out/abuse" r s scheme mode modes i=0 total
     mkdir -p "$dir"
     : > "$dir/runs.jsonl"
-    total=$(( repeat * ${#server_list[@]} * ${#scheme_list[@]} * 2 ))
+    total=0
+    for s in "${server_list[@]}"; do is_reference "$s" || total=$((total + 1)); done
+    total=$(( repeat * total * ${#scheme_list[@]} * 2 ))
     echo "== abuse: legitimate rate load with and without hostile clients ($total runs)"
     for r in $(seq 1 "$repeat"); do
         modes="clean abused"
