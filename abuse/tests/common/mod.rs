@@ -16,16 +16,18 @@ pub const SERVERS: [(&str, &str, &[&str]); 5] = [
     ("uring", "wsport-uring", &[]),
 ];
 
-/// Where the server binaries are: `$WSPORT_BIN_DIR`, else target/release, else target/debug.
+/// Where the server binaries are: `$WSPORT_BIN_DIR`, else the test's own `target/<profile>/`
+/// (tests run from `target/<profile>/deps/`), as the conformance suite does.
 fn bin(name: &str) -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("WSPORT_BIN_DIR") {
-        return Some(PathBuf::from(dir).join(name)).filter(|p| p.exists());
-    }
-    let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target");
-    ["release", "debug"]
-        .iter()
-        .map(|profile| target.join(profile).join(name))
-        .find(|p| p.exists())
+    let dir = match std::env::var_os("WSPORT_BIN_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => std::env::current_exe()
+            .ok()?
+            .parent()?
+            .parent()?
+            .to_path_buf(),
+    };
+    Some(dir.join(name)).filter(|p| p.exists())
 }
 
 /// A running server, killed on drop.
