@@ -262,6 +262,20 @@ mod tests {
     }
 
     #[test]
+    fn reading_pauses_only_while_a_reply_waits_and_the_spill_is_full() {
+        let mut conn = conn();
+        conn.absorb(&vec![0; PAUSE_AT]);
+        assert!(
+            !conn.flooded(),
+            "no reply in flight: the session needs the bytes"
+        );
+        conn.out = Some(sent(b"reply", Held::Spill, 5));
+        assert!(conn.flooded());
+        conn.spill.truncate(PAUSE_AT - 1);
+        assert!(!conn.flooded());
+    }
+
+    #[test]
     fn an_empty_spill_is_freed_unless_it_is_the_connections_own_buffer() {
         let mut conn = conn();
         let mut big = Vec::with_capacity(4096);
