@@ -96,7 +96,7 @@ summary = [l.strip() for l in open(client) if l.strip().startswith(("messages", 
 print(f"## {name}\n")
 for l in summary:
     print(f"    {l}")
-print(f"\n{total} samples; kernel {100 * kernel / max(total, 1):.0f}%, user space {100 * (total - kernel) / max(total, 1):.0f}%\n")
+print(f"\nsampled CPU (weighted by period): kernel {100 * kernel / max(total, 1):.0f}%, user space {100 * (total - kernel) / max(total, 1):.0f}%\n")
 print("| function (self time) | share |\n|---|---:|")
 for fn, n in self_time.most_common(15):
     print(f"| `{fn[:90]}` | {100 * n / total:.1f}% |")
