@@ -9,7 +9,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use crate::sys;
+use wsport_harness::sys;
 
 /// One way of running one server binary.
 #[derive(Debug, PartialEq, Eq)]

@@ -1,32 +1,23 @@
 //! The opening handshake from the client side, byte for byte (RFC 6455 §4.1, §4.2).
 //!
 //! [`Request`] starts as a valid upgrade request and is bent with builder methods for the
-//! negative cases; [`Response`] parses the server's answer with httparse.
+//! negative cases; [`check_switching`] judges the server's answer, parsed by the harnesses'
+//! shared [`Response`].
 
 use std::fmt;
 
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine as _;
-use sha1::{Digest, Sha1};
+pub use wsport_harness::http::{accept_key, random_key, Response};
 
-use crate::frame::next_random;
+use crate::frame::preview;
 use crate::server::Endpoint;
 
-/// The GUID of RFC 6455 §1.3.
-const WS_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-
-/// `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key` (§4.2.2 step 5.4).
-pub fn accept_key(key: &str) -> String {
-    let mut sha1 = Sha1::new();
-    sha1.update(key.as_bytes());
-    sha1.update(WS_GUID.as_bytes());
-    BASE64.encode(sha1.finalize())
-}
-
-/// A fresh `Sec-WebSocket-Key`: base64 of 16 random bytes (§4.1).
-pub fn random_key() -> String {
-    let bytes = [next_random().to_le_bytes(), next_random().to_le_bytes()].concat();
-    BASE64.encode(bytes)
+/// Parse a complete response head (through the blank line), as the suite's clients read it.
+pub fn parse_head(head: &[u8]) -> Result<Response, String> {
+    match Response::parse(head) {
+        Ok(Some(response)) => Ok(response),
+        Ok(None) => Err("incomplete HTTP response head".into()),
+        Err(e) => Err(format!("{e}: {}", preview(head))),
+    }
 }
 
 /// An HTTP/1.1 request head, with headers kept in order and sent verbatim.
@@ -134,71 +125,6 @@ impl fmt::Display for Request {
     }
 }
 
-/// A parsed HTTP response head.
-#[derive(Clone, Debug)]
-pub struct Response {
-    pub status: u16,
-    pub reason: String,
-    pub headers: Vec<(String, String)>,
-}
-
-impl Response {
-    /// Parse a complete head (through the blank line).
-    pub fn parse(head: &[u8]) -> Result<Response, String> {
-        let mut headers = [httparse::EMPTY_HEADER; 64];
-        let mut response = httparse::Response::new(&mut headers);
-        match response.parse(head) {
-            Ok(httparse::Status::Complete(_)) => {}
-            Ok(httparse::Status::Partial) => return Err("incomplete HTTP response head".into()),
-            Err(e) => {
-                let shown = crate::frame::preview(head);
-                return Err(format!("malformed HTTP response head ({e}): {shown}"));
-            }
-        }
-        Ok(Response {
-            status: response.code.unwrap_or_default(),
-            reason: response.reason.unwrap_or_default().to_string(),
-            headers: response
-                .headers
-                .iter()
-                .map(|h| {
-                    (
-                        h.name.to_string(),
-                        String::from_utf8_lossy(h.value).into_owned(),
-                    )
-                })
-                .collect(),
-        })
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// Does any `name` header list `token` (comma-separated, case-insensitive)?
-    pub fn has_token(&self, name: &str, token: &str) -> bool {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .flat_map(|(_, v)| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case(token))
-    }
-}
-
-impl fmt::Display for Response {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "HTTP {} {} [", self.status, self.reason)?;
-        for (i, (name, value)) in self.headers.iter().enumerate() {
-            let sep = if i == 0 { "" } else { ", " };
-            write!(f, "{sep}{name}: {value}")?;
-        }
-        write!(f, "]")
-    }
-}
-
 /// Is `resp` a correct 101 answer to `req` (§4.2.2 step 5, §4.1 client checks 1-4)?
 pub fn check_switching(req: &Request, resp: &Response) -> Result<(), String> {
     let mut problems = Vec::new();
@@ -214,7 +140,7 @@ pub fn check_switching(req: &Request, resp: &Response) -> Result<(), String> {
     let key = req.get_header("Sec-WebSocket-Key").unwrap_or_default();
     let expected = accept_key(key);
     match resp.header("Sec-WebSocket-Accept") {
-        Some(got) if got.trim() == expected => {}
+        Some(got) if got == expected => {}
         Some(got) => problems.push(format!(
             "Sec-WebSocket-Accept {got:?}, expected {expected:?}"
         )),
@@ -233,31 +159,41 @@ pub fn check_switching(req: &Request, resp: &Response) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::Scheme;
 
-    /// The worked example of RFC 6455 §1.3.
-    #[test]
-    fn accept_key_matches_rfc_example() {
-        assert_eq!(
-            accept_key("dGhlIHNhbXBsZSBub25jZQ=="),
-            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
-        );
+    fn request() -> Request {
+        let ep = Endpoint {
+            server: "none",
+            scheme: Scheme::Ws,
+            addr: "127.0.0.1:9".parse().unwrap(),
+            tls: None,
+        };
+        Request::upgrade(&ep).header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
     }
 
     #[test]
-    fn keys_are_base64_of_16_bytes() {
-        let key = random_key();
-        assert_eq!(BASE64.decode(&key).unwrap().len(), 16);
-        assert_ne!(key, random_key());
-    }
-
-    #[test]
-    fn tokens_are_case_insensitive_and_comma_separated() {
-        let resp = Response::parse(
-            b"HTTP/1.1 101 Switching Protocols\r\nConnection: keep-alive, UPGRADE\r\n\r\n",
+    fn accepts_the_rfc_answer_with_token_lists() {
+        let resp = parse_head(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: WebSocket\r\n\
+              Connection: keep-alive, UPGRADE\r\n\
+              Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
         )
         .unwrap();
-        assert_eq!(resp.status, 101);
-        assert!(resp.has_token("connection", "upgrade"));
-        assert!(!resp.has_token("connection", "close"));
+        check_switching(&request(), &resp).unwrap();
+    }
+
+    #[test]
+    fn names_every_problem_at_once() {
+        let resp = parse_head(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n").unwrap();
+        let why = check_switching(&request(), &resp).unwrap_err();
+        for problem in [
+            "status 400",
+            "no `Upgrade: websocket`",
+            "no `Connection: Upgrade`",
+            "no Sec-WebSocket-Accept",
+        ] {
+            assert!(why.contains(problem), "{problem} missing from: {why}");
+        }
+        assert!(parse_head(b"garbage\r\n\r\n").is_err());
     }
 }

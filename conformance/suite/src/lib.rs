@@ -29,21 +29,23 @@
 //! wss. A case returns `Err("expected ...; got ...; sent: ...")`; the runner prefixes config,
 //! endpoint and case name, and the test panics once with all failures.
 //!
-//! Clients are independent of wsport-core: tungstenite ([`ws`]) and a raw frame codec
-//! ([`frame`], [`raw`]) that can send anything, including what a server must reject.
+//! Clients are independent of wsport-core: tungstenite ([`ws`]) and a raw client ([`raw`])
+//! over the harnesses' own frame codec ([`frame`], from wsport-harness) that can send
+//! anything, including what a server must reject.
 
 #![deny(unsafe_code)]
 
 pub mod config;
-pub mod frame;
 pub mod http;
 pub mod raw;
 pub mod run;
 pub mod server;
 pub mod stress;
-mod sys;
 pub mod tls;
 pub mod ws;
+
+/// The client frame codec, shared with wsport-autobahn.
+pub use wsport_harness::frame;
 
 use std::fmt::Display;
 
@@ -63,7 +65,7 @@ impl<T, E: Display> Context<T> for Result<T, E> {
 
 /// Everything a test file needs.
 pub mod prelude {
-    pub use crate::frame::{op, Frame, ServerFrame};
+    pub use crate::frame::{opcode, Frame, ServerFrame};
     pub use crate::http::{check_switching, Request, Response};
     pub use crate::raw::{Event, RawConn, READ_TIMEOUT};
     pub use crate::run::{

@@ -1,4 +1,4 @@
-//! The raw client: a socket (plain TCP or TLS), the frame codec of [`crate::frame`], and
+//! The raw client: a socket (plain TCP or TLS), the frame codec of [`crate::frame`] (wsport-harness), and
 //! expectations that explain themselves.
 //!
 //! [`RawConn`] keeps a log of everything it sent, so a failed expectation reads as "sent X;
@@ -14,16 +14,16 @@ use std::time::{Duration, Instant};
 
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
-use crate::frame::{self, op, preview, Frame, ServerFrame};
-use crate::http::{check_switching, Request, Response};
+use crate::frame::{self, opcode, preview, Frame, ServerFrame};
+use crate::http::{check_switching, parse_head, Request, Response};
 use crate::server::Endpoint;
 use crate::{tls, Outcome};
 
 /// How long any single expectation waits for the server.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Largest HTTP response head the client accepts.
-const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+/// Largest server frame the suite buffers: comfortably above the 16 MiB echo case.
+pub const MAX_SERVER_FRAME: u64 = 64 << 20;
 
 /// Plain TCP or TLS over TCP, both blocking with timeouts.
 pub enum Stream {
@@ -256,15 +256,16 @@ impl RawConn {
     pub fn next_event(&mut self, within: Duration) -> Event {
         let deadline = Instant::now() + within;
         loop {
-            match frame::decode(&self.inbuf) {
+            match frame::decode_frame(&self.inbuf, MAX_SERVER_FRAME) {
                 Ok(Some((frame, used))) => {
                     self.inbuf.drain(..used);
                     return Event::Frame(frame);
                 }
                 Ok(None) => {}
-                Err(frame::DecodeError::TooLarge(len)) => {
+                Err(frame::DecodeError::TooLarge { len, .. }) => {
                     return Event::Error(format!("a frame header announcing {len} bytes"))
                 }
+                Err(other) => return Event::Error(other.to_string()),
             }
             match self.fill(deadline) {
                 Ok(_) => {}
@@ -291,7 +292,7 @@ impl RawConn {
     pub fn read_frame(&mut self) -> Result<ServerFrame, String> {
         match self.next_event(READ_TIMEOUT) {
             Event::Frame(frame) => {
-                if frame.masked {
+                if frame.is_masked() {
                     return Err(self.fail("unmasked server frames (RFC 6455 §5.1)", &frame));
                 }
                 if frame.rsv != 0 {
@@ -310,11 +311,11 @@ impl RawConn {
         loop {
             let frame = self.read_frame()?;
             match (frame.opcode, &mut message) {
-                (op::PING | op::PONG, _) => {
+                (opcode::PING | opcode::PONG, _) => {
                     controls.push(frame);
                     continue;
                 }
-                (op::TEXT | op::BINARY, None) => {
+                (opcode::TEXT | opcode::BINARY, None) => {
                     message = Some(Message {
                         opcode: frame.opcode,
                         payload: frame.payload,
@@ -322,14 +323,14 @@ impl RawConn {
                         controls: Vec::new(),
                     })
                 }
-                (op::CONTINUATION, Some(started)) => {
+                (opcode::CONTINUATION, Some(started)) => {
                     started.payload.extend_from_slice(&frame.payload);
                     started.frames += 1;
                 }
                 _ => {
                     let expected = match &message {
                         None => "a text or binary message".to_string(),
-                        Some(m) => format!("a continuation of the {} message", op::name(m.opcode)),
+                        Some(m) => format!("a continuation of the {} message", opcode::name(m.opcode)),
                     };
                     return Err(self.fail(expected, &frame));
                 }
@@ -346,7 +347,7 @@ impl RawConn {
     pub fn expect_echo(&mut self, opcode: u8, payload: &[u8]) -> Outcome {
         let expected = format!(
             "the echo: {} message of {} bytes",
-            op::name(opcode),
+            opcode::name(opcode),
             payload.len()
         );
         let message = self
@@ -367,7 +368,7 @@ impl RawConn {
         expected: &str,
     ) -> Outcome {
         if message.opcode != opcode {
-            let got = format!("a {} message", op::name(message.opcode));
+            let got = format!("a {} message", opcode::name(message.opcode));
             return Err(self.fail(expected, got));
         }
         if message.payload != payload {
@@ -449,11 +450,11 @@ impl RawConn {
                 other => return Err(self.fail(expected, other)),
             };
             let unfinished_fragment =
-                !frame.fin && matches!(frame.opcode, op::TEXT | op::BINARY | op::CONTINUATION);
+                !frame.fin && matches!(frame.opcode, opcode::TEXT | opcode::BINARY | opcode::CONTINUATION);
             if unfinished_fragment {
                 continue;
             }
-            if frame.opcode == op::CLOSE && accept(&frame) {
+            if frame.opcode == opcode::CLOSE && accept(&frame) {
                 return Ok(frame);
             }
             return Err(self.fail(expected, &frame));
@@ -515,9 +516,9 @@ impl RawConn {
         loop {
             if let Some(end) = find(&self.inbuf, b"\r\n\r\n") {
                 let head: Vec<u8> = self.inbuf.drain(..end + 4).collect();
-                return Ok(Response::parse(&head));
+                return Ok(parse_head(&head));
             }
-            if self.inbuf.len() > MAX_RESPONSE_HEAD {
+            if self.inbuf.len() > wsport_harness::http::MAX_RESPONSE_HEAD {
                 let got = format!("{} bytes without a blank line", self.inbuf.len());
                 return Ok(Err(got));
             }

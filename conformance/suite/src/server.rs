@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 use rustls::ClientConfig;
 
 use crate::config::ServerConfig;
-use crate::{sys, tls};
+use crate::tls;
+use wsport_harness::sys;
 
 /// How long a server may take to announce all its listeners.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);

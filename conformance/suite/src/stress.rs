@@ -14,10 +14,10 @@ use std::time::Instant;
 
 use rustls::ClientConnection;
 
-use crate::http::{check_switching, Request, Response};
+use crate::http::{check_switching, parse_head, Request};
 use crate::raw::{Stream, READ_TIMEOUT};
 use crate::server::Endpoint;
-pub use crate::sys::{poll, raise_nofile};
+pub use wsport_harness::sys::{poll, raise_nofile};
 pub use libc::{pollfd, POLLERR, POLLHUP, POLLIN, POLLOUT};
 
 /// How many descriptors process `pid` has open: the entries of `/proc/<pid>/fd`.
@@ -88,7 +88,7 @@ impl NbStream {
                 Err(e) => return Err(format!("{ep}: reading the upgrade response: {e}")),
             }
         };
-        let resp = Response::parse(&buf[..head_end]).map_err(|e| format!("{ep}: {e}"))?;
+        let resp = parse_head(&buf[..head_end]).map_err(|e| format!("{ep}: {e}"))?;
         check_switching(&req, &resp).map_err(|e| format!("{ep}: {e}"))?;
         let leftover = buf.split_off(head_end);
         let (tcp, tls) = match stream {
@@ -239,7 +239,7 @@ impl NbStream {
         // Whatever did not fit stays unsent: the point is a peer gone mid-frame.
         let _ = self.flush();
         if reset {
-            crate::sys::set_linger_zero(self.fd())?;
+            wsport_harness::sys::set_linger_zero(self.fd())?;
         }
         Ok(())
     }

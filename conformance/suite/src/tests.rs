@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};
 use tungstenite::Message;
 
-use crate::frame::{op, Frame};
+use crate::frame::{opcode, Frame};
 use crate::raw::{Event, RawConn};
 use crate::server::{Endpoint, Scheme};
 use crate::{tls, ws};
@@ -73,7 +73,7 @@ fn raw_frames_round_trip() {
         for len in [0, 1, 125, 126, 65535, 65536, 200_000] {
             let payload = ws::binary_of_len(len);
             conn.send(&Frame::binary(payload.clone())).unwrap();
-            conn.expect_echo(op::BINARY, &payload).unwrap();
+            conn.expect_echo(opcode::BINARY, &payload).unwrap();
         }
         // A three-way split through "€" and "𝄞": tungstenite reassembles and echoes it whole.
         let text = "a€b𝄞c".as_bytes();
@@ -81,7 +81,7 @@ fn raw_frames_round_trip() {
         conn.send(&Frame::continuation(&text[2..6]).fin(false))
             .unwrap();
         conn.send(&Frame::continuation(&text[6..])).unwrap();
-        conn.expect_echo(op::TEXT, text).unwrap();
+        conn.expect_echo(opcode::TEXT, text).unwrap();
 
         conn.send_all(&[
             Frame::text("hel").fin(false),
@@ -92,13 +92,13 @@ fn raw_frames_round_trip() {
         let message = conn.read_message().unwrap();
         assert_eq!(message.payload, b"hello");
         assert_eq!(message.controls.len(), 1);
-        assert_eq!(message.controls[0].opcode, op::PONG);
+        assert_eq!(message.controls[0].opcode, opcode::PONG);
         assert_eq!(message.controls[0].payload, b"mid");
 
         let frame = Frame::text("split writes").encode();
         conn.send_in_pieces(&frame, &[1, 1, 3], Duration::from_millis(1), "split")
             .unwrap();
-        conn.expect_echo(op::TEXT, b"split writes").unwrap();
+        conn.expect_echo(opcode::TEXT, b"split writes").unwrap();
 
         conn.send(&Frame::close(1000, b"bye")).unwrap();
         conn.expect_close(&[1000]).unwrap();
@@ -186,8 +186,9 @@ fn client_hello_looks_like_tls() {
 /// to take several reads, then a clean close that ends in EOF.
 #[test]
 fn nonblocking_stream_echoes_and_closes() {
-    use crate::frame::decode;
+    use crate::raw::MAX_SERVER_FRAME;
     use crate::stress::{poll, pollfd, NbStream, POLLIN, POLLOUT};
+    let decode = |b: &[u8]| crate::frame::decode_frame(b, MAX_SERVER_FRAME);
 
     fn until(stream: &mut NbStream, inbuf: &mut Vec<u8>, done: impl Fn(&[u8]) -> bool) -> bool {
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -217,7 +218,7 @@ fn nonblocking_stream_echoes_and_closes() {
             });
             let (frame, used) = decode(&inbuf).unwrap().unwrap();
             inbuf.drain(..used);
-            assert_eq!((frame.opcode, frame.payload), (op::BINARY, payload), "{ep}");
+            assert_eq!((frame.opcode, frame.payload), (opcode::BINARY, payload), "{ep}");
         }
         stream.queue(&Frame::close(1000, b"").encode());
         let eof = until(&mut stream, &mut inbuf, |_| false);

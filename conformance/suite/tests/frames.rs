@@ -90,7 +90,7 @@ fn fragmented_text_splitting_utf8(ep: &Endpoint) -> Outcome {
     conn.send(&Frame::text(&text[..euro + 1]).fin(false))?;
     conn.send(&Frame::continuation(&text[euro + 1..clef + 2]).fin(false))?;
     conn.send(&Frame::continuation(&text[clef + 2..]))?;
-    conn.expect_echo(op::TEXT, text)
+    conn.expect_echo(opcode::TEXT, text)
 }
 
 fn fragments_with_empty_frames(ep: &Endpoint) -> Outcome {
@@ -98,7 +98,7 @@ fn fragments_with_empty_frames(ep: &Endpoint) -> Outcome {
     conn.send(&Frame::text("").fin(false))?;
     conn.send(&Frame::continuation("middle").fin(false))?;
     conn.send(&Frame::continuation(""))?;
-    conn.expect_echo(op::TEXT, b"middle")
+    conn.expect_echo(opcode::TEXT, b"middle")
 }
 
 fn fragmented_binary(ep: &Endpoint) -> Outcome {
@@ -107,7 +107,7 @@ fn fragmented_binary(ep: &Endpoint) -> Outcome {
     conn.send(&Frame::binary(&payload[..100]).fin(false))?;
     conn.send(&Frame::continuation(&payload[100..70_000]).fin(false))?;
     conn.send(&Frame::continuation(&payload[70_000..]))?;
-    conn.expect_echo(op::BINARY, &payload)
+    conn.expect_echo(opcode::BINARY, &payload)
 }
 
 /// Control frames may come between fragments (§5.4): the ping is answered, the message
@@ -121,14 +121,14 @@ fn ping_inside_fragmented_message(ep: &Endpoint) -> Outcome {
     let pongs: Vec<_> = message
         .controls
         .iter()
-        .filter(|f| f.opcode == op::PONG)
+        .filter(|f| f.opcode == opcode::PONG)
         .collect();
     let pong_ok = pongs.len() == 1 && pongs[0].payload == b"in the middle";
     if !pong_ok {
         let got: Vec<_> = message.controls.iter().map(ToString::to_string).collect();
         return Err(conn.fail("one pong \"in the middle\"", format!("{got:?}")));
     }
-    conn.check_message(&message, op::TEXT, b"hello", "the message \"hello\"")
+    conn.check_message(&message, opcode::TEXT, b"hello", "the message \"hello\"")
 }
 
 /// A pong carries the ping's payload (§5.5.3), for empty, short and maximal (125) payloads.
@@ -137,7 +137,7 @@ fn ping_pong(ep: &Endpoint) -> Outcome {
     for payload in [Vec::new(), b"hello".to_vec(), ws::binary_of_len(125)] {
         conn.send(&Frame::ping(payload.clone()))?;
         let pong = conn.read_frame()?;
-        if pong.opcode != op::PONG || !pong.fin || pong.payload != payload {
+        if pong.opcode != opcode::PONG || !pong.fin || pong.payload != payload {
             let expected = format!("a pong with the {}-byte ping payload", payload.len());
             return Err(conn.fail(expected, &pong));
         }
@@ -150,7 +150,7 @@ fn unsolicited_pong_ignored(ep: &Endpoint) -> Outcome {
     let mut conn = RawConn::upgrade(ep)?;
     conn.send(&Frame::pong("unsolicited"))?;
     conn.send(&Frame::text("still here"))?;
-    conn.expect_echo(op::TEXT, b"still here")
+    conn.expect_echo(opcode::TEXT, b"still here")
 }
 
 /// One frame dribbled out: header byte by byte, then the payload in uneven pieces.
@@ -165,7 +165,7 @@ fn frame_split_across_writes(ep: &Endpoint) -> Outcome {
         Duration::from_millis(5),
         "binary fin=1 len=70000",
     )?;
-    conn.expect_echo(op::BINARY, &payload)
+    conn.expect_echo(opcode::BINARY, &payload)
 }
 
 /// Many small frames in one write: the server must not stop after the first.
@@ -174,7 +174,7 @@ fn many_frames_in_one_write(ep: &Endpoint) -> Outcome {
     let frames: Vec<_> = (0..20).map(|i| Frame::text(format!("batch {i}"))).collect();
     conn.send_all(&frames)?;
     for i in 0..20 {
-        conn.expect_echo(op::TEXT, format!("batch {i}").as_bytes())?;
+        conn.expect_echo(opcode::TEXT, format!("batch {i}").as_bytes())?;
     }
     Ok(())
 }
@@ -185,5 +185,5 @@ fn valid_utf8_edges(ep: &Endpoint) -> Outcome {
     let text = "\u{0}\u{7f}\u{80}\u{7ff}\u{800}\u{d7ff}\u{e000}\u{fffd}\u{ffff}\u{10000}\u{10ffff}";
     let mut conn = RawConn::upgrade(ep)?;
     conn.send(&Frame::text(text))?;
-    conn.expect_echo(op::TEXT, text.as_bytes())
+    conn.expect_echo(opcode::TEXT, text.as_bytes())
 }

@@ -67,7 +67,7 @@ fn expect_http(ep: &Endpoint, req: &Request, status: u16, headers: &[(&str, &str
 fn expect_upgrade(ep: &Endpoint, req: &Request) -> Result<Response, String> {
     let (mut conn, resp) = RawConn::upgrade_with(ep, req)?;
     conn.send(&Frame::text("after upgrade"))?;
-    conn.expect_echo(op::TEXT, b"after upgrade")?;
+    conn.expect_echo(opcode::TEXT, b"after upgrade")?;
     Ok(resp)
 }
 
@@ -88,7 +88,7 @@ fn frame_in_same_write_as_request(ep: &Endpoint) -> Outcome {
     )?;
     let resp = conn.read_response()?;
     check_switching(&req, &resp)?;
-    conn.expect_echo(op::TEXT, b"early bird")
+    conn.expect_echo(opcode::TEXT, b"early bird")
 }
 
 fn tungstenite_upgrades(ep: &Endpoint) -> Outcome {
@@ -389,7 +389,7 @@ fn upgraded(ep: &Endpoint, which: &str) -> Result<RawConn, String> {
     match attempt(ep)? {
         Attempt::Upgraded(mut conn) => {
             conn.send(&Frame::text(which))?;
-            conn.expect_echo(op::TEXT, which.as_bytes())?;
+            conn.expect_echo(opcode::TEXT, which.as_bytes())?;
             Ok(conn)
         }
         Attempt::Refused(how) => Err(format!("{which}: expected 101; got {how}")),

@@ -27,7 +27,7 @@ fn sigterm_closes_1001_and_exits_0(server: &Server) -> Outcome {
         let mut conn = RawConn::upgrade(ep)?;
         let text = format!("client {i} before shutdown");
         conn.send(&Frame::text(text.clone()))?;
-        conn.expect_echo(op::TEXT, text.as_bytes())?;
+        conn.expect_echo(opcode::TEXT, text.as_bytes())?;
         clients.push((ep, conn));
     }
     server.sigterm()?;
@@ -137,7 +137,7 @@ fn active_connection_kept(ep: &Endpoint) -> Outcome {
         std::thread::sleep(Duration::from_millis(300));
         let text = format!("keepalive {i}");
         conn.send(&Frame::text(text.clone()))?;
-        conn.expect_echo(op::TEXT, text.as_bytes())
+        conn.expect_echo(opcode::TEXT, text.as_bytes())
             .map_err(|e| format!("with --idle-timeout 1s, a message every 300 ms: {e}"))?;
     }
     Ok(())
@@ -168,8 +168,8 @@ fn unanswered_pings_disconnect(ep: &Endpoint) -> Outcome {
     loop {
         let left = limit.saturating_sub(start.elapsed());
         match conn.next_event(left) {
-            Event::Frame(frame) if frame.opcode == op::PING => pings += 1,
-            Event::Frame(frame) if frame.opcode == op::CLOSE => {}
+            Event::Frame(frame) if frame.opcode == opcode::PING => pings += 1,
+            Event::Frame(frame) if frame.opcode == opcode::CLOSE => {}
             event if event.is_closed() => break,
             other => {
                 return Err(format!(

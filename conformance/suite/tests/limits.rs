@@ -34,7 +34,7 @@ fn frame_at_limit(ep: &Endpoint) -> Outcome {
     let payload = ws::binary_of_len(MAX_FRAME);
     let mut conn = RawConn::upgrade(ep)?;
     conn.send(&Frame::binary(payload.clone()))?;
-    conn.expect_echo(op::BINARY, &payload)
+    conn.expect_echo(opcode::BINARY, &payload)
 }
 
 /// The header announces 1 MiB and no payload follows: the server must answer 1009 from
@@ -52,7 +52,7 @@ fn message_at_limit(ep: &Endpoint) -> Outcome {
     conn.send(&Frame::binary(&payload[..40_000]).fin(false))?;
     conn.send(&Frame::continuation(&payload[40_000..80_000]).fin(false))?;
     conn.send(&Frame::continuation(&payload[80_000..]))?;
-    conn.expect_echo(op::BINARY, &payload)
+    conn.expect_echo(opcode::BINARY, &payload)
 }
 
 /// 3 × 40000 > 100000: each frame is within --max-frame-bytes, the message is not. The
@@ -66,7 +66,7 @@ fn message_over_limit_in_fragments(ep: &Endpoint) -> Outcome {
     let third = Frame::continuation(chunk);
     conn.send_header(&third)?;
     let mut masked = third.payload.clone();
-    wsport_conformance::frame::apply_mask(&mut masked, third.mask.expect("masked"));
+    wsport_conformance::frame::apply_mask(&mut masked, third.mask.expect("masked"), 0);
     let _ = conn.send_bytes(&masked, "the third fragment's 40000 payload bytes");
     conn.expect_close(&[1009]).map(drop)
 }

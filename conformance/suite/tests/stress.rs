@@ -42,8 +42,9 @@ use std::thread;
 use wsport_conformance::config::notice;
 use wsport_conformance::frame::{self, ServerFrame};
 use wsport_conformance::prelude::*;
-use wsport_conformance::raw::describe_difference;
+use wsport_conformance::raw::{describe_difference, MAX_SERVER_FRAME};
 use wsport_conformance::stress::{self, NbStream};
+use wsport_harness::rng::Rng;
 
 /// A live connection without a completed echo for this long is stalled.
 const STALL: Duration = Duration::from_secs(5);
@@ -438,7 +439,7 @@ fn describe_slot(slot: &Slot, idle_ms: u64) -> String {
         slot.id.load(Relaxed),
         if slot.wss.load(Relaxed) { "wss" } else { "ws" },
         idle_ms as f64 / 1000.0,
-        op::name(opcode),
+        opcode::name(opcode),
         if slot.flushed.load(Relaxed) {
             "fully written"
         } else {
@@ -652,7 +653,7 @@ impl Conn {
         let len = 1 + rng.below(MAX_PAYLOAD as u64) as usize;
         let text = rng.below(2) == 0;
         let frame = if text {
-            Frame::text(rng.text(len))
+            Frame::text(printable(rng, len))
         } else {
             Frame::binary(rng.bytes(len))
         };
@@ -676,7 +677,7 @@ impl Conn {
             slot.received.fetch_add(progress.bytes as u64, Relaxed);
         }
         loop {
-            let frame = match frame::decode(&self.inbuf) {
+            let frame = match frame::decode_frame(&self.inbuf, MAX_SERVER_FRAME) {
                 Ok(Some((frame, used))) => {
                     self.inbuf.drain(..used);
                     frame
@@ -723,7 +724,7 @@ impl Conn {
             (Some((opcode, payload)), false) => format!(
                 "while awaiting the echo of a {}-byte {} message",
                 payload.len(),
-                op::name(*opcode)
+                opcode::name(*opcode)
             ),
             (None, false) => "with no message in flight".into(),
         }
@@ -731,16 +732,16 @@ impl Conn {
 
     fn on_frame(&mut self, frame: ServerFrame, run: &Run, rng: &mut Rng, slot: &Slot) -> Outcome {
         ensure!(
-            !frame.masked && frame.rsv == 0,
+            !frame.is_masked() && frame.rsv == 0,
             "expected unmasked frames with RSV clear; got {frame}"
         );
         match frame.opcode {
-            op::PING => {
+            opcode::PING => {
                 self.stream.queue(&Frame::pong(frame.payload).encode());
                 return Ok(());
             }
-            op::PONG => return Ok(()),
-            op::CLOSE => {
+            opcode::PONG => return Ok(()),
+            opcode::CLOSE => {
                 ensure!(
                     self.closing && !self.got_close,
                     "unexpected {frame} {}",
@@ -749,10 +750,10 @@ impl Conn {
                 self.got_close = true;
                 return Ok(());
             }
-            op::TEXT | op::BINARY if self.partial.is_none() => {
+            opcode::TEXT | opcode::BINARY if self.partial.is_none() => {
                 self.partial = Some((frame.opcode, frame.payload));
             }
-            op::CONTINUATION if self.partial.is_some() => {
+            opcode::CONTINUATION if self.partial.is_some() => {
                 let (_, payload) = self.partial.as_mut().expect("checked");
                 payload.extend_from_slice(&frame.payload);
             }
@@ -770,7 +771,7 @@ impl Conn {
         let Some((want_opcode, want)) = self.expected.take() else {
             return Err(format!(
                 "a {} message of {} bytes that nobody asked for ({})",
-                op::name(opcode),
+                opcode::name(opcode),
                 payload.len(),
                 self.state()
             ));
@@ -779,8 +780,8 @@ impl Conn {
             opcode == want_opcode && payload == want,
             "sent a {}-byte {} message; got back a {} message: {}",
             want.len(),
-            op::name(want_opcode),
-            op::name(opcode),
+            opcode::name(want_opcode),
+            opcode::name(opcode),
             describe_difference(&payload, &want)
         );
         let now = Instant::now();
@@ -962,41 +963,11 @@ fn worker(
 
 // ---- randomness --------------------------------------------------------------------------
 
-/// xorshift64*, seeded from the suite's random source: fast enough to fill megabytes of
-/// payload a second on the client's share of a 2-core machine.
-struct Rng(u64);
-
-impl Rng {
-    fn new() -> Rng {
-        Rng(frame::next_random() | 1)
+/// Printable ASCII, so any length is valid UTF-8.
+fn printable(rng: &mut Rng, len: usize) -> Vec<u8> {
+    let mut out = rng.bytes(len);
+    for b in &mut out {
+        *b = b' ' + *b % 95;
     }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        let mut out = Vec::with_capacity(len + 8);
-        while out.len() < len {
-            out.extend_from_slice(&self.next().to_le_bytes());
-        }
-        out.truncate(len);
-        out
-    }
-
-    /// Printable ASCII, so any length is valid UTF-8.
-    fn text(&mut self, len: usize) -> Vec<u8> {
-        let mut out = self.bytes(len);
-        for b in &mut out {
-            *b = b' ' + *b % 95;
-        }
-        out
-    }
+    out
 }

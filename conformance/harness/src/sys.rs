@@ -1,8 +1,12 @@
-//! The only `unsafe` in the suite: a few raw system calls.
+//! The system calls std does not offer, for both harnesses: `poll(2)`, `SO_LINGER` 0 (an
+//! abortive close that sends RST), `RLIMIT_NOFILE`, `kill(2)` and the io_uring probe. The only
+//! `unsafe` in the harnesses lives here.
 
 #![allow(unsafe_code)]
 
 use std::io;
+use std::os::fd::RawFd;
+use std::time::Duration;
 
 /// Can this process set up an io_uring? Same check the io_uring servers make at start: a
 /// kernel without io_uring (ENOSYS), `kernel.io_uring_disabled` (EPERM) or a seccomp filter
@@ -83,7 +87,7 @@ pub fn raise_nofile(wanted: u64) -> Result<u64, String> {
 }
 
 /// `SO_LINGER` with a zero timeout: closing the socket then sends RST instead of FIN.
-pub fn set_linger_zero(fd: std::os::fd::RawFd) -> io::Result<()> {
+pub fn set_linger_zero(fd: RawFd) -> io::Result<()> {
     let linger = libc::linger {
         l_onoff: 1,
         l_linger: 0,
@@ -124,13 +128,78 @@ pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> io::Result<usize> {
     }
 }
 
+/// What [`poll_one`] reported for one descriptor.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Ready {
+    pub readable: bool,
+    pub writable: bool,
+    /// Hang-up or error: a read will tell which.
+    pub hangup: bool,
+}
+
+/// Waits up to `timeout` for `fd` to become readable (if `read`) or writable (if `write`).
+/// An interrupted wait returns nothing ready.
+pub fn poll_one(fd: RawFd, read: bool, write: bool, timeout: Duration) -> io::Result<Ready> {
+    let mut events = 0;
+    if read {
+        events |= libc::POLLIN;
+    }
+    if write {
+        events |= libc::POLLOUT;
+    }
+    let mut fds = [libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    }];
+    // Round up so that a 0.3 ms wait does not become a busy loop of 0 ms polls.
+    let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+    if poll(&mut fds, ms)? == 0 {
+        return Ok(Ready::default());
+    }
+    let r = fds[0].revents;
+    Ok(Ready {
+        readable: r & libc::POLLIN != 0,
+        writable: r & libc::POLLOUT != 0,
+        hangup: r & (libc::POLLHUP | libc::POLLERR) != 0,
+    })
+}
+
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::net::{TcpListener, TcpStream};
+    use std::os::fd::AsRawFd;
+
     #[test]
     fn io_uring_probe_answers_either_way() {
-        match super::probe_io_uring() {
+        match probe_io_uring() {
             Ok(()) => {}
             Err(reason) => assert!(!reason.is_empty()),
         }
+    }
+
+    #[test]
+    fn poll_one_sees_data_and_hangup() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let fd = server.as_raw_fd();
+        let idle = poll_one(fd, true, false, Duration::from_millis(1)).unwrap();
+        assert!(!idle.readable && !idle.hangup);
+        assert!(poll_one(fd, false, true, Duration::ZERO).unwrap().writable);
+        client.write_all(b"x").unwrap();
+        assert!(poll_one(fd, true, false, Duration::from_secs(5)).unwrap().readable);
+        set_linger_zero(client.as_raw_fd()).unwrap();
+        drop(client);
+        let reset = poll_one(fd, true, false, Duration::from_secs(5)).unwrap();
+        assert!(reset.hangup || reset.readable);
+    }
+
+    #[test]
+    fn nofile_limit_is_raised_to_at_least_what_is_asked() {
+        assert!(raise_nofile(64).unwrap() >= 64);
+        assert!(raise_nofile(u64::MAX).is_err());
     }
 }
