@@ -1,30 +1,10 @@
 //! The opening handshake, client side (RFC 6455 section 4.1): a plainly formatted GET request
-//! and a strict check of the server's 101 answer.
+//! and a strict check of the server's 101 answer, parsed by the harnesses' shared
+//! [`Response`].
 
 use std::fmt;
 
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine as _;
-use sha1::{Digest, Sha1};
-
-/// The GUID of section 1.3, appended to the key before hashing.
-const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-
-/// Most response bytes read before giving up on finding the end of the headers.
-pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
-
-/// `Sec-WebSocket-Accept` for a given `Sec-WebSocket-Key` (section 4.2.2 step 5.4).
-pub fn accept_key(key: &str) -> String {
-    let mut sha = Sha1::new();
-    sha.update(key.as_bytes());
-    sha.update(GUID.as_bytes());
-    BASE64.encode(sha.finalize())
-}
-
-/// A `Sec-WebSocket-Key`: 16 random bytes, base64 (section 4.1 point 7).
-pub fn new_key(random: [u8; 16]) -> String {
-    BASE64.encode(random)
-}
+pub use wsport_harness::http::{accept_key, new_key, Response, ResponseError, MAX_RESPONSE_HEAD};
 
 /// The upgrade request for `path` on `host` (`Host:` value, port included when not the
 /// default), with `extra` header lines appended as given.
@@ -43,39 +23,6 @@ pub fn request(host: &str, path: &str, key: &str, extra: &[(&str, &str)]) -> Vec
     }
     req.push_str("\r\n");
     req.into_bytes()
-}
-
-/// A parsed HTTP response head.
-#[derive(Clone, Debug)]
-pub struct Response {
-    pub status: u16,
-    pub reason: String,
-    pub headers: Vec<(String, Vec<u8>)>,
-    /// Bytes of the head, up to and including the blank line; what follows is WebSocket data.
-    pub head_len: usize,
-}
-
-impl Response {
-    /// The first value of header `name` (case-insensitive), as text.
-    pub fn header(&self, name: &str) -> Option<String> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| String::from_utf8_lossy(v).trim().to_string())
-    }
-
-    /// True if a comma-separated header `name` holds `token` (case-insensitive), over all
-    /// occurrences of the header.
-    pub fn header_has_token(&self, name: &str, token: &str) -> bool {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .any(|(_, v)| {
-                String::from_utf8_lossy(v)
-                    .split(',')
-                    .any(|t| t.trim().eq_ignore_ascii_case(token))
-            })
-    }
 }
 
 /// Why a response is not a valid upgrade.
@@ -134,25 +81,11 @@ impl std::error::Error for HandshakeError {}
 
 /// Parses a response head from the front of `buf`; `Ok(None)` while it is incomplete.
 pub fn parse_response(buf: &[u8]) -> Result<Option<Response>, HandshakeError> {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut resp = httparse::Response::new(&mut headers);
-    match resp.parse(buf) {
-        Ok(httparse::Status::Complete(head_len)) => Ok(Some(Response {
-            status: resp.code.unwrap_or(0),
-            reason: resp.reason.unwrap_or("").to_string(),
-            headers: resp
-                .headers
-                .iter()
-                .map(|h| (h.name.to_string(), h.value.to_vec()))
-                .collect(),
-            head_len,
-        })),
-        Ok(httparse::Status::Partial) if buf.len() > MAX_RESPONSE_HEAD => {
-            Err(HandshakeError::TooLarge)
-        }
-        Ok(httparse::Status::Partial) => Ok(None),
-        Err(e) => Err(HandshakeError::Malformed(e.to_string())),
-    }
+    Response::parse(buf).map_err(|e| match e {
+        ResponseError::TooLarge => HandshakeError::TooLarge,
+        ResponseError::Malformed(why) => HandshakeError::Malformed(why),
+        other => HandshakeError::Malformed(other.to_string()),
+    })
 }
 
 /// Checks that `resp` accepts the upgrade requested with `key` (section 4.1, the client's
@@ -165,17 +98,17 @@ pub fn check_upgrade(resp: &Response, key: &str) -> Result<(), HandshakeError> {
             reason: resp.reason.clone(),
         });
     }
-    if !resp.header_has_token("Upgrade", "websocket") {
+    if !resp.has_token("Upgrade", "websocket") {
         return Err(HandshakeError::Header {
             name: "Upgrade",
-            got: resp.header("Upgrade"),
+            got: resp.header("Upgrade").map(str::to_owned),
             want: "websocket".into(),
         });
     }
-    if !resp.header_has_token("Connection", "upgrade") {
+    if !resp.has_token("Connection", "upgrade") {
         return Err(HandshakeError::Header {
             name: "Connection",
-            got: resp.header("Connection"),
+            got: resp.header("Connection").map(str::to_owned),
             want: "Upgrade".into(),
         });
     }
@@ -185,7 +118,7 @@ pub fn check_upgrade(resp: &Response, key: &str) -> Result<(), HandshakeError> {
         got => {
             return Err(HandshakeError::Header {
                 name: "Sec-WebSocket-Accept",
-                got,
+                got: got.map(str::to_owned),
                 want,
             })
         }
@@ -193,7 +126,7 @@ pub fn check_upgrade(resp: &Response, key: &str) -> Result<(), HandshakeError> {
     if let Some(ext) = resp.header("Sec-WebSocket-Extensions") {
         return Err(HandshakeError::Header {
             name: "Sec-WebSocket-Extensions",
-            got: Some(ext),
+            got: Some(ext.to_owned()),
             want: String::new(),
         });
     }
@@ -203,16 +136,6 @@ pub fn check_upgrade(resp: &Response, key: &str) -> Result<(), HandshakeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn accept_key_matches_rfc_example() {
-        // RFC 6455 section 1.3.
-        assert_eq!(
-            accept_key("dGhlIHNhbXBsZSBub25jZQ=="),
-            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
-        );
-        assert_eq!(new_key(*b"the sample nonce"), "dGhlIHNhbXBsZSBub25jZQ==");
-    }
 
     #[test]
     fn request_is_well_formed() {

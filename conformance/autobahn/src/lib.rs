@@ -4,7 +4,8 @@
 //! The real Autobahn|Testsuite is Python 2 only. This crate reproduces its fuzzingclient
 //! (cases 1.x-10.x, same numbering, payloads, timings and verdict rules, transcribed from its
 //! `autobahntestsuite/case/*.py`) and adds H.x handshake and abuse cases. It shares no code
-//! with `wsport-core`: its client codec ([`codec`]) and handshake ([`handshake`]) are its own,
+//! with `wsport-core`: its client codec and response parser (wsport-harness, shared only with the
+//! conformance suite) and its handshake checks ([`handshake`]) are written apart from it,
 //! so a bug in the servers' protocol code cannot hide behind the same bug here.
 //!
 //! Layout, top-down: [`run`] takes the parsed [`cli::Cli`], [`runner`] runs cases in
@@ -14,13 +15,10 @@
 
 pub mod cases;
 pub mod cli;
-pub mod codec;
 pub mod handshake;
 pub mod report;
-mod rng;
 pub mod runner;
 pub mod session;
-mod sys;
 pub mod tls;
 pub mod transport;
 pub mod verdict;

@@ -33,11 +33,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 use rustls::ClientConfig;
 
-use crate::codec::{self, opcode, Header, LengthForm, RawFrame};
 use crate::handshake;
-use crate::rng::Rng;
 use crate::transport::{Conn, Target};
 use crate::verdict::{Behavior, Event, ExpectedClose, Observed};
+use wsport_harness::frame::{self, opcode, Header, LengthForm, ServerFrame};
+use wsport_harness::rng::Rng;
 
 /// Autobahn's `closeHandshakeTimeout` default.
 pub const CLOSE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -297,7 +297,7 @@ impl Session {
             len: 0,
             form: f.form,
         };
-        let bytes = codec::encode_frame(header, &f.payload);
+        let bytes = frame::encode_frame(header, &f.payload);
         self.write(&bytes, f.chop, f.sync, !f.chop_unpaused);
     }
 
@@ -344,7 +344,7 @@ impl Session {
 
     pub fn frame_data(&mut self, w: &mut FrameWriter, data: &[u8]) {
         let mut bytes = data.to_vec();
-        codec::apply_mask(&mut bytes, w.mask, w.offset);
+        frame::apply_mask(&mut bytes, w.mask, w.offset);
         w.offset += data.len();
         self.send_raw(&bytes, None, false);
     }
@@ -360,7 +360,7 @@ impl Session {
         if self.state != State::Open {
             return;
         }
-        let payload = codec::close_payload(code, reason.unwrap_or_default());
+        let payload = frame::close_payload(code, reason.unwrap_or_default());
         self.send(Frame::new(opcode::CLOSE, payload));
         self.state = State::Closing;
         self.closed_by_me = !is_reply;
@@ -557,7 +557,7 @@ impl Session {
 
     fn process_input(&mut self) {
         while self.state != State::Closed && !self.close_received {
-            match codec::decode_frame(self.conn.data(), MAX_SERVER_PAYLOAD) {
+            match frame::decode_frame(self.conn.data(), MAX_SERVER_PAYLOAD) {
                 Ok(None) => return,
                 Ok(Some((frame, used))) => {
                     self.conn.consume(used);
@@ -572,7 +572,7 @@ impl Session {
         }
     }
 
-    fn handle_frame(&mut self, f: RawFrame) {
+    fn handle_frame(&mut self, f: ServerFrame) {
         if f.mask.is_some() {
             self.violation("the server masked a frame (RFC 6455 5.1: a server MUST NOT mask)");
         }
@@ -679,7 +679,7 @@ impl Session {
                 payload[2..].to_vec(),
             ),
         };
-        if let Some(c) = code.filter(|c| !codec::is_valid_close_code(*c)) {
+        if let Some(c) = code.filter(|c| !frame::is_valid_close_code(*c)) {
             self.violation(format!(
                 "the server sent close code {c}, which may not be sent (RFC 6455 7.4)"
             ));

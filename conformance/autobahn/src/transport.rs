@@ -9,6 +9,7 @@
 
 use std::io::{self, Read as _, Write as _};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,7 +17,7 @@ use anyhow::{bail, Context as _, Result};
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection};
 
-use crate::sys;
+use wsport_harness::sys;
 
 /// A server under test, from its `ws://host:port/path` or `wss://...` URL.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -294,7 +295,7 @@ impl Conn {
             std::thread::sleep(left);
             return;
         }
-        match sys::poll(&self.sock, want_read, want_write, left) {
+        match sys::poll_one(self.sock.as_raw_fd(), want_read, want_write, left) {
             Ok(ready) => {
                 if ready.writable {
                     self.write_ready();
@@ -320,7 +321,7 @@ impl Conn {
 
     /// Closes the connection with RST rather than FIN.
     pub fn abort_with_reset(&mut self) {
-        let _ = sys::set_linger_zero(&self.sock);
+        let _ = sys::set_linger_zero(self.sock.as_raw_fd());
         self.abort();
     }
 

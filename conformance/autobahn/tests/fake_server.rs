@@ -7,12 +7,12 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::time::Duration;
 
 use wsport_autobahn::cases;
-use wsport_autobahn::codec::{self, opcode, Header};
 use wsport_autobahn::handshake::accept_key;
 use wsport_autobahn::runner::{run_case, CaseResult};
 use wsport_autobahn::session::Env;
 use wsport_autobahn::transport::Target;
 use wsport_autobahn::verdict::Behavior;
+use wsport_harness::frame::{self, opcode, Header};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Fault {
@@ -39,7 +39,7 @@ fn start(fault: Fault) -> Env {
 }
 
 fn send(s: &mut TcpStream, op: u8, payload: &[u8]) {
-    let _ = s.write_all(&codec::encode_frame(Header::new(op, None, 0), payload));
+    let _ = s.write_all(&frame::encode_frame(Header::new(op, None, 0), payload));
 }
 
 /// Fails the connection: close with `code`, FIN, drain until the client closes.
@@ -81,7 +81,7 @@ fn serve(mut s: TcpStream, fault: Fault) {
     buf.drain(..head);
     let mut message: Option<(u8, Vec<u8>)> = None;
     loop {
-        while let Some((f, used)) = codec::decode_frame(&buf, 1 << 26).unwrap() {
+        while let Some((f, used)) = frame::decode_frame(&buf, 1 << 26).unwrap() {
             buf.drain(..used);
             let control = opcode::is_control(f.opcode);
             let reserved = !matches!(f.opcode, 0..=2 | 8..=10);

@@ -149,7 +149,8 @@ mod tests {
 
     #[test]
     fn parses_a_head_and_leaves_what_follows() {
-        let mut bytes = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade:  websocket \r\n\r\n".to_vec();
+        let mut bytes =
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade:  websocket \r\n\r\n".to_vec();
         let head = bytes.len();
         bytes.extend_from_slice(&[0x81, 0x00]);
         let resp = Response::parse(&bytes).unwrap().unwrap();
@@ -182,6 +183,9 @@ mod tests {
         ));
         let mut endless = b"HTTP/1.1 200 OK\r\nX: ".to_vec();
         endless.resize(MAX_RESPONSE_HEAD + 1, b'a');
-        assert_eq!(Response::parse(&endless).unwrap_err(), ResponseError::TooLarge);
+        assert_eq!(
+            Response::parse(&endless).unwrap_err(),
+            ResponseError::TooLarge
+        );
     }
 }

@@ -190,7 +190,11 @@ mod tests {
         assert!(!idle.readable && !idle.hangup);
         assert!(poll_one(fd, false, true, Duration::ZERO).unwrap().writable);
         client.write_all(b"x").unwrap();
-        assert!(poll_one(fd, true, false, Duration::from_secs(5)).unwrap().readable);
+        assert!(
+            poll_one(fd, true, false, Duration::from_secs(5))
+                .unwrap()
+                .readable
+        );
         set_linger_zero(client.as_raw_fd()).unwrap();
         drop(client);
         let reset = poll_one(fd, true, false, Duration::from_secs(5)).unwrap();

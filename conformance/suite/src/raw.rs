@@ -330,7 +330,9 @@ impl RawConn {
                 _ => {
                     let expected = match &message {
                         None => "a text or binary message".to_string(),
-                        Some(m) => format!("a continuation of the {} message", opcode::name(m.opcode)),
+                        Some(m) => {
+                            format!("a continuation of the {} message", opcode::name(m.opcode))
+                        }
                     };
                     return Err(self.fail(expected, &frame));
                 }
@@ -449,8 +451,11 @@ impl RawConn {
                 Event::Frame(frame) => frame,
                 other => return Err(self.fail(expected, other)),
             };
-            let unfinished_fragment =
-                !frame.fin && matches!(frame.opcode, opcode::TEXT | opcode::BINARY | opcode::CONTINUATION);
+            let unfinished_fragment = !frame.fin
+                && matches!(
+                    frame.opcode,
+                    opcode::TEXT | opcode::BINARY | opcode::CONTINUATION
+                );
             if unfinished_fragment {
                 continue;
             }

@@ -17,8 +17,8 @@ use rustls::ClientConnection;
 use crate::http::{check_switching, parse_head, Request};
 use crate::raw::{Stream, READ_TIMEOUT};
 use crate::server::Endpoint;
-pub use wsport_harness::sys::{poll, raise_nofile};
 pub use libc::{pollfd, POLLERR, POLLHUP, POLLIN, POLLOUT};
+pub use wsport_harness::sys::{poll, raise_nofile};
 
 /// How many descriptors process `pid` has open: the entries of `/proc/<pid>/fd`.
 pub fn open_fds(pid: u32) -> Result<usize, String> {

@@ -218,7 +218,11 @@ fn nonblocking_stream_echoes_and_closes() {
             });
             let (frame, used) = decode(&inbuf).unwrap().unwrap();
             inbuf.drain(..used);
-            assert_eq!((frame.opcode, frame.payload), (opcode::BINARY, payload), "{ep}");
+            assert_eq!(
+                (frame.opcode, frame.payload),
+                (opcode::BINARY, payload),
+                "{ep}"
+            );
         }
         stream.queue(&Frame::close(1000, b"").encode());
         let eof = until(&mut stream, &mut inbuf, |_| false);

@@ -16,12 +16,12 @@
 use std::time::{Duration, Instant};
 
 use super::{CaseDef, CustomOutcome};
-use crate::codec::{self, opcode, Header, LengthForm};
 use crate::handshake::{self, Response};
-use crate::rng::Rng;
 use crate::session::{read_response, Env, Frame, Session, NORMAL, PROTOCOL_ERROR, TOO_BIG};
 use crate::transport::Conn;
 use crate::verdict::{Behavior, Event, ExpectedClose, Rule};
+use wsport_harness::frame::{self, opcode, Header, LengthForm};
+use wsport_harness::rng::Rng;
 
 /// How long the slow-client cases wait for the server to give up on them.
 const SLOW_LIMIT: Duration = Duration::from_secs(15);
@@ -162,7 +162,7 @@ fn ws_open(env: &Env, extra: &[(&str, &str)]) -> Result<(Conn, Response), String
             resp.status, resp.reason
         ));
     }
-    if resp.header("Sec-WebSocket-Accept") != Some(handshake::accept_key(&key)) {
+    if resp.header("Sec-WebSocket-Accept") != Some(handshake::accept_key(&key).as_str()) {
         return Err("wrong or missing Sec-WebSocket-Accept".into());
     }
     Ok((conn, resp))
@@ -172,14 +172,14 @@ fn ws_open(env: &Env, extra: &[(&str, &str)]) -> Result<(Conn, Response), String
 fn echo_once(conn: &mut Conn, payload: &[u8], limit: Duration) -> Result<(), String> {
     let deadline = Instant::now() + limit;
     let mut rng = Rng::new();
-    conn.queue(&codec::encode_frame(
+    conn.queue(&frame::encode_frame(
         Header::new(opcode::TEXT, Some(rng.mask()), 0),
         payload,
     ));
     let mut message: Option<Vec<u8>> = None;
     loop {
         while let Some((f, used)) =
-            codec::decode_frame(conn.data(), 1 << 28).map_err(|e| e.to_string())?
+            frame::decode_frame(conn.data(), 1 << 28).map_err(|e| e.to_string())?
         {
             conn.consume(used);
             match f.opcode {
@@ -198,7 +198,7 @@ fn echo_once(conn: &mut Conn, payload: &[u8], limit: Duration) -> Result<(), Str
                         };
                     }
                 }
-                opcode::PING => conn.queue(&codec::encode_frame(
+                opcode::PING => conn.queue(&frame::encode_frame(
                     Header::new(opcode::PONG, Some(rng.mask()), 0),
                     &f.payload,
                 )),
@@ -225,7 +225,7 @@ fn echo_once(conn: &mut Conn, payload: &[u8], limit: Duration) -> Result<(), Str
 /// Sends close 1000 and drops the connection without waiting.
 fn close_now(conn: &mut Conn) {
     let mut rng = Rng::new();
-    conn.queue(&codec::encode_frame(
+    conn.queue(&frame::encode_frame(
         Header::new(opcode::CLOSE, Some(rng.mask()), 0),
         &NORMAL.to_be_bytes(),
     ));
@@ -255,7 +255,7 @@ fn handshake_errors(cases: &mut Vec<CaseDef>) {
             let req = request_with(env, "GET", |h| set(h, "Sec-WebSocket-Version", "8"));
             let answer = request_answer(env, &req);
             let version = match &answer {
-                Ok(Answer::Response(r)) if r.status == 426 => Some(r.header("Sec-WebSocket-Version")),
+                Ok(Answer::Response(r)) if r.status == 426 => Some(r.header("Sec-WebSocket-Version").map(str::to_owned)),
                 _ => None,
             };
             let mut out = judge_refusal(answer, &[426], Behavior::Failed);
@@ -319,7 +319,7 @@ fn handshake_errors(cases: &mut Vec<CaseDef>) {
             } else {
                 match resp.header("Sec-WebSocket-Protocol") {
                     None => CustomOutcome::new(Behavior::Ok, "HTTP 101 with no extension and no subprotocol; echo OK."),
-                    Some(p) if p == "chat" => CustomOutcome::new(Behavior::NonStrict, "The server selected subprotocol \"chat\" (offered, but none is configured by default); echo OK."),
+                    Some("chat") => CustomOutcome::new(Behavior::NonStrict, "The server selected subprotocol \"chat\" (offered, but none is configured by default); echo OK."),
                     Some(p) => CustomOutcome::new(Behavior::Failed, format!("The server selected subprotocol {p:?}, which was not offered (RFC 6455 4.1 point 6).")),
                 }
             };
@@ -493,7 +493,7 @@ fn vanish(env: &Env, how: Vanish) -> CustomOutcome {
                 let mask = Rng::new().mask();
                 Header::new(opcode::BINARY, Some(mask), 65536).encode(&mut bytes);
                 let mut body = vec![0xAB; 1000];
-                codec::apply_mask(&mut body, mask, 0);
+                frame::apply_mask(&mut body, mask, 0);
                 bytes.extend_from_slice(&body);
                 a.queue(&bytes);
                 a
@@ -609,7 +609,7 @@ fn frame_abuse(cases: &mut Vec<CaseDef>) {
             let mut bytes = Vec::new();
             Header::new(opcode::BINARY, Some(mask), 1 << 30).encode(&mut bytes);
             let mut body = vec![0u8; 1024];
-            codec::apply_mask(&mut body, mask, 0);
+            frame::apply_mask(&mut body, mask, 0);
             bytes.extend_from_slice(&body);
             s.send_raw(&bytes, None, false);
             s.kill_after(2.0);
@@ -683,7 +683,7 @@ fn frame_abuse(cases: &mut Vec<CaseDef>) {
 
 fn batching(cases: &mut Vec<CaseDef>) {
     let mut pipelined = Vec::new();
-    pipelined.extend(codec::encode_frame(
+    pipelined.extend(frame::encode_frame(
         Header::new(opcode::TEXT, Some([0x11, 0x22, 0x33, 0x44]), 0),
         b"pipelined with the upgrade request",
     ));
@@ -711,7 +711,7 @@ fn batching(cases: &mut Vec<CaseDef>) {
             let mut rng = Rng::new();
             let mut bytes = Vec::new();
             for m in &msgs {
-                bytes.extend(codec::encode_frame(
+                bytes.extend(frame::encode_frame(
                     Header::new(opcode::TEXT, Some(rng.mask()), 0),
                     m.as_bytes(),
                 ));

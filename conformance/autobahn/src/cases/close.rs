@@ -1,10 +1,11 @@
 //! Cases 7.x (close handling), after Autobahn's `case7_*.py`. All but 7.1.6 and 7.13.x
 //! fail on a wrong close code (their own `onConnectionLost` turns WRONG CODE into FAILED).
 
+use super::repeat_to;
 use super::CaseDef;
-use crate::codec::{opcode, repeat_to};
 use crate::session::{Frame, Session, INVALID_PAYLOAD, NORMAL, PROTOCOL_ERROR};
 use crate::verdict::{Behavior, Event, ExpectedClose, Rule};
+use wsport_harness::frame::opcode;
 
 const OK: Behavior = Behavior::Ok;
 const NON_STRICT: Behavior = Behavior::NonStrict;

@@ -9,8 +9,8 @@
 
 use std::time::{Duration, Instant};
 
+use super::repeat_to;
 use super::CaseDef;
-use crate::codec::repeat_to;
 use crate::session::{Frame, Session, NORMAL};
 use crate::verdict::{Behavior, Event, ExpectedClose, Rule};
 

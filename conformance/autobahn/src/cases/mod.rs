@@ -203,8 +203,29 @@ pub fn select(all: Vec<CaseDef>, include: &[String], exclude: &[String]) -> Vec<
         .collect()
 }
 
+/// Autobahn's `payload_len`: `pattern` repeated (and cut) to exactly `len` bytes.
+pub fn repeat_to(pattern: &[u8], len: usize) -> Vec<u8> {
+    assert!(
+        !pattern.is_empty() || len == 0,
+        "cannot repeat an empty pattern"
+    );
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        let take = pattern.len().min(len - out.len());
+        out.extend_from_slice(&pattern[..take]);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn repeat_to_cuts_the_pattern() {
+        assert_eq!(super::repeat_to(b"abc", 7), b"abcabca");
+        assert_eq!(super::repeat_to(b"abc", 0), b"");
+        assert_eq!(super::repeat_to(b"BAsd7&jh23", 64 * 1024).len(), 65536);
+    }
+
     use super::*;
     use std::collections::{BTreeMap, HashSet};
 

@@ -3,9 +3,9 @@
 //! non-characters and specials), in the same order, so the numbers match Autobahn's.
 
 use super::CaseDef;
-use crate::codec::opcode;
 use crate::session::{Frame, Session, INVALID_PAYLOAD, NORMAL};
 use crate::verdict::{Behavior, Event, ExpectedClose};
+use wsport_harness::frame::opcode;
 
 const OK: Behavior = Behavior::Ok;
 const NON_STRICT: Behavior = Behavior::NonStrict;

@@ -193,7 +193,11 @@ mod tests {
     fn non_minimal_forms_are_recognised() {
         for form in [LengthForm::Extended16, LengthForm::Extended64] {
             let mut out = Vec::new();
-            Header { form, ..Header::new(opcode::TEXT, None, 5) }.encode(&mut out);
+            Header {
+                form,
+                ..Header::new(opcode::TEXT, None, 5)
+            }
+            .encode(&mut out);
             out.extend_from_slice(b"hello");
             let (f, _) = decode_frame(&out, 100).unwrap().unwrap();
             assert!(f.non_minimal_length);

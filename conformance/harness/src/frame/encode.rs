@@ -225,7 +225,12 @@ impl Frame {
 
 impl fmt::Display for Frame {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} fin={}", opcode::name(self.opcode), u8::from(self.fin))?;
+        write!(
+            f,
+            "{} fin={}",
+            opcode::name(self.opcode),
+            u8::from(self.fin)
+        )?;
         if self.rsv != 0 {
             write!(f, " rsv={:#05b}", self.rsv)?;
         }
@@ -252,7 +257,9 @@ mod tests {
         // RFC 6455 §5.7: a single-frame masked text message "Hello".
         let key = [0x37, 0xfa, 0x21, 0x3d];
         let frame = encode_frame(Header::new(opcode::TEXT, Some(key), 0), b"Hello");
-        let expected = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
+        let expected = [
+            0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+        ];
         assert_eq!(frame, expected);
         assert_eq!(Frame::text("Hello").with_mask(key).encode(), expected);
     }
@@ -303,7 +310,11 @@ mod tests {
         h.encode(&mut out);
         assert_eq!(out, [0x7F, 0x00]);
         let mut out = Vec::new();
-        Header { rsv: 4, ..Header::new(1, None, 0) }.encode(&mut out);
+        Header {
+            rsv: 4,
+            ..Header::new(1, None, 0)
+        }
+        .encode(&mut out);
         assert_eq!(out, [0xC1, 0x00], "rsv 4 is RSV1 (0x40)");
         let frame = Frame::new(0xB, "x")
             .fin(false)
