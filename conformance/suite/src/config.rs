@@ -86,6 +86,25 @@ pub const KNOWN: &[ServerConfig] = &[
         needs_io_uring: true,
         min_kernel: Some((5, 11)),
     },
+    // monoio's io_uring driver on a ring with SINGLE_ISSUER | DEFER_TASKRUN: the setting that
+    // removes its per-completion interrupts below saturation (results/2026-12-06-vm/wakeups).
+    ServerConfig {
+        name: "monoio-uring-dt",
+        package: "wsport-monoio",
+        binary: "wsport-monoio",
+        args: &["--driver", "uring", "--defer-taskrun"],
+        needs_io_uring: true,
+        min_kernel: Some((6, 1)),
+    },
+    // tokio-uring on a ring with COOP_TASKRUN (DEFER_TASKRUN would hang it).
+    ServerConfig {
+        name: "tokio-uring-coop",
+        package: "wsport-tokio-uring",
+        binary: "wsport-tokio-uring",
+        args: &["--coop-taskrun"],
+        needs_io_uring: true,
+        min_kernel: Some((5, 19)),
+    },
     ServerConfig {
         name: "monoio-epoll",
         package: "wsport-monoio",
