@@ -39,7 +39,8 @@
 # rows in the ws echo and connect cells only; the summary gives every server's cost as a ratio
 # to fastwebsockets too.
 # monoio-uring-dt (not in any default): monoio's io_uring driver on a ring set up with
-# SINGLE_ISSUER | DEFER_TASKRUN, the setting wsport-uring uses and monoio does not ship.
+# SINGLE_ISSUER | DEFER_TASKRUN, the setting wsport-uring uses and monoio does not ship;
+# tokio-uring-coop: tokio-uring on a ring with COOP_TASKRUN (DEFER_TASKRUN hangs it).
 #
 # Ports (--ports): "standard" (default) serves ws on 80 and 8080 and wss on 443 and 8443, both
 # ports of a scheme in one server process, the client spreading connections over them; where a
@@ -181,11 +182,12 @@ server_cmd() {
         tokio-uring) echo "$server_bin/wsport-tokio-uring" ;;
         monoio-uring) echo "$server_bin/wsport-monoio --driver uring" ;;
         monoio-uring-dt) echo "$server_bin/wsport-monoio --driver uring --defer-taskrun" ;;
+        tokio-uring-coop) echo "$server_bin/wsport-tokio-uring --coop-taskrun" ;;
         monoio-epoll) echo "$server_bin/wsport-monoio --driver epoll" ;;
         uring) echo "$server_bin/wsport-uring" ;;
         fastwebsockets) echo "$server_bin/wsport-ref-fastwebsockets" ;;
         tokio-tungstenite) echo "$server_bin/wsport-ref-tungstenite" ;;
-        *) echo "run-bench.sh: unknown server '$1' (tokio, tokio-multi, tokio-uring, monoio-uring, monoio-uring-dt, monoio-epoll, uring, fastwebsockets, tokio-tungstenite)" >&2; exit 2 ;;
+        *) echo "run-bench.sh: unknown server '$1' (tokio, tokio-multi, tokio-uring, monoio-uring, monoio-uring-dt, tokio-uring-coop, monoio-epoll, uring, fastwebsockets, tokio-tungstenite)" >&2; exit 2 ;;
     esac
 }
 is_reference() { case "$1" in fastwebsockets|tokio-tungstenite) return 0 ;; *) return 1 ;; esac; }

@@ -13,7 +13,7 @@
 #   WSPORT_STRESS_CONNS  connections per config (default 1000)
 #
 # Builds the release servers (a package that fails to build is skipped with a note), then runs
-# servers/conformance/tests/stress.rs (`#[ignore]`d in plain `cargo test`) in release mode.
+# conformance/suite/tests/stress.rs (`#[ignore]`d in plain `cargo test`) in release mode.
 # io_uring configs are skipped, with the reason, where io_uring is unavailable. Exit status:
 # the test's. A table of echoes, kills, descriptors before/peak/after, connections_open after
 # and the longest echo gap per config is printed at the end.

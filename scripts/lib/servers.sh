@@ -8,12 +8,13 @@ wsport_server_cmd() {
         tokio-uring) echo "$2/wsport-tokio-uring" ;;
         monoio-uring) echo "$2/wsport-monoio --driver uring" ;;
         monoio-uring-dt) echo "$2/wsport-monoio --driver uring --defer-taskrun" ;;
+        tokio-uring-coop) echo "$2/wsport-tokio-uring --coop-taskrun" ;;
         monoio-epoll) echo "$2/wsport-monoio --driver epoll" ;;
         uring) echo "$2/wsport-uring" ;;
         fastwebsockets) echo "$2/wsport-ref-fastwebsockets" ;;
         tokio-tungstenite) echo "$2/wsport-ref-tungstenite" ;;
         *)
-            echo "unknown server '$1' (tokio, tokio-multi, tokio-uring, monoio-uring, monoio-uring-dt, monoio-epoll, uring, fastwebsockets, tokio-tungstenite)" >&2
+            echo "unknown server '$1' (tokio, tokio-multi, tokio-uring, monoio-uring, monoio-uring-dt, tokio-uring-coop, monoio-epoll, uring, fastwebsockets, tokio-tungstenite)" >&2
             return 2
             ;;
     esac

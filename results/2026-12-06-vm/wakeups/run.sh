@@ -12,7 +12,7 @@ cd "$(dirname "$0")/../../.."
 out=${1:?usage: run.sh OUT_DIR [RATES] [REPEATS]}
 rates=${2:-20000,40000,80000}
 repeats=${3:-3}
-servers=(tokio tokio-uring monoio-uring monoio-uring-dt uring uring-no-dt)
+servers=(${SERVERS:-tokio tokio-uring tokio-uring-coop monoio-uring monoio-uring-dt uring uring-no-dt})
 bin=target/release
 mkdir -p "$out"
 server_of() {

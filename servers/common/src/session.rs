@@ -421,8 +421,8 @@ impl Session {
         // request (in the same read) stay where they are and are echoed now.
         let response_len = response.len();
         buf.splice(..request.len, response);
-        let now = Instant::now();
-        self.next_ping = self.config.ping_interval.map(|interval| now + interval);
+        // The first ping's deadline is `handle_read`'s, from the caller's clock: the session
+        // reads no clock of its own (sans-IO; a test drives time by hand).
         let limits = Limits {
             max_frame_bytes: self.config.max_frame_bytes,
             max_message_bytes: self.config.max_message_bytes,

@@ -59,6 +59,12 @@ use wsport_server_common::{socket, uring, ListenSpec, Scheme};
 struct Args {
     #[command(flatten)]
     server: ServerArgs,
+    /// Create each ring with COOP_TASKRUN (Linux ≥ 5.19): completion work waits for the
+    /// thread's next entry into the kernel instead of interrupting it. Off by default, as
+    /// tokio-uring ships. (DEFER_TASKRUN, which wsport-uring uses, cannot work here:
+    /// tokio-uring waits for its ring through epoll, which a deferred completion never wakes.)
+    #[arg(long)]
+    coop_taskrun: bool,
 }
 
 /// Submission queue entries per ring (the completion queue gets twice as many). tokio-uring's
@@ -87,7 +93,9 @@ fn run(args: Args) -> anyhow::Result<()> {
     let process = Process::new(config).context("installing signal handlers")?;
     let specs = process::specs(&listeners);
     let threads = process
-        .spawn("wsport-tokio-uring", listeners, run_thread)
+        .spawn("wsport-tokio-uring", listeners, move |thread| {
+            run_thread(thread, args.coop_taskrun)
+        })
         .context("spawning runtime threads")?;
     process.serve(&specs, || {
         threads.into_iter().try_for_each(|thread| {
@@ -99,9 +107,14 @@ fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// One runtime thread (already pinned): start its ring, serve its listeners until shutdown.
-fn run_thread(thread: RuntimeThread) -> anyhow::Result<()> {
+fn run_thread(thread: RuntimeThread, coop_taskrun: bool) -> anyhow::Result<()> {
     let mut builder = tokio_uring::builder();
     builder.entries(RING_ENTRIES);
+    if coop_taskrun {
+        let mut ring = tokio_uring::uring_builder();
+        ring.setup_coop_taskrun();
+        builder.uring_builder(&ring);
+    }
     let runtime = tokio_uring::Runtime::new(&builder).context("starting the io_uring runtime")?;
     // Dropping the runtime cancels whatever operations are still in flight (accepts, and
     // connections still open past the shutdown wait) and waits for the kernel to let go.
