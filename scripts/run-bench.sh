@@ -25,7 +25,8 @@
 #   abuse    (in --full, not in the quick default) the rate load without and with hostile
 #            clients beside it (wsport-abuse; scripts/lib/abuse.sh): legitimate throughput and
 #            p99 with/without, abusive connections by outcome, server RSS against its bound;
-#            --abuse-slowloris N (1000), --abuse-rate N conns/s (200); in DIR/abuse/
+#            --abuse-slowloris N (1000), --abuse-rate N conns/s (200), --abuse-cores LIST (the
+#            client's; a core of its own keeps the abuse off the legitimate client); in DIR/abuse/
 #
 # Client engines (--client-engines, default io-uring,epoll): the closed-loop echo cells run
 # under each of wsport-bench's engines, because a server's cost per message follows how many
@@ -129,6 +130,7 @@ while [ $# -gt 0 ]; do
         --server-args) server_args="$2"; shift ;;
         --abuse-slowloris) abuse_slowloris="$2"; shift ;;
         --abuse-rate) abuse_rate="$2"; shift ;;
+        --abuse-cores) abuse_cores="$2"; shift ;;
         --no-build) build=0 ;;
         --base-bin) sides+=(base); side_bin[base]="$2"; shift ;;
         --head-bin) sides+=(head); side_bin[head]="$2"; shift ;;

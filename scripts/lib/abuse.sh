@@ -18,6 +18,9 @@
 abuse_slowloris=${abuse_slowloris:-1000}
 abuse_rate=${abuse_rate:-200}
 abuse_never_read=${abuse_never_read:-20}
+# CPUs for wsport-abuse (--abuse-cores); by default the client's, which on two cores makes the
+# abuse compete with the legitimate client: give it a core of its own where there is one.
+abuse_cores=${abuse_cores:-}
 abuse_server_flags="--handshake-timeout 2s --max-frame-bytes 1MiB"
 
 # Run every server and scheme of the matrix, clean and abused, $repeat times.
@@ -67,7 +70,7 @@ abuse_run() {
     [ "$scheme" = wss ] && url_args+=(--insecure)
     printf '%s %s ... ' "$progress" "$name"
     if [ "$mode" = abused ]; then
-        taskset -c "$client_cores" "$bin/wsport-abuse" run --addr "$abuse_addr" \
+        taskset -c "${abuse_cores:-$client_cores}" "$bin/wsport-abuse" run --addr "$abuse_addr" \
             --duration "$(abuse_seconds)s" --slowloris "$abuse_slowloris" --churn-rate "$abuse_rate" \
             --never-read "$abuse_never_read" --handshake-timeout 2s --max-frame-bytes 1MiB \
             --legit-conns "${conn_list[0]}" $([ "$scheme" = wss ] && echo --tls) \
