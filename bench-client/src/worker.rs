@@ -999,7 +999,13 @@ impl Worker {
                     for slot in 0..self.conns.len() {
                         let id = self.conns[slot].id as u128;
                         let offset = (u128::from(interval) * id / self.connections as u128) as u64;
-                        self.conns[slot].schedule_from(now + offset);
+                        // `hold --ping-interval off`: nothing is ever due, not even a first ping.
+                        let first = if interval == crate::cli::NO_PINGS_NS {
+                            u64::MAX
+                        } else {
+                            now + offset
+                        };
+                        self.conns[slot].schedule_from(first);
                         self.reschedule(slot);
                     }
                 }

@@ -181,13 +181,16 @@ topology_readme() {
     local t
     echo "- topologies: $*"
     for t in "$@"; do
+        if [ -n "${topo_unavailable[$t]:-}" ]; then
+            echo "  - $t: unavailable: ${topo_unavailable[$t]}"
+            continue
+        fi
         case "$t" in
             proxy) echo "  - proxy: nginx $(nginx -v 2>&1 | sed 's|.*nginx/||') terminates TLS on 127.0.0.1 (443, or the next free port) and forwards ws to the server on a loopback port; one nginx worker pinned to CPU ${proxy_cores%%,*}$( [ "${proxy_cores%%,*}" = "${server_cores%%,*}" ] && echo ", the server's core: nginx and the server share it, so the path's server side is one core")" ;
-                   echo "    (config: \`nginx.conf\`, heartbeat: \`nginx-heartbeat.conf\`); every wss listener, direct or behind nginx, uses one self-signed ECDSA P-256 certificate made with openssl for the run" ;;
+                   echo "    (configs: \`nginx*.conf\`, the certificate's path shown as \`<tmp>/\`); every wss listener, direct or behind nginx, uses one self-signed ECDSA P-256 certificate made with openssl for the run" ;;
             loopback) ;;
             *) echo "  - $t: the server in network namespace $netns_name at $netns_ns_ip, the client here at $netns_host_ip, over veth $netns_host_if$( case "$t" in tbf-*|netem-*) echo "; qdisc \`$(netns_qdisc "${t/-/ }")\` on both ends" ;; esac)" ;;
         esac
-        [ -z "${topo_unavailable[$t]:-}" ] || echo "  - $t: unavailable: ${topo_unavailable[$t]}"
     done
 }
 
@@ -205,7 +208,7 @@ proxy_timeout_s() {
 half_of() {
     local s
     s=$(proxy_timeout_s)
-    echo "$((s * 500))ms"
+    if [ $((s % 2)) = 0 ]; then echo "$((s / 2))s"; else echo "$((s * 500))ms"; fi
 }
 
 # The heartbeat's window: the timeout plus 5 s in all, after a 1 s warmup.
