@@ -121,7 +121,10 @@ const FIGURES_HEAD: &str = "msgs/s | server µs/msg | nginx µs/msg | path µs/m
 
 /// Direct ws, direct wss and wss via nginx, per scenario family and server.
 fn proxy_tables(out: &mut String, runs: &[&Run]) {
-    if !runs.iter().any(|r| topology(r) == "proxy" && r.workload != "hold") {
+    if !runs
+        .iter()
+        .any(|r| topology(r) == "proxy" && r.workload != "hold")
+    {
         return;
     }
     out.push_str(
@@ -136,7 +139,11 @@ fn proxy_tables(out: &mut String, runs: &[&Run]) {
         .filter(|r| matches!(topology(r), "loopback" | "proxy") && r.workload != "hold")
         .collect();
     for fam in distinct(candidates.iter().map(|r| family(r))) {
-        let in_fam: Vec<&Run> = candidates.iter().copied().filter(|r| family(r) == fam).collect();
+        let in_fam: Vec<&Run> = candidates
+            .iter()
+            .copied()
+            .filter(|r| family(r) == fam)
+            .collect();
         if !in_fam.iter().any(|r| topology(r) == "proxy") {
             continue;
         }
@@ -149,7 +156,9 @@ fn proxy_tables(out: &mut String, runs: &[&Run]) {
                 in_fam
                     .iter()
                     .copied()
-                    .filter(|r| base_server(r) == server && topology(r) == topo && r.scheme == scheme)
+                    .filter(|r| {
+                        base_server(r) == server && topology(r) == topo && r.scheme == scheme
+                    })
                     .collect()
             };
             let rows = [
@@ -178,7 +187,10 @@ fn tls_verdict(server: &str, ws: &[&Run], wss: &[&Run], proxied: &[&Run]) -> Str
     };
     let (in_server, in_nginx) = (direct - plain, via - plain);
     let cheaper = if via < direct {
-        format!("**nginx** is cheaper here ({:.2}× the server-side CPU of direct wss)", via / direct)
+        format!(
+            "**nginx** is cheaper here ({:.2}× the server-side CPU of direct wss)",
+            via / direct
+        )
     } else {
         format!(
             "**the Rust server** is cheaper here (nginx's path costs {:.2}× direct wss)",
@@ -224,7 +236,11 @@ fn link_tables(out: &mut String, runs: &[&Run]) {
     );
     let candidates: Vec<&Run> = runs.iter().copied().filter(linked).collect();
     for scenario in distinct(candidates.iter().map(|r| r.scenario.clone())) {
-        let in_sc: Vec<&Run> = candidates.iter().copied().filter(|r| r.scenario == scenario).collect();
+        let in_sc: Vec<&Run> = candidates
+            .iter()
+            .copied()
+            .filter(|r| r.scenario == scenario)
+            .collect();
         if !in_sc.iter().any(|r| topology(r) != "loopback") {
             continue;
         }
@@ -288,7 +304,9 @@ fn heartbeat_table(out: &mut String, runs: &[&Run]) {
     if held.is_empty() {
         return;
     }
-    let timeout = held[0].doc["path"]["proxy_read_timeout"].as_str().unwrap_or("?");
+    let timeout = held[0].doc["path"]["proxy_read_timeout"]
+        .as_str()
+        .unwrap_or("?");
     let _ = writeln!(
         out,
         "### Heartbeat through nginx (proxy_read_timeout {timeout})\n\nIdle connections held \
@@ -388,12 +406,26 @@ mod tests {
         let runs = [
             run("tokio", "ws", lo.clone(), results(10.0, None, 100_000)),
             run("tokio", "wss", lo, results(14.0, None, 120_000)),
-            run("tokio-nginx", "wss", json!({"topology": "proxy"}), results(9.0, Some(12.0), 300_000)),
+            run(
+                "tokio-nginx",
+                "wss",
+                json!({"topology": "proxy"}),
+                results(9.0, Some(12.0), 300_000),
+            ),
         ];
         let s = section(&runs);
-        assert!(s.contains("| tokio | wss via nginx | 1000 | 9.00 | 12.00 | 21.00 |"), "{s}");
-        assert!(s.contains("+4.00 µs/msg in the Rust server and +11.00 µs/msg through nginx"), "{s}");
-        assert!(s.contains("**the Rust server** is cheaper here (nginx's path costs 1.50× direct wss)"), "{s}");
+        assert!(
+            s.contains("| tokio | wss via nginx | 1000 | 9.00 | 12.00 | 21.00 |"),
+            "{s}"
+        );
+        assert!(
+            s.contains("+4.00 µs/msg in the Rust server and +11.00 µs/msg through nginx"),
+            "{s}"
+        );
+        assert!(
+            s.contains("**the Rust server** is cheaper here (nginx's path costs 1.50× direct wss)"),
+            "{s}"
+        );
         assert!(s.contains("nginx adds +180 µs at p50"), "{s}");
     }
 
@@ -406,9 +438,7 @@ mod tests {
 
     #[test]
     fn heartbeat_counts_cuts_and_clean_closes() {
-        let endings = |key: &str, n: u64, ms: u64| {
-            json!({"total": n, "by": [{"ending": key, "count": n, "after_open_ms": {"min": ms, "p50": ms, "max": ms}}]})
-        };
+        let endings = |key: &str, n: u64, ms: u64| json!({"total": n, "by": [{"ending": key, "count": n, "after_open_ms": {"min": ms, "p50": ms, "max": ms}}]});
         let hold = |ping: Value, e: Value| {
             let doc = json!({
                 "schema": "wsport-bench/1", "workload": "hold",
@@ -425,7 +455,13 @@ mod tests {
             hold(json!(5.0), endings("client_close", 100, 15_000)),
         ];
         let s = section(&runs);
-        assert!(s.contains("| tokio | off | 100 | 100 (100%) | 10.0 s | 0 (0%) | 0 |"), "{s}");
-        assert!(s.contains("| tokio | 5s | 100 | 0 (0%) | – | 100 (100%) | 0 |"), "{s}");
+        assert!(
+            s.contains("| tokio | off | 100 | 100 (100%) | 10.0 s | 0 (0%) | 0 |"),
+            "{s}"
+        );
+        assert!(
+            s.contains("| tokio | 5s | 100 | 0 (0%) | – | 100 (100%) | 0 |"),
+            "{s}"
+        );
     }
 }

@@ -77,7 +77,8 @@ impl Tally {
     fn new(detail: String) -> Self {
         Self {
             detail,
-            life_ms: Histogram::new_with_bounds(1, MAX_LIFE_MS, 3).expect("static bounds are valid"),
+            life_ms: Histogram::new_with_bounds(1, MAX_LIFE_MS, 3)
+                .expect("static bounds are valid"),
             never_opened: 0,
         }
     }
@@ -224,7 +225,10 @@ mod tests {
         assert!(life.min >= 9_980 && life.min <= 9_990, "{}", life.min);
         assert!(life.max >= 10_000 && life.max <= 10_010, "{}", life.max);
         let refused = r.by.iter().find(|e| e.ending == "refused").unwrap();
-        assert_eq!((refused.never_opened, refused.after_open_ms.is_none()), (1, true));
+        assert_eq!(
+            (refused.never_opened, refused.after_open_ms.is_none()),
+            (1, true)
+        );
         assert!(r.line().starts_with("4 eof after 10.0 s"), "{}", r.line());
     }
 
@@ -244,7 +248,10 @@ mod tests {
             Some(1),
         );
         let r = e.record_of();
-        let first = r.by.iter().find(|x| x.ending == "server_close_1001").unwrap();
+        let first =
+            r.by.iter()
+                .find(|x| x.ending == "server_close_1001")
+                .unwrap();
         assert_eq!(first.detail, "reason \"going away\"");
         assert_eq!(first.after_open_ms.as_ref().unwrap().p50, 5);
         assert!(r.by.iter().any(|x| x.ending == "server_close_no_code"));

@@ -84,5 +84,8 @@ fn a_server_that_dies_leaves_eof_or_reset_endings() {
         .filter(|e| e.ending == "eof" || e.ending == "reset")
         .map(|e| e.count)
         .sum();
-    assert_eq!(cut, 20, "every connection ended with the server's death: {endings:#?}");
+    assert_eq!(
+        cut, 20,
+        "every connection ended with the server's death: {endings:#?}"
+    );
 }
