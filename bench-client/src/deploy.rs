@@ -74,14 +74,28 @@ fn med(runs: &[&Run], figure: impl Fn(&Run) -> Option<f64>) -> Option<f64> {
     median(runs.iter().filter_map(|r| figure(r)))
 }
 
+/// CPU per message of `results.<side>` (`server`, `proxy`): from the schedstat sum over its
+/// threads (ns resolution) where recorded, else from /proc/PID/stat (10 ms ticks, coarse
+/// against a short window at a few percent CPU).
+fn cpu_us(r: &Run, side: &str) -> Option<f64> {
+    let rec = &r.doc["results"][side];
+    rec["sched_cpu_us_per_msg"]
+        .as_f64()
+        .or_else(|| rec["cpu_us_per_msg"].as_f64())
+}
+
+fn server_us(r: &Run) -> Option<f64> {
+    cpu_us(r, "server")
+}
+
 /// The proxy's (nginx worker's) CPU per message.
 fn proxy_us(r: &Run) -> Option<f64> {
-    r.doc["results"]["proxy"]["cpu_us_per_msg"].as_f64()
+    cpu_us(r, "proxy")
 }
 
 /// Server + proxy CPU per message: the whole server side of the path.
 fn path_us(r: &Run) -> Option<f64> {
-    Some(r.server_us_per_msg? + proxy_us(r).unwrap_or(0.0))
+    Some(server_us(r)? + proxy_us(r).unwrap_or(0.0))
 }
 
 fn us(v: Option<f64>) -> String {
@@ -103,10 +117,18 @@ fn calls(v: Option<f64>) -> String {
 /// One row's figures: msgs/s, server, proxy, path and client CPU per message, latency,
 /// system calls per message of server and client.
 fn figures_row(runs: &[&Run]) -> String {
+    // ⚠ as in the other tables: the client limited (or, scheduled, sent late in) that many of
+    // the row's runs, so its msgs/s and latency are partly the client's.
+    let limited = runs.iter().filter(|r| r.client_bound.is_some()).count();
+    let mark = if limited > 0 {
+        format!(" ⚠{limited}")
+    } else {
+        String::new()
+    };
     format!(
-        "{:.0} | {} | {} | {} | {} | {} | {} | {} | {}",
+        "{:.0}{mark} | {} | {} | {} | {} | {} | {} | {} | {}",
         med(runs, |r| Some(r.msgs_per_sec)).unwrap_or(0.0),
-        us(med(runs, |r| r.server_us_per_msg)),
+        us(med(runs, server_us)),
         us(med(runs, proxy_us)),
         us(med(runs, path_us)),
         us(med(runs, |r| r.client_us_per_msg)),
@@ -117,6 +139,7 @@ fn figures_row(runs: &[&Run]) -> String {
     )
 }
 
+/// The figure columns; ⚠N after msgs/s: the client was the limit in N of the row's runs.
 const FIGURES_HEAD: &str = "msgs/s | server µs/msg | nginx µs/msg | path µs/msg | client µs/msg | p50 | p99 | server calls/msg | client calls/msg";
 
 /// Direct ws, direct wss and wss via nginx, per scenario family and server.
@@ -131,7 +154,8 @@ fn proxy_tables(out: &mut String, runs: &[&Run]) {
         "### Direct vs through nginx\n\nws and wss served by the Rust server, and wss \
          terminated by nginx in front of the same server serving ws. *path µs/msg* = server + \
          nginx worker CPU per message: the whole server side (they share a core; see README). \
-         Medians of the repeats.\n\n",
+         CPU from each process's schedstat (ns), as the regression gate reads it. Medians of \
+         the repeats.\n\n",
     );
     let candidates: Vec<&Run> = runs
         .iter()
@@ -258,7 +282,7 @@ fn link_tables(out: &mut String, runs: &[&Run]) {
                     continue;
                 }
                 let share = med(&list, |r| {
-                    let (c, s) = (r.client_us_per_msg?, r.server_us_per_msg?);
+                    let (c, s) = (r.client_us_per_msg?, server_us(r)?);
                     (c + s > 0.0).then(|| 100.0 * c / (c + s))
                 });
                 let _ = writeln!(
