@@ -27,6 +27,16 @@
 #            p99 with/without, abusive connections by outcome, server RSS against its bound;
 #            --abuse-slowloris N (1000), --abuse-rate N conns/s (200), --abuse-cores LIST (the
 #            client's; a core of its own keeps the abuse off the legitimate client); in DIR/abuse/
+#   heartbeat (not in the default) idle connections held through nginx with a short
+#            proxy_read_timeout (--proxy-read-timeout, 10s) for that long plus 5 s, without
+#            pings and with a ping every half the timeout: how many the proxy cut, and when
+#
+# Deployment paths (--topology, default loopback; scripts/lib/topology.sh): "proxy" adds wss
+# through nginx (installed from the distribution when missing) to a ws backend beside the
+# direct ws and wss cells; "veth" runs the server in its own network namespace behind a veth
+# pair; "tbf-1gbit", "tbf-100mbit" shape that link with tbf, "netem-1ms" delays it (where the
+# kernel has sch_netem). Echo and rate cells run on every path listed; the summary puts them
+# side by side. --proxy-cores LIST pins the nginx worker (default: the server's cores).
 #
 # Client engines (--client-engines, default io-uring,epoll): the closed-loop echo cells run
 # under each of wsport-bench's engines, because a server's cost per message follows how many
@@ -75,6 +85,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/abuse.sh
 source scripts/lib/abuse.sh
+. scripts/lib/nginx.sh
+. scripts/lib/netns.sh
+. scripts/lib/topology.sh
 
 servers="tokio,tokio-uring,monoio-uring,monoio-epoll,uring"
 scenarios="echo,rate,connect,hold"
@@ -95,6 +108,7 @@ out=""
 server_cores=""
 client_cores=""
 server_args=""
+topologies="loopback"
 sides=()
 build=1
 declare -A side_bin=() side_extra=()
@@ -131,6 +145,9 @@ while [ $# -gt 0 ]; do
         --abuse-slowloris) abuse_slowloris="$2"; shift ;;
         --abuse-rate) abuse_rate="$2"; shift ;;
         --abuse-cores) abuse_cores="$2"; shift ;;
+        --topology) topologies="$2"; shift ;;
+        --proxy-read-timeout) proxy_read_timeout="$2"; shift ;;
+        --proxy-cores) proxy_cores="$2"; shift ;;
         --no-build) build=0 ;;
         --base-bin) sides+=(base); side_bin[base]="$2"; shift ;;
         --head-bin) sides+=(head); side_bin[head]="$2"; shift ;;
@@ -173,6 +190,7 @@ half=$(( ${#allowed[@]} / 2 ))
 [ -n "$server_cores" ] || server_cores=$(IFS=,; echo "${allowed[*]:0:$half}")
 [ -n "$client_cores" ] || client_cores=$(IFS=,; echo "${allowed[*]:$half}")
 server_threads=$(echo "$server_cores" | tr ',' '\n' | grep -c .)
+[ -n "$proxy_cores" ] || proxy_cores=$server_cores
 
 # config name -> server command (without listeners), from $server_bin (a paired run's side)
 bin=target/release
@@ -205,8 +223,8 @@ for s in "${server_list[@]}"; do server_cmd "$s" > /dev/null; done
 IFS=, read -ra scenario_list <<< "$scenarios"
 for sc in "${scenario_list[@]}"; do
     case "$sc" in
-        echo|rate|connect|hold|sweep|raw|abuse) ;;
-        *) echo "run-bench.sh: unknown scenario '$sc' (echo, rate, connect, hold, sweep, raw, abuse)" >&2; exit 2 ;;
+        echo|rate|connect|hold|sweep|raw|abuse|heartbeat) ;;
+        *) echo "run-bench.sh: unknown scenario '$sc' (echo, rate, connect, hold, sweep, raw, abuse, heartbeat)" >&2; exit 2 ;;
     esac
 done
 IFS=, read -ra scheme_list <<< "$schemes"
@@ -223,6 +241,8 @@ for e in "${engine_list[@]}"; do
         *) echo "run-bench.sh: unknown client engine '$e' (io-uring, epoll)" >&2; exit 2 ;;
     esac
 done
+IFS=, read -ra topology_list <<< "$topologies"
+topology_check "${topology_list[@]}"
 IFS=, read -ra size_list <<< "$sizes"
 IFS=, read -ra conn_list <<< "$conns"
 case "$ports" in
@@ -270,9 +290,27 @@ for sc in "${scenario_list[@]}"; do
             hold) cells+=("hold $scheme - $hold_conns $first_engine") ;;
             sweep) sweep_schemes+=" $scheme" ;;
             abuse) ;; # its own loop: scripts/lib/abuse.sh, after the matrix
+            # Through nginx's TLS: once, whatever the schemes; size is the ping interval.
+            heartbeat) [ "$scheme" = "${scheme_list[0]}" ] &&
+                           for ping in off "$(half_of)"; do
+                               cells+=("heartbeat wss $ping ${conn_list[0]} $first_engine")
+                           done ;;
         esac
     done
 done
+# Each cell on every path that serves it ("scenario scheme size conns engine topology");
+# the heartbeat always goes through nginx.
+paths=("${topology_list[@]}")
+if [[ " ${scenario_list[*]} " == *" heartbeat "* ]] && [[ " ${paths[*]} " != *" proxy "* ]]; then
+    paths+=(proxy)
+fi
+path_cells=()
+for cell in "${cells[@]}"; do
+    for t in "${paths[@]}"; do
+        if topology_serves "$t" "$cell"; then path_cells+=("$cell $t"); fi
+    done
+done
+cells=("${path_cells[@]}")
 
 host=$(hostname)
 [ -n "$out" ] || out="target/bench/$(date +%F)-$host-$(date +%H%M%S)"
@@ -295,8 +333,9 @@ stop_server() {
     fi
     server_pid=""
 }
-trap 'stop_server' EXIT
-trap 'stop_server; exit 130' INT TERM
+trap 'stop_server; topology_cleanup' EXIT
+trap 'stop_server; topology_cleanup; exit 130' INT TERM
+topology_init "${paths[@]}"
 
 cat > "$out/README.md" <<EOF
 # wsport benchmark run, $(date -u +%FT%TZ)
@@ -312,6 +351,7 @@ cat > "$out/README.md" <<EOF
   connections); $duration after $warmup warm-up; $repeat repeats, interleaved; ports: $ports
 - command: \`$command_line\`
 $(for side in "${sides[@]}"; do echo "- side $side: servers from \`${side_bin[$side]}\`${side_extra[$side]:+, with \`${side_extra[$side]}\`}"; done)
+$(topology_readme "${paths[@]}")
 
 \`runs.jsonl\` holds every run, a line each (schema wsport-bench/1, with the exact client flags
 and host metadata), each \`*.hlog\` a run's HdrHistogram interval log; a failed run also keeps
@@ -327,14 +367,15 @@ EOF
 urls=()
 start_server() {
     local s=$1 scheme=$2 name=$3 extra=${4:-} listen="" p
-    for p in $(ports_for "$scheme"); do listen+=" --listen $scheme://127.0.0.1:$p"; done
-    local cmd
-    cmd="$(server_cmd "$s")$listen --cpus $server_cores --threads $server_threads $server_args$extra $side_args"
+    for p in ${topo_ports:-$(ports_for "$scheme")}; do listen+=" --listen $scheme://$topo_host:$p"; done
+    local cmd tls=""
+    [ "$scheme" = wss ] && tls=$tls_args
+    cmd="$topo_wrap$(server_cmd "$s")$listen$tls --cpus $server_cores --threads $server_threads $server_args$extra $side_args"
     # shellcheck disable=SC2086
     $cmd > "$out/$name.server.out" 2> "$out/$name.server.err" &
     server_pid=$!
     local want n
-    want=$(ports_for "$scheme" | wc -w)
+    want=$(echo ${topo_ports:-$(ports_for "$scheme")} | wc -w)
     for _ in $(seq 1 100); do
         n=$(grep -c "^listening $scheme://" "$out/$name.server.out" 2> /dev/null || true)
         [ "$n" -ge "$want" ] && break
@@ -358,7 +399,7 @@ start_server() {
         unavailable[$s]=$reason
         return 1
     fi
-    mapfile -t urls < <(grep -o "^listening $scheme://127.0.0.1:[0-9]*" "$out/$name.server.out" | awk '{print $2 "/"}')
+    mapfile -t urls < <(grep -o "^listening $scheme://$topo_host:[0-9]*" "$out/$name.server.out" | awk '{print $2 "/"}')
     if [ -z "${announced[$label $scheme$extra]:-}" ]; then
         announced[$label $scheme$extra]=1
         echo "- $label $scheme: \`$cmd\`" >> "$out/README.md"
@@ -381,6 +422,7 @@ cell_args() {
         rate) echo "rate --rate $cell_rate -c $c --size $size --duration $duration --warmup $warmup" ;;
         connect) echo "connect -c $c --duration $duration --warmup $warmup" ;;
         hold) echo "hold -c $c --ping-interval 1s --duration $duration --warmup $warmup" ;;
+        heartbeat) echo "hold -c $c --ping-interval $size --duration $(heartbeat_hold) --warmup 1s" ;;
     esac
 }
 
@@ -397,10 +439,15 @@ last_cpu="" last_achieved="" last_late=""
 # Run server $1 in cell "$2" (scenario scheme size conns engine), repeat $3, open-loop rate $4
 # (rate and sweep cells); prints one line.
 run_cell() {
-    local s=$1 cell=$2 r=$3 cell_rate=$4 sc scheme size c engine name ok reason
-    read -r sc scheme size c engine <<< "$cell"
+    local s=$1 cell=$2 r=$3 cell_rate=$4 sc scheme size c engine topo name ok reason
+    read -r sc scheme size c engine topo <<< "$cell"
+    topo=${topo:-loopback}
+    local label=$label$(topology_suffix "$topo") serve_scheme=$scheme
+    # Behind nginx the server speaks plain ws.
+    [ "$topo" = proxy ] && serve_scheme=ws
     n=$((n + 1))
     case "$sc" in
+        heartbeat) name="hold-${c}c-ping${size}-${label}-${scheme}-r$r" ;;
         echo) name="echo-${size}B-${c}c-${label}-${scheme}-${engine}-r$r" ;;
         raw) name="raw-${size}B-${c}c-${label}-${engine}-r$r" ;;
         rate) name="rate-${cell_rate}ps-${size}B-${c}c-${label}-${scheme}-r$r" ;;
@@ -415,11 +462,21 @@ run_cell() {
         echo "[$n/$total] $name: client engine $engine unavailable: ${engine_unavailable[$engine]}"
         return
     fi
+    if [ -n "${topo_unavailable[$topo]:-}" ] || ! topology_prepare "$topo"; then
+        echo "[$n/$total] $name: unavailable: ${topo_unavailable[$topo]}"
+        return
+    fi
     local extra=""
     [ "$sc" = raw ] && extra=" --raw-tcp"
-    if ! start_server "$s" "$scheme" "$name" "$extra"; then
+    if ! start_server "$s" "$serve_scheme" "$name" "$extra"; then
         echo "[$n/$total] $name: unavailable: ${unavailable[$s]}"
         echo "- $s: unavailable: ${unavailable[$s]}" >> "$out/README.md"
+        return
+    fi
+    if ! topology_attach "$topo" "$sc" "$c"; then
+        echo "[$n/$total] $name: unavailable: ${topo_unavailable[$topo]}"
+        echo "- $topo: unavailable: ${topo_unavailable[$topo]}" >> "$out/README.md"
+        stop_server
         return
     fi
     read -ra workload <<< "$(cell_args "$sc" "$size" "$c" "$cell_rate")"
@@ -430,6 +487,7 @@ run_cell() {
     jsons+=("$out/$name.json")
     ok=1
     if "$bin/wsport-bench" "${workload[@]}" "${url_args[@]}" --server-pid "$server_pid" \
+        "${topo_client_args[@]}" \
         --cpus "$client_cores" --engine "$engine" --label "$label" --json "$out/$name.json" \
         --hlog "$out/$name.hlog" -q > "$out/$name.txt" 2>&1; then
         # "messages 283,757 echoed: 56,751 msgs/s", "opened 4,128 connections: 4128 per
@@ -438,13 +496,20 @@ run_cell() {
         awk '/^  (messages|opened|pongs) / {what = ($1 == "opened") ? " handshakes/s" : " pongs/s"
                  sub(/^ *[a-z]+ +/, ""); sub(/^[^:]*: /, ""); sub(/ per second/, what); printf "%s", $0}
              /^  server +pid/ {sub(/,$/, "", $10); printf ", server %s CPU, %s µs CPU per %s", $4, $6, $10}
-             /^  memory / {printf ", %s per connection", $4 " " $5}' "$out/$name.txt"
+             /^  proxy +pid/ {sub(/,$/, "", $10); printf ", nginx %s CPU, %s µs CPU per %s", $4, $6, $10}
+             /^  memory / {printf ", %s per connection", $4 " " $5}
+             /^  endings / && sc == "heartbeat" {sub(/^  endings +/, ""); printf "; endings: %s", $0}' \
+            sc="$sc" "$out/$name.txt"
         echo
         last_cpu=$(awk '/^  server +pid/ {sub(/%/, "", $4); print $4}' "$out/$name.txt")
         last_achieved=$(awk '/^  messages / {gsub(/,/, "", $4); print $4}' "$out/$name.txt")
         if grep -q '^WARNING: THE CLIENT SENT LATE' "$out/$name.txt"; then last_late=1; fi
         # The side and pair go into the run's own document, so runs.jsonl keeps them.
         if [ -n "$gate_tag" ]; then sed -i "0,/{/s//{\"gate\":$gate_tag,/" "$out/$name.json"; fi
+        # The path goes in too, when the run compares paths.
+        if [ "${#paths[@]}" -gt 1 ] || [ "$topo" != loopback ]; then
+            sed -i "0,/{/s//{\"path\":${topo_path_tag//\//\\/},/" "$out/$name.json"
+        fi
     elif reason=$(grep -m1 -o -- '--engine io-uring: .*' "$out/$name.txt"); then
         # The host refuses the client's io_uring: not a failure of the server.
         engine_unavailable[$engine]=${reason#--engine io-uring: }
@@ -456,6 +521,7 @@ run_cell() {
         failed=1
         ok=0
     fi
+    topology_detach
     stop_server
     # A run that succeeded is its JSON (in runs.jsonl after the report) and its .hlog; its
     # client output and server logs only repeat them. A failed run keeps both to show why.
@@ -542,7 +608,7 @@ for r in $(seq 1 "$repeat"); do
     done
 done
 
-case ",$scenarios," in *,abuse,*) abuse_scenario ;; esac
+case ",$scenarios," in *,abuse,*) topology_prepare loopback; abuse_scenario ;; esac
 
 # Empty server logs say nothing; keep the ones that do.
 find "$out" -name '*.server.*' -empty -delete

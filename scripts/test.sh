@@ -8,3 +8,6 @@ cd "$(dirname "$0")/.."
 # alone builds a binary only for its own package's tests, so build them all first.
 cargo build --workspace --bins
 cargo test --workspace "$@"
+# run-bench.sh's deployment paths: nginx config, the "unavailable" paths, no leftovers.
+cargo build --release -p wsport-tokio -p wsport-bench
+scripts/test-deploy-paths.sh

@@ -127,9 +127,10 @@ pub struct HoldArgs {
     #[command(flatten)]
     #[serde(flatten)]
     pub common: CommonArgs,
-    /// Time between two pings of one connection (heartbeats).
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
-    #[serde(serialize_with = "crate::cli::ser_duration")]
+    /// Time between two pings of one connection (heartbeats); `off`: no pings at all, the
+    /// connections stay silent (what a proxy's idle timeout cuts).
+    #[arg(long, default_value = "1s", value_parser = parse_ping_interval)]
+    #[serde(serialize_with = "crate::cli::ser_ping_interval")]
     pub ping_interval: Duration,
     /// Length of the measured window, after the warmup.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
@@ -230,6 +231,11 @@ pub struct CommonArgs {
     /// window, reported as CPU% and CPU µs per message.
     #[arg(long, value_name = "PID")]
     pub server_pid: Option<u32>,
+    /// A proxy in front of the server (e.g. an nginx worker terminating TLS): its CPU and RSS
+    /// are measured over the window like the server's, so the whole path's cost per message
+    /// is proxy + server.
+    #[arg(long, value_name = "PID")]
+    pub proxy_pid: Option<u32>,
     /// Do not count system calls. By default the server's (with --server-pid) and this
     /// client's are counted over the window from outside the process (perf_event_open on the
     /// syscall tracepoints; root or CAP_PERFMON), reported per message and as messages per
@@ -292,6 +298,15 @@ fn parse_size_list(text: &str) -> Result<SizeList, String> {
         sizes.push(n as usize);
     }
     Ok(SizeList(sizes))
+}
+
+/// `--ping-interval` in the JSON: seconds, or `"off"`.
+fn ser_ping_interval<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    if *d == PINGS_OFF {
+        s.serialize_str("off")
+    } else {
+        ser_duration(d, s)
+    }
 }
 
 fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -512,6 +527,8 @@ pub struct Plan {
     pub connect_timeout: Duration,
     /// `--server-pid`.
     pub server_pid: Option<u32>,
+    /// `--proxy-pid`.
+    pub proxy_pid: Option<u32>,
     /// `--source-ip`: addresses connection `id` binds to (see [`crate::source::source_of`]);
     /// empty: the kernel chooses.
     pub source_ips: Vec<std::net::IpAddr>,
@@ -559,7 +576,11 @@ impl Plan {
                         "--ping-interval must be longer than 0".into(),
                     ));
                 }
-                let interval_ns = a.ping_interval.as_nanos().min(u128::from(u64::MAX)) as u64;
+                let interval_ns = if a.ping_interval == PINGS_OFF {
+                    NO_PINGS_NS
+                } else {
+                    a.ping_interval.as_nanos().min(u128::from(u64::MAX)) as u64
+                };
                 let rate =
                     (a.common.connections as u128 * 1_000_000_000 / u128::from(interval_ns)) as u64;
                 let pacing = Pacing::Open {
@@ -690,6 +711,7 @@ impl Plan {
             duration: m.duration,
             connect_timeout: c.connect_timeout,
             server_pid: c.server_pid,
+            proxy_pid: c.proxy_pid,
             source_ips,
             ramp: None,
             debug_wake_late: Duration::ZERO,
@@ -743,6 +765,9 @@ fn scenario_name(
         .join("+");
     let mut name = kind.to_owned();
     match pacing {
+        Pacing::Open { interval_ns, .. } if kind == "hold" && interval_ns == NO_PINGS_NS => {
+            name.push_str(&format!("-{conns}c-pingoff"));
+        }
         Pacing::Open { interval_ns, .. } if kind == "hold" => {
             name.push_str(&format!("-{conns}c-ping{}", format_interval(interval_ns)));
         }
@@ -781,6 +806,22 @@ fn scenario_name(
 }
 
 /// 1_000_000_000 -> `1s`, 250_000_000 -> `250ms`.
+/// `hold --ping-interval off`, as parsed: a duration no one would ask for.
+const PINGS_OFF: Duration = Duration::MAX;
+
+/// `hold --ping-interval off` in the plan: the first ping is due so far ahead (~146 years)
+/// that none is ever sent, while the open-loop schedule stays the same code.
+pub const NO_PINGS_NS: u64 = u64::MAX / 4;
+
+/// `--ping-interval`: a duration, or `off`.
+fn parse_ping_interval(s: &str) -> Result<Duration, String> {
+    if s == "off" {
+        Ok(PINGS_OFF)
+    } else {
+        parse_duration(s).map_err(|e| e.to_string())
+    }
+}
+
 fn format_interval(ns: u64) -> String {
     if ns % 1_000_000_000 == 0 {
         format!("{}s", ns / 1_000_000_000)

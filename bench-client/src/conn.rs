@@ -26,6 +26,7 @@ use std::io::{self, Read, Write};
 use wsport_core::handshake::{self, HandshakeError};
 use wsport_core::{ClientConnection, CloseCode, Decoded, FrameKind, Limits, OpCode};
 
+use crate::endings::Ending;
 use crate::error::{Cause, ConnError};
 use crate::worker::Ctx;
 
@@ -137,6 +138,12 @@ pub struct Conn {
     t_tls: u64,
     /// The upgrade completed (for `connect`'s accounting of failed attempts).
     upgraded: bool,
+    /// When the upgrade completed (ns since the epoch), for the life in [`Conn::ending`].
+    opened_at: u64,
+    /// How the connection ended, once known; see [`crate::endings`].
+    ending: Option<Ending>,
+    /// The server's close frame (code, reason) that arrived while messages were flowing.
+    peer_close: Option<(Option<u16>, String)>,
 }
 
 impl Conn {
@@ -204,6 +211,9 @@ impl Conn {
             t_tcp: 0,
             t_tls: 0,
             upgraded: false,
+            opened_at: 0,
+            ending: None,
+            peer_close: None,
         })
     }
 
@@ -231,6 +241,7 @@ impl Conn {
         self.reported_done = false;
         (self.t_start, self.t_actual, self.t_tcp, self.t_tls) = (intended, actual, 0, 0);
         self.upgraded = false;
+        (self.opened_at, self.ending, self.peer_close) = (0, None, None);
         Ok(())
     }
 
@@ -305,6 +316,7 @@ impl Conn {
     fn open_raw(&mut self, ctx: &mut Ctx) -> Result<(), ConnError> {
         self.phase = Phase::Open;
         self.upgraded = true;
+        self.opened_at = ctx.now;
         ctx.open += 1;
         self.fill(ctx)
     }
@@ -483,10 +495,36 @@ impl Conn {
 
     /// Abandon the connection at the end of the drain: what is in flight stays in flight.
     pub fn abandon(&mut self, ctx: &mut Ctx) {
+        self.ending.get_or_insert(Ending::Abandoned);
         let attempt = ctx.storm && !self.upgraded && self.phase != Phase::Done;
         ctx.totals.in_flight += self.times.len() as u64 + u64::from(attempt);
         self.times.clear();
         self.phase = Phase::Done;
+    }
+
+    /// The connection failed with `e` (the worker calls this beside [`Conn::fail`]): a close
+    /// frame from the server is filed by its code and reason, anything else by cause.
+    pub fn note_failure(&mut self, e: &ConnError) {
+        let ending = match (&self.peer_close, e.cause) {
+            (Some((code, reason)), Cause::ClosedByServer) => Ending::ServerClose {
+                code: *code,
+                reason: reason.clone(),
+            },
+            _ => Ending::Failed(e.cause, e.detail.clone()),
+        };
+        self.ending.get_or_insert(ending);
+    }
+
+    /// How the finished connection ended and how long after its upgrade (`now`: the end);
+    /// `None` for a slot that never made an attempt. A connection that finished without a
+    /// failure did the client's close handshake.
+    pub fn ending(&self, now: u64) -> Option<(Ending, Option<u64>)> {
+        let life = self.upgraded.then(|| now.saturating_sub(self.opened_at));
+        match &self.ending {
+            Some(e) => Some((e.clone(), life)),
+            None if self.upgraded => Some((Ending::ClientClose, life)),
+            None => None,
+        }
     }
 
     /// Start the close handshake (RFC 6455 §7.1.2): send a close frame, keep reading until the
@@ -715,6 +753,7 @@ impl Conn {
                 self.rx_len -= response.len;
                 self.phase = Phase::Open;
                 self.upgraded = true;
+                self.opened_at = ctx.now;
                 ctx.open += 1;
                 if ctx.storm {
                     // `connect`: this connection's work is done; close it cleanly (§7.1.2).
@@ -816,6 +855,8 @@ impl Conn {
                     return Ok(());
                 }
                 // §5.5.1: answer the close, then the connection is over.
+                let reason = String::from_utf8_lossy(self.rx.get(payload.start + 2..payload.end).unwrap_or_default());
+                self.peer_close = Some((code.map(|c| c.0), reason.into_owned()));
                 let key = ctx.rng.mask_key();
                 let _ = self.encode(OpCode::Close, Payload::Close(code.unwrap_or(CloseCode::NORMAL)), key);
                 self.mark(ctx);

@@ -28,6 +28,8 @@ pub mod chart;
 pub mod cli;
 pub mod compare;
 pub mod conn;
+pub mod deploy;
+pub mod endings;
 #[allow(unsafe_code)]
 pub mod epoll;
 pub mod error;
@@ -281,12 +283,16 @@ pub(crate) fn run_once(opts: &Opts, stop: &Stop) -> Result<Report, BenchError> {
             calls.mark();
         }
         if start_sample.is_none() && now >= record_from {
-            start_sample = Some(Sample::take(now, plan.server_pid));
+            start_sample = Some(Sample::take(now, plan.server_pid, plan.proxy_pid));
             calls.mark();
         }
         let end = control.end_ns.load(Ordering::Relaxed);
         if end_sample.is_none() && start_sample.is_some() && (now >= end || agg.all_last()) {
-            end_sample = Some(Sample::take(now.min(end.max(record_from)), plan.server_pid));
+            end_sample = Some(Sample::take(
+                now.min(end.max(record_from)),
+                plan.server_pid,
+                plan.proxy_pid,
+            ));
         }
         if stop.is_stopped() && !interrupted {
             interrupted = true;
@@ -342,12 +348,13 @@ pub(crate) fn run_once(opts: &Opts, stop: &Stop) -> Result<Report, BenchError> {
     let messages = totals.measured_messages;
     let secs = window.as_secs_f64();
     let rate_of = |n: f64| if secs > 0.0 { n / secs } else { 0.0 };
-    let (mut server, mut client) = match (&start_sample, &end_sample) {
+    let (mut server, mut client, proxy) = match (&start_sample, &end_sample) {
         (Some(a), Some(b)) => (
-            server_record(a, b, plan.server_pid, messages),
+            process_record(a, b, |s| s.server, plan.server_pid, messages),
             Some(client_record(a, b, messages, plan.threads)),
+            process_record(a, b, |s| s.proxy, plan.proxy_pid, messages),
         ),
-        _ => (None, None),
+        _ => (None, None, None),
     };
     let (server_calls, client_calls) = calls.records(agg.counted);
     if let Some(s) = server.as_mut() {
@@ -491,6 +498,8 @@ pub(crate) fn run_once(opts: &Opts, stop: &Stop) -> Result<Report, BenchError> {
             client,
             client_bottleneck,
             connect: totals.phases.as_deref().map(report::ConnectRecord::of),
+            endings: totals.endings.record_of(),
+            proxy,
         },
         intervals: std::mem::take(&mut agg.summaries),
         warnings,
@@ -598,24 +607,34 @@ fn abort(control: &Control, go: &[mpsc::Sender<Go>], handles: Vec<JoinHandle<()>
 struct Sample {
     at_ns: u64,
     server: Option<sys::ProcSample>,
+    proxy: Option<sys::ProcSample>,
     client_cpu: Duration,
     client_rss: u64,
 }
 
 impl Sample {
-    fn take(at_ns: u64, pid: Option<u32>) -> Self {
+    fn take(at_ns: u64, pid: Option<u32>, proxy_pid: Option<u32>) -> Self {
         let (client_cpu, client_rss) = sys::self_usage();
         Self {
             at_ns,
             server: pid.and_then(sys::sample_process),
+            proxy: proxy_pid.and_then(sys::sample_process),
             client_cpu,
             client_rss,
         }
     }
 }
 
-fn server_record(a: &Sample, b: &Sample, pid: Option<u32>, messages: u64) -> Option<ProcessRecord> {
-    let (pid, sa, sb) = (pid?, a.server?, b.server?);
+/// The CPU and RSS of the measured process `pid` (the server, or the proxy: `which`) between
+/// two samples.
+fn process_record(
+    a: &Sample,
+    b: &Sample,
+    which: fn(&Sample) -> Option<sys::ProcSample>,
+    pid: Option<u32>,
+    messages: u64,
+) -> Option<ProcessRecord> {
+    let (pid, sa, sb) = (pid?, which(a)?, which(b)?);
     let wall = Duration::from_nanos(b.at_ns.saturating_sub(a.at_ns)).as_secs_f64();
     let cpu = sb.cpu.saturating_sub(sa.cpu).as_secs_f64();
     let per_msg = |cpu: f64| {

@@ -212,6 +212,10 @@ pub struct Results {
     /// `connect`: the phases of opening a connection; `latency_ns` is their total (from the
     /// intended start of the connect to the 101 answer).
     pub connect: Option<ConnectRecord>,
+    /// How the connections ended, by ending, with their life after the upgrade.
+    pub endings: crate::endings::EndingsRecord,
+    /// `--proxy-pid`: a proxy in front of the server (nginx), measured like the server.
+    pub proxy: Option<ProcessRecord>,
 }
 
 /// `connect`: time to open a connection, phase by phase, ns.
@@ -510,6 +514,11 @@ impl fmt::Display for Report {
             )?;
         }
         match s.pacing {
+            PacingRecord::Open { interval_ns, .. }
+                if self.workload == "hold" && interval_ns == crate::cli::NO_PINGS_NS =>
+            {
+                writeln!(f, "  pings      none (--ping-interval off)")?;
+            }
             PacingRecord::Open { interval_ns, .. } if self.workload == "hold" => {
                 writeln!(
                     f,
@@ -642,6 +651,7 @@ impl fmt::Display for Report {
                 )?;
             }
         }
+        writeln!(f, "  endings    {}", r.endings.line())?;
         let unit = match self.workload {
             "connect" => "connection",
             "hold" => "ping",
@@ -687,6 +697,9 @@ impl fmt::Display for Report {
         };
         if let Some(p) = &r.server {
             process(f, "server", p)?;
+        }
+        if let Some(p) = &r.proxy {
+            process(f, "proxy", p)?;
         }
         if let (Some(per), Some(before)) = (
             r.server_memory_per_connection_bytes,

@@ -41,6 +41,7 @@ use rustls::pki_types::ServerName;
 
 use crate::cli::{Pacing, Plan, Target};
 use crate::conn::{Conn, Phase};
+use crate::endings::Endings;
 use crate::error::{BenchError, Cause, ConnError};
 use crate::hists::{new_histogram, Hists};
 use crate::wake::WakeMargin;
@@ -155,6 +156,8 @@ pub struct Totals {
     pub errors: BTreeMap<Cause, (u64, String)>,
     /// `connect`: the phases of the connections completed in the window.
     pub phases: Option<Box<Phases>>,
+    /// How the connections ended (whole run).
+    pub endings: Endings,
 }
 
 /// `connect`: how long each phase of opening a connection took, ns.
@@ -202,6 +205,7 @@ impl Totals {
                 .or_insert_with(|| (0, first.clone()));
             entry.0 += n;
         }
+        self.endings.add(&other.endings);
         if let Some(theirs) = &other.phases {
             let mine = self.phases.get_or_insert_with(Box::default);
             let _ = mine.tcp.add(&theirs.tcp);
@@ -672,6 +676,7 @@ impl Worker {
         let slots = self.conns.len() as u64;
         let conn = &mut self.conns[slot];
         if let Err(e) = outcome {
+            conn.note_failure(&e);
             conn.fail(&mut self.ctx);
             self.ctx.totals.error(&e);
             self.ctx.iv_errors += 1;
@@ -701,6 +706,9 @@ impl Worker {
     fn hand_over(&mut self, slot: usize) {
         let conn = &mut self.conns[slot];
         if conn.phase() == Phase::Done && conn.take_done() {
+            if let Some((ending, life)) = conn.ending(self.ctx.now) {
+                self.ctx.totals.endings.record(&ending, life);
+            }
             self.ctx.finished.push(slot);
             self.done += 1;
         }
@@ -991,7 +999,13 @@ impl Worker {
                     for slot in 0..self.conns.len() {
                         let id = self.conns[slot].id as u128;
                         let offset = (u128::from(interval) * id / self.connections as u128) as u64;
-                        self.conns[slot].schedule_from(now + offset);
+                        // `hold --ping-interval off`: nothing is ever due, not even a first ping.
+                        let first = if interval == crate::cli::NO_PINGS_NS {
+                            u64::MAX
+                        } else {
+                            now + offset
+                        };
+                        self.conns[slot].schedule_from(first);
                         self.reschedule(slot);
                     }
                 }
