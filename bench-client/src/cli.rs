@@ -139,10 +139,20 @@ pub struct HoldArgs {
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     #[serde(serialize_with = "crate::cli::ser_duration")]
     pub warmup: Duration,
-    /// Open the connections at this many per second in total (default: all at once).
+    /// Open the connections at this many per second in total (default: all at once; with
+    /// --max, 2000 per second).
     #[arg(long, value_name = "PER_SEC", value_parser = clap::value_parser!(u64).range(1..))]
     pub ramp: Option<u64>,
+    /// Instead of -c: the most connections this host's limits allow for this process and the
+    /// --server-pid process (descriptors, the server's --max-connections, the host's files,
+    /// ephemeral ports × loopback source addresses); the run says which limit set the number
+    /// and spreads over 127.0.0.x source addresses when one address's ports are not enough.
+    #[arg(long)]
+    pub max: bool,
 }
+
+/// `hold --max` without --ramp: connections opened per second.
+pub const MAX_RAMP_PER_SEC: u64 = 2000;
 
 /// `connect` options.
 #[derive(Debug, Clone, Args, Serialize)]
@@ -517,6 +527,8 @@ pub struct Plan {
     pub source_ips: Vec<std::net::IpAddr>,
     /// `hold --ramp`: connections opened per second while opening; `None`: all at once.
     pub ramp: Option<u64>,
+    /// `hold --max`: the limits read and the one that set the number of connections.
+    pub max: Option<crate::maxconn::MaxPlan>,
     /// Hidden `rate --debug-wake-late`: how late the workers wake for each message.
     pub debug_wake_late: Duration,
     /// The scenario name, e.g. `echo-64B-100c-1t-ws-8080`.
@@ -553,33 +565,7 @@ impl Plan {
                     Pacing::Storm { rate: a.rate },
                 )
             }
-            Command::Hold(a) => {
-                if a.ping_interval.is_zero() {
-                    return Err(BenchError::Usage(
-                        "--ping-interval must be longer than 0".into(),
-                    ));
-                }
-                let interval_ns = a.ping_interval.as_nanos().min(u128::from(u64::MAX)) as u64;
-                let rate =
-                    (a.common.connections as u128 * 1_000_000_000 / u128::from(interval_ns)) as u64;
-                let pacing = Pacing::Open {
-                    rate,
-                    interval_ns,
-                    max_in_flight: 1,
-                    tick_ns: 0,
-                };
-                // Pings carry the 16-byte sequence stamp, as messages do.
-                let messages = Messages {
-                    sizes: vec![16],
-                    text: false,
-                    ping: true,
-                    duration: a.duration,
-                    warmup: a.warmup,
-                };
-                let mut plan = Self::build("hold", &a.common, messages, pacing)?;
-                plan.ramp = a.ramp;
-                Ok(plan)
-            }
+            Command::Hold(a) => Self::hold(a),
             Command::Rate(a) => {
                 let c = a.common.connections.max(1) as u64;
                 let interval_ns = (c as u128 * 1_000_000_000 / u128::from(a.rate))
@@ -601,6 +587,50 @@ impl Plan {
                 Ok(plan)
             }
         }
+    }
+
+    /// `hold`: a ping per connection every --ping-interval; with --max, as many connections as
+    /// the host's limits allow ([`crate::maxconn`]), on a ramp.
+    fn hold(a: &HoldArgs) -> Result<Self, BenchError> {
+        if a.ping_interval.is_zero() {
+            return Err(BenchError::Usage(
+                "--ping-interval must be longer than 0".into(),
+            ));
+        }
+        let max = a.max.then(|| {
+            crate::maxconn::plan(&crate::maxconn::gather(
+                a.common.server_pid,
+                a.common.urls.len(),
+            ))
+        });
+        let mut common = a.common.clone();
+        if let Some(max) = &max {
+            common.connections = max.connections;
+            if common.source_ip.is_none() && !max.source_ips.is_empty() {
+                common.source_ip = Some(SourceIps(max.source_ips.clone()));
+            }
+        }
+        let interval_ns = a.ping_interval.as_nanos().min(u128::from(u64::MAX)) as u64;
+        let rate = (common.connections as u128 * 1_000_000_000 / u128::from(interval_ns)) as u64;
+        let pacing = Pacing::Open {
+            rate,
+            interval_ns,
+            max_in_flight: 1,
+            tick_ns: 0,
+        };
+        // Pings carry the 16-byte sequence stamp, as messages do.
+        let messages = Messages {
+            sizes: vec![16],
+            text: false,
+            ping: true,
+            duration: a.duration,
+            warmup: a.warmup,
+        };
+        let mut plan = Self::build("hold", &common, messages, pacing)?;
+        // Opening thousands at once would measure the accept queue, not the server.
+        plan.ramp = a.ramp.or(max.as_ref().map(|_| MAX_RAMP_PER_SEC));
+        plan.max = max;
+        Ok(plan)
     }
 
     fn build(
@@ -692,6 +722,7 @@ impl Plan {
             server_pid: c.server_pid,
             source_ips,
             ramp: None,
+            max: None,
             debug_wake_late: Duration::ZERO,
             scenario,
         })
