@@ -17,6 +17,9 @@
 #   raw      (in --full, not in the default) each runtime's floor: every wsport server with
 #            --raw-tcp (the same loop, no WebSocket session) under `wsport-bench echo --raw`, ws
 #            ports, per client engine; the summary sets floor + WebSocket layer = total per server
+#   scale    (not in the default) idle connections at --scale-conns (1000,5000,10000) and at the
+#            host's maximum (hold --max, the limit named): memory per connection as a fitted
+#            slope, user space and kernel, extrapolated to 100,000 (scripts/lib/scale.sh)
 #   sweep    (not in the default) the load axis: open loop from --sweep-from msgs/s (5000),
 #            doubling, every server at each rate before the next, until the server passes 95%
 #            CPU, misses the rate, or --sweep-max (640000); the summary draws server CPU per
@@ -63,6 +66,8 @@
 # server's logs. Exits 1 when a run failed, 2 on a usage error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib/scale.sh
+source scripts/lib/scale.sh
 
 servers="tokio,tokio-uring,monoio-uring,monoio-epoll,uring"
 scenarios="echo,rate,connect,hold"
@@ -122,6 +127,7 @@ while [ $# -gt 0 ]; do
         --side) sides+=("${2%%=*}"); side_bin[${2%%=*}]="${2#*=}"; shift ;;
         --side-args) side_extra[${2%%=*}]="${2#*=}"; shift ;;
         -h|--help) usage; exit 0 ;;
+        --scale-*) scale_option "$1" "${2:-}" || { echo "run-bench.sh: unknown argument '$1'" >&2; exit 2; }; shift ;;
         *) echo "run-bench.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -184,8 +190,8 @@ for s in "${server_list[@]}"; do server_cmd "$s" > /dev/null; done
 IFS=, read -ra scenario_list <<< "$scenarios"
 for sc in "${scenario_list[@]}"; do
     case "$sc" in
-        echo|rate|connect|hold|sweep|raw) ;;
-        *) echo "run-bench.sh: unknown scenario '$sc' (echo, rate, connect, hold, sweep, raw)" >&2; exit 2 ;;
+        echo|rate|connect|hold|sweep|raw|scale) ;;
+        *) echo "run-bench.sh: unknown scenario '$sc' (echo, rate, connect, hold, sweep, raw, scale)" >&2; exit 2 ;;
     esac
 done
 IFS=, read -ra scheme_list <<< "$schemes"
@@ -247,6 +253,7 @@ for sc in "${scenario_list[@]}"; do
                          done
                      done ;;
             hold) cells+=("hold $scheme - $hold_conns $first_engine") ;;
+            scale) mapfile -t -O "${#cells[@]}" cells < <(scale_cells "$scheme" "$first_engine") ;;
             sweep) sweep_schemes+=" $scheme" ;;
         esac
     done
@@ -358,7 +365,7 @@ cell_args() {
         raw) echo "echo --raw -c $c --size $size --duration $duration --warmup $warmup" ;;
         rate) echo "rate --rate $cell_rate -c $c --size $size --duration $duration --warmup $warmup" ;;
         connect) echo "connect -c $c --duration $duration --warmup $warmup" ;;
-        hold) echo "hold -c $c --ping-interval 1s --duration $duration --warmup $warmup" ;;
+        hold) scale_hold_args "$c" "$scheme" ;;
     esac
 }
 

@@ -44,6 +44,7 @@ pub mod plot;
 pub mod publish;
 pub mod report;
 pub mod runs;
+pub mod scale;
 pub mod slo;
 pub mod source;
 pub mod summary;

@@ -92,6 +92,7 @@ pub fn render(runs: &[Run], baseline: &str, plots: &[Plot]) -> String {
         }
     }
     out.push_str(&crate::floor::section(runs, &order));
+    out.push_str(&crate::scale::section(runs));
     out
 }
 
