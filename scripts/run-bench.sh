@@ -19,7 +19,9 @@
 #            ports, per client engine; the summary sets floor + WebSocket layer = total per server
 #   scale    (not in the default) idle connections at --scale-conns (1000,5000,10000) and at the
 #            host's maximum (hold --max, the limit named): memory per connection as a fitted
-#            slope, user space and kernel, extrapolated to 100,000 (scripts/lib/scale.sh)
+#            slope, user space and kernel, extrapolated to 100,000; and open loop at --rate over
+#            --scale-rate-conns (1000,5000) and the maximum: server CPU per message and p99 as the
+#            connections grow (scripts/lib/scale.sh)
 #   sweep    (not in the default) the load axis: open loop from --sweep-from msgs/s (5000),
 #            doubling, every server at each rate before the next, until the server passes 95%
 #            CPU, misses the rate, or --sweep-max (640000); the summary draws server CPU per
@@ -253,7 +255,8 @@ for sc in "${scenario_list[@]}"; do
                          done
                      done ;;
             hold) cells+=("hold $scheme - $hold_conns $first_engine") ;;
-            scale) mapfile -t -O "${#cells[@]}" cells < <(scale_cells "$scheme" "$first_engine") ;;
+            scale) first_scheme=""; [ "$scheme" = "${scheme_list[0]}" ] && first_scheme=1
+                   mapfile -t -O "${#cells[@]}" cells < <(scale_cells "$scheme" "$first_engine" "${size_list[0]}" "$first_scheme") ;;
             sweep) sweep_schemes+=" $scheme" ;;
         esac
     done
@@ -363,9 +366,9 @@ cell_args() {
     case "$sc" in
         echo) echo "echo -c $c --size $size --duration $duration --warmup $warmup" ;;
         raw) echo "echo --raw -c $c --size $size --duration $duration --warmup $warmup" ;;
-        rate) echo "rate --rate $cell_rate -c $c --size $size --duration $duration --warmup $warmup" ;;
+        rate) echo "rate --rate $cell_rate $(scale_count_args "$c" "$scheme") --size $size --duration $duration --warmup $warmup" ;;
         connect) echo "connect -c $c --duration $duration --warmup $warmup" ;;
-        hold) scale_hold_args "$c" "$scheme" ;;
+        hold) echo "hold $(scale_count_args "$c" "$scheme") --ping-interval 1s --duration $duration --warmup $warmup" ;;
     esac
 }
 

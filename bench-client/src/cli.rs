@@ -118,6 +118,13 @@ pub struct RateArgs {
     #[arg(long, default_value = "0", value_parser = parse_duration, hide = true)]
     #[serde(serialize_with = "crate::cli::ser_duration")]
     pub debug_wake_late: Duration,
+    /// Open the connections at this many per second in total before the warmup (default: all
+    /// at once; with --max, 2000 per second).
+    #[arg(long, value_name = "PER_SEC", value_parser = clap::value_parser!(u64).range(1..))]
+    pub ramp: Option<u64>,
+    /// Instead of -c: the most connections the host's limits allow, as `hold --max`.
+    #[arg(long)]
+    pub max: bool,
 }
 
 /// `hold` options.
@@ -149,6 +156,24 @@ pub struct HoldArgs {
     /// and spreads over 127.0.0.x source addresses when one address's ports are not enough.
     #[arg(long)]
     pub max: bool,
+}
+
+/// `--max`: the common options with -c (and, where one address's ports are not enough,
+/// --source-ip) replaced by the most connections the host allows ([`crate::maxconn`]).
+fn with_max(common: &CommonArgs, max: bool) -> (CommonArgs, Option<crate::maxconn::MaxPlan>) {
+    let mut common = common.clone();
+    if !max {
+        return (common, None);
+    }
+    let max = crate::maxconn::plan(&crate::maxconn::gather(
+        common.server_pid,
+        common.urls.len(),
+    ));
+    common.connections = max.connections;
+    if common.source_ip.is_none() && !max.source_ips.is_empty() {
+        common.source_ip = Some(SourceIps(max.source_ips.clone()));
+    }
+    (common, Some(max))
 }
 
 /// `hold --max` without --ramp: connections opened per second.
@@ -566,27 +591,34 @@ impl Plan {
                 )
             }
             Command::Hold(a) => Self::hold(a),
-            Command::Rate(a) => {
-                let c = a.common.connections.max(1) as u64;
-                let interval_ns = (c as u128 * 1_000_000_000 / u128::from(a.rate))
-                    .min(u128::from(u64::MAX)) as u64;
-                if interval_ns == 0 {
-                    return Err(BenchError::Usage(format!(
-                        "--rate {} over {c} connections is more than one message per nanosecond per connection",
-                        a.rate
-                    )));
-                }
-                let pacing = Pacing::Open {
-                    rate: a.rate,
-                    interval_ns,
-                    max_in_flight: a.max_in_flight as usize,
-                    tick_ns: a.tick.as_nanos().min(u128::from(u64::MAX)) as u64,
-                };
-                let mut plan = Self::build("rate", &a.common, Messages::of(&a.messages), pacing)?;
-                plan.debug_wake_late = a.debug_wake_late;
-                Ok(plan)
-            }
+            Command::Rate(a) => Self::rate(a),
         }
+    }
+
+    /// `rate`: --rate messages per second over the connections (with --max, as many as the
+    /// host allows, opened on a ramp as `hold --max` does).
+    fn rate(a: &RateArgs) -> Result<Self, BenchError> {
+        let (common, max) = with_max(&a.common, a.max);
+        let c = common.connections.max(1) as u64;
+        let interval_ns =
+            (c as u128 * 1_000_000_000 / u128::from(a.rate)).min(u128::from(u64::MAX)) as u64;
+        if interval_ns == 0 {
+            return Err(BenchError::Usage(format!(
+                "--rate {} over {c} connections is more than one message per nanosecond per connection",
+                a.rate
+            )));
+        }
+        let pacing = Pacing::Open {
+            rate: a.rate,
+            interval_ns,
+            max_in_flight: a.max_in_flight as usize,
+            tick_ns: a.tick.as_nanos().min(u128::from(u64::MAX)) as u64,
+        };
+        let mut plan = Self::build("rate", &common, Messages::of(&a.messages), pacing)?;
+        plan.debug_wake_late = a.debug_wake_late;
+        plan.ramp = a.ramp.or(max.as_ref().map(|_| MAX_RAMP_PER_SEC));
+        plan.max = max;
+        Ok(plan)
     }
 
     /// `hold`: a ping per connection every --ping-interval; with --max, as many connections as
@@ -597,19 +629,7 @@ impl Plan {
                 "--ping-interval must be longer than 0".into(),
             ));
         }
-        let max = a.max.then(|| {
-            crate::maxconn::plan(&crate::maxconn::gather(
-                a.common.server_pid,
-                a.common.urls.len(),
-            ))
-        });
-        let mut common = a.common.clone();
-        if let Some(max) = &max {
-            common.connections = max.connections;
-            if common.source_ip.is_none() && !max.source_ips.is_empty() {
-                common.source_ip = Some(SourceIps(max.source_ips.clone()));
-            }
-        }
+        let (common, max) = with_max(&a.common, a.max);
         let interval_ns = a.ping_interval.as_nanos().min(u128::from(u64::MAX)) as u64;
         let rate = (common.connections as u128 * 1_000_000_000 / u128::from(interval_ns)) as u64;
         let pacing = Pacing::Open {
@@ -969,6 +989,29 @@ mod tests {
             plan("rate", &["--url", "ws://127.0.0.1:8080/"]).is_err(),
             "--rate is required"
         );
+    }
+
+    #[test]
+    fn max_asks_for_the_least_limit_on_a_ramp() {
+        let pid = std::process::id().to_string();
+        let url = ["--url", "ws://127.0.0.1:8080/", "--server-pid", &pid];
+        let p = plan("hold", &[&url[..], &["--max"]].concat()).unwrap();
+        let max = p.max.as_ref().expect("--max records its limits");
+        assert_eq!(p.connections, max.connections);
+        let least = max.limits.iter().map(|l| l.connections).min().unwrap();
+        assert_eq!(p.connections as u64, least);
+        assert_eq!(p.ramp, Some(MAX_RAMP_PER_SEC));
+        // One ping a second per connection.
+        assert!(matches!(p.pacing, Pacing::Open { rate, .. } if rate == p.connections as u64));
+
+        let p = plan(
+            "rate",
+            &[&url[..], &["--max", "--rate", "1000", "--ramp", "50"]].concat(),
+        )
+        .unwrap();
+        assert_eq!(p.connections, max.connections);
+        assert_eq!(p.ramp, Some(50));
+        assert!(plan("hold", &url).unwrap().max.is_none());
     }
 
     #[test]

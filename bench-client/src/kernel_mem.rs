@@ -95,7 +95,10 @@ pub fn per_connection(
     let mut slabs = BTreeMap::new();
     if let (Some(a), Some(b)) = (&before.slabs, &after.slabs) {
         for (name, &bytes) in b {
-            slabs.insert(name.clone(), delta(a.get(name).copied().unwrap_or(0), bytes));
+            slabs.insert(
+                name.clone(),
+                delta(a.get(name).copied().unwrap_or(0), bytes),
+            );
         }
     }
     if tcp_mem.is_none() && slabs.is_empty() {
@@ -159,13 +162,17 @@ mod tests {
 
     #[test]
     fn parses_sockstat_and_slabinfo() {
-        let sockstat = "sockets: used 26\nTCP: inuse 1 orphan 0 tw 971 alloc 1 mem 189\nUDP: inuse 0 mem 7\n";
+        let sockstat =
+            "sockets: used 26\nTCP: inuse 1 orphan 0 tw 971 alloc 1 mem 189\nUDP: inuse 0 mem 7\n";
         assert_eq!(parse_sockstat_tcp_mem(sockstat), Some(189));
         assert_eq!(parse_sockstat_tcp_mem("UDP: inuse 0 mem 7\n"), None);
         let slabs = parse_slabinfo(SLABINFO);
         assert_eq!(slabs.get("TCP"), Some(&(118 * 2368)));
         assert_eq!(slabs.get("sock_inode_cache"), Some(&(175 * 832)));
-        assert!(!slabs.contains_key("dentry"), "not one of the socket caches");
+        assert!(
+            !slabs.contains_key("dentry"),
+            "not one of the socket caches"
+        );
     }
 
     #[test]
@@ -195,6 +202,9 @@ mod tests {
     #[test]
     fn samples_this_host() {
         let s = sample();
-        assert!(s.tcp_mem_bytes.is_some(), "/proc/net/sockstat is readable by anyone");
+        assert!(
+            s.tcp_mem_bytes.is_some(),
+            "/proc/net/sockstat is readable by anyone"
+        );
     }
 }

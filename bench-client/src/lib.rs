@@ -34,10 +34,10 @@ pub mod error;
 pub mod floor;
 pub mod hists;
 pub mod hlog;
-pub mod median_interval;
 #[allow(unsafe_code)]
 pub mod kernel_mem;
 pub mod maxconn;
+pub mod median_interval;
 pub mod meta;
 pub mod paired;
 pub mod plot;
@@ -499,7 +499,9 @@ pub(crate) fn run_once(opts: &Opts, stop: &Stop) -> Result<Report, BenchError> {
             kernel_memory: kernel_open
                 .as_ref()
                 .filter(|_| !plan.pacing.is_storm())
-                .and_then(|open| kernel_mem::per_connection(&kernel_before, open, plan.connections)),
+                .and_then(|open| {
+                    kernel_mem::per_connection(&kernel_before, open, plan.connections)
+                }),
             client,
             client_bottleneck,
             connect: totals.phases.as_deref().map(report::ConnectRecord::of),

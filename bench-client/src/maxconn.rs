@@ -83,12 +83,20 @@ pub struct MaxPlan {
 impl std::fmt::Display for MaxPlan {
     /// `19,936 connections, set by client RLIMIT_NOFILE (soft limit 20000, ...)`
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} connections: the host's most, set by {}", self.connections, self.set_by)?;
+        write!(
+            f,
+            "{} connections: the host's most, set by {}",
+            self.connections, self.set_by
+        )?;
         if let Some(l) = self.limits.iter().find(|l| l.name == self.set_by) {
             write!(f, " ({})", l.detail)?;
         }
         if !self.source_ips.is_empty() {
-            write!(f, "; spread over {} source addresses", self.source_ips.len())?;
+            write!(
+                f,
+                "; spread over {} source addresses",
+                self.source_ips.len()
+            )?;
         }
         Ok(())
     }
@@ -202,8 +210,7 @@ pub fn gather(server_pid: Option<u32>, targets: usize) -> HostLimits {
         server_nofile: server_pid.and_then(server_soft_nofile),
         server_max_connections: server_pid.and_then(server_cap),
         host_files_free: host_files_free(),
-        ports: crate::source::local_port_range()
-            .map(|(first, last)| u64::from(last - first) + 1),
+        ports: crate::source::local_port_range().map(|(first, last)| u64::from(last - first) + 1),
         targets,
     }
 }
@@ -290,7 +297,10 @@ mod tests {
 
         // A lower server limit wins.
         let p = plan(&host(20_000, 5_000, 28_232, 1));
-        assert_eq!((p.connections, p.set_by.as_str()), (4_936, "server RLIMIT_NOFILE"));
+        assert_eq!(
+            (p.connections, p.set_by.as_str()),
+            (4_936, "server RLIMIT_NOFILE")
+        );
 
         // A big host: the server's --max-connections default is the limit.
         let p = plan(&host(1 << 20, 1 << 20, 28_232, 1));
@@ -314,7 +324,9 @@ mod tests {
         assert_eq!(sources_needed(100_000, 4, 28_232), 1);
 
         let p = plan(&host(1 << 20, 1 << 20, 28_232, 1));
-        let want: Vec<IpAddr> = (1..=4).map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i))).collect();
+        let want: Vec<IpAddr> = (1..=4)
+            .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i)))
+            .collect();
         assert_eq!(p.source_ips, want);
 
         // A tiny port range: the ports themselves become the limit past 254 addresses.
@@ -346,7 +358,10 @@ mod tests {
             parse_max_connections(&args("/x/wsport-monoio --threads 1")),
             Some((100_000, false))
         );
-        assert_eq!(parse_max_connections(&args("/x/wsport-ref-tungstenite")), None);
+        assert_eq!(
+            parse_max_connections(&args("/x/wsport-ref-tungstenite")),
+            None
+        );
         assert_eq!(parse_max_connections(&args("nginx")), None);
     }
 

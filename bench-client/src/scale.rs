@@ -41,10 +41,7 @@ pub fn fit(points: &[(f64, f64)]) -> Option<Fit> {
     if points.len() < 2 || sxx <= 0.0 {
         return None;
     }
-    let sxy: f64 = points
-        .iter()
-        .map(|p| (p.0 - mean_x) * (p.1 - mean_y))
-        .sum();
+    let sxy: f64 = points.iter().map(|p| (p.0 - mean_x) * (p.1 - mean_y)).sum();
     let slope = sxy / sxx;
     Some(Fit {
         slope,
@@ -81,7 +78,60 @@ pub fn section(runs: &[Run]) -> String {
     let mut out = String::new();
     fitted_table(&mut out, &groups);
     max_table(&mut out, runs);
+    cost_table(&mut out, runs);
     out
+}
+
+/// `rate` runs at one total rate over several connection counts: server CPU per message and
+/// p99 per count, a row per server, scheme and rate.
+fn cost_table(out: &mut String, runs: &[Run]) {
+    type Key = (String, String, u64);
+    let mut rows: BTreeMap<Key, BTreeMap<u64, (Option<f64>, f64, bool)>> = BTreeMap::new();
+    for r in runs.iter().filter(|r| r.workload == "rate") {
+        let Some(rate) = r.target_rate else { continue };
+        let key = (r.server.clone(), r.scheme.clone(), rate as u64);
+        let flagged = r.client_bound.is_some();
+        rows.entry(key)
+            .or_default()
+            .insert(r.connections, (r.server_us_per_msg, r.latency.p99, flagged));
+    }
+    rows.retain(|_, counts| counts.len() >= 2);
+    if rows.is_empty() {
+        return;
+    }
+    out.push_str(
+        "## Scale: cost per message as connections grow (one total rate)
+
+",
+    );
+    out.push_str(
+        "| server | scheme | msgs/s | connections: server CPU µs per message, p99 |
+|---|---|---:|---|
+",
+    );
+    for ((server, scheme, rate), counts) in rows {
+        let cells: Vec<String> = counts
+            .iter()
+            .map(|(c, (cpu, p99, flagged))| {
+                format!(
+                    "{c}: {}, {:.2} ms{}",
+                    cpu.map_or("–".into(), |v| format!("{v:.2}")),
+                    p99 / 1e6,
+                    if *flagged { " ⚠" } else { "" }
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "| {server} | {scheme} | {rate} | {} |",
+            cells.join(" · ")
+        );
+    }
+    out.push_str(
+        "\nThe same total rate spread over more connections: each connection sends less often, \
+         so each wake-up of the server finds fewer messages and the cost per message shows \
+         what the runtime pays per connection. ⚠: the client limited that run (see above).\n\n",
+    );
 }
 
 fn fitted_table(out: &mut String, groups: &BTreeMap<(String, String), Vec<&Run>>) {
@@ -192,7 +242,10 @@ mod tests {
         assert!((f.intercept - 0.15).abs() < 1e-9, "{f:?}");
 
         assert!(fit(&[(5.0, 1.0)]).is_none());
-        assert!(fit(&[(5.0, 1.0), (5.0, 2.0)]).is_none(), "one count is no slope");
+        assert!(
+            fit(&[(5.0, 1.0), (5.0, 2.0)]).is_none(),
+            "one count is no slope"
+        );
         assert!(fit(&[]).is_none());
     }
 }
