@@ -85,8 +85,10 @@ pub fn section(runs: &[Run]) -> String {
 /// `rate` runs at one total rate over several connection counts: server CPU per message and
 /// p99 per count, a row per server, scheme and rate.
 fn cost_table(out: &mut String, runs: &[Run]) {
+    // (server, scheme, rate) -> connections -> (server µs per message, p99 ns, client-bound)
     type Key = (String, String, u64);
-    let mut rows: BTreeMap<Key, BTreeMap<u64, (Option<f64>, f64, bool)>> = BTreeMap::new();
+    type Cell = (Option<f64>, f64, bool);
+    let mut rows: BTreeMap<Key, BTreeMap<u64, Cell>> = BTreeMap::new();
     for r in runs.iter().filter(|r| r.workload == "rate") {
         let Some(rate) = r.target_rate else { continue };
         let key = (r.server.clone(), r.scheme.clone(), rate as u64);
