@@ -11,7 +11,10 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::runs::Run;
+use crate::chart::{self, Curve, CurveChart, Series};
+use crate::plot::{file_name, Plot};
+use crate::runs::{Run, ServerOrder};
+use crate::svg::PALETTE;
 
 /// The count the section extrapolates to.
 pub const EXTRAPOLATE_TO: f64 = 100_000.0;
@@ -64,6 +67,95 @@ fn point(run: &Run) -> Point {
         user: run.memory_per_connection.map(|m| m * n),
         kernel: kernel.as_f64().map(|k| k * n),
     }
+}
+
+/// A plotted figure: file prefix, title, y axis, and the value of a run.
+type Figure = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&Run) -> Option<f64>,
+);
+
+/// Per scheme and total rate: server CPU per message and p99 against the connection count, a
+/// curve per server (medians are not needed: the scale cells run once per count).
+pub fn plots(runs: &[Run], order: &ServerOrder) -> Vec<Plot> {
+    let mut families: BTreeMap<(String, u64), Vec<&Run>> = BTreeMap::new();
+    for r in runs.iter().filter(|r| r.workload == "rate") {
+        if let Some(rate) = r.target_rate {
+            families
+                .entry((r.scheme.clone(), rate as u64))
+                .or_default()
+                .push(r);
+        }
+    }
+    let figures: [Figure; 2] = [
+        (
+            "scale-cpu",
+            "Server CPU per message",
+            "server CPU µs per message",
+            |r| r.server_us_per_msg,
+        ),
+        (
+            "scale-p99",
+            "Corrected p99",
+            "p99 from the intended send time, µs",
+            |r| Some(r.latency.p99 / 1e3),
+        ),
+    ];
+    let mut out = Vec::new();
+    for ((scheme, rate), list) in families {
+        let mut servers: Vec<&str> = list.iter().map(|r| r.server.as_str()).collect();
+        servers.sort_by_key(|s| order.rank(s));
+        servers.dedup();
+        let counts = list
+            .iter()
+            .map(|r| r.connections)
+            .collect::<std::collections::BTreeSet<_>>();
+        if counts.len() < 2 {
+            continue;
+        }
+        let series: Vec<Series> = servers
+            .iter()
+            .map(|s| Series {
+                name: (*s).to_owned(),
+                colour: PALETTE[order.rank(s) % PALETTE.len()],
+            })
+            .collect();
+        for (prefix, title, y_label, figure) in figures {
+            let curves = servers
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    let mut points: Vec<(f64, f64)> = list
+                        .iter()
+                        .filter(|r| r.server == *s)
+                        .filter_map(|r| figure(r).map(|y| (r.connections as f64, y)))
+                        .collect();
+                    points.sort_by(|a, b| a.0.total_cmp(&b.0));
+                    Curve { series: i, points }
+                })
+                .collect();
+            let family = format!("rate-{rate}ps-{scheme}");
+            let title =
+                format!("{title} against the connections: {rate} msgs/s in total, {scheme}");
+            let svg = chart::curve_chart(&CurveChart {
+                title: title.clone(),
+                subtitle: "open loop, one total rate spread over more connections".into(),
+                x_label: "connections (log scale)".into(),
+                y_label: y_label.into(),
+                series: series.clone(),
+                curves,
+            });
+            out.push(Plot {
+                file: file_name(prefix, &family),
+                title,
+                scenario: None,
+                svg,
+            });
+        }
+    }
+    out
 }
 
 /// The section, or nothing when the runs hold fewer than two connection counts per server.
