@@ -17,6 +17,11 @@
 #   raw      each runtime's floor: every wsport server with
 #            --raw-tcp (the same loop, no WebSocket session) under `wsport-bench echo --raw`, ws
 #            ports, per client engine; the summary sets floor + WebSocket layer = total per server
+#   scale    (not in the default) idle connections at --scale-conns (1000,5000,10000) and at the
+#            host's maximum (hold --max, the limit named): memory per connection as a fitted
+#            slope, user space and kernel, extrapolated to 100,000; and open loop at --rate over
+#            --scale-rate-conns (1000,5000) and the maximum: server CPU per message and p99 as the
+#            connections grow (scripts/lib/scale.sh)
 #   sweep    (not in the default) the load axis: open loop from --sweep-from msgs/s (5000),
 #            doubling, every server at each rate before the next, until the server passes 95%
 #            CPU, misses the rate, its client sends late at two rates in a row, or --sweep-max
@@ -88,6 +93,8 @@ source scripts/lib/abuse.sh
 . scripts/lib/nginx.sh
 . scripts/lib/netns.sh
 . scripts/lib/topology.sh
+# shellcheck source=scripts/lib/scale.sh
+source scripts/lib/scale.sh
 
 servers="tokio,tokio-uring,monoio-uring,monoio-epoll,uring"
 scenarios="echo,rate,connect,hold"
@@ -154,6 +161,7 @@ while [ $# -gt 0 ]; do
         --side) sides+=("${2%%=*}"); side_bin[${2%%=*}]="${2#*=}"; shift ;;
         --side-args) side_extra[${2%%=*}]="${2#*=}"; shift ;;
         -h|--help) usage; exit 0 ;;
+        --scale-*) scale_option "$1" "${2:-}" || { echo "run-bench.sh: unknown argument '$1'" >&2; exit 2; }; shift ;;
         *) echo "run-bench.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -223,8 +231,8 @@ for s in "${server_list[@]}"; do server_cmd "$s" > /dev/null; done
 IFS=, read -ra scenario_list <<< "$scenarios"
 for sc in "${scenario_list[@]}"; do
     case "$sc" in
-        echo|rate|connect|hold|sweep|raw|abuse|heartbeat) ;;
-        *) echo "run-bench.sh: unknown scenario '$sc' (echo, rate, connect, hold, sweep, raw, abuse, heartbeat)" >&2; exit 2 ;;
+        echo|rate|connect|hold|sweep|raw|abuse|heartbeat|scale) ;;
+        *) echo "run-bench.sh: unknown scenario '$sc' (echo, rate, connect, hold, sweep, raw, abuse, heartbeat, scale)" >&2; exit 2 ;;
     esac
 done
 IFS=, read -ra scheme_list <<< "$schemes"
@@ -288,6 +296,8 @@ for sc in "${scenario_list[@]}"; do
                          done
                      done ;;
             hold) cells+=("hold $scheme - $hold_conns $first_engine") ;;
+            scale) first_scheme=""; [ "$scheme" = "${scheme_list[0]}" ] && first_scheme=1
+                   mapfile -t -O "${#cells[@]}" cells < <(scale_cells "$scheme" "$first_engine" "${size_list[0]}" "$first_scheme") ;;
             sweep) sweep_schemes+=" $scheme" ;;
             abuse) ;; # its own loop: scripts/lib/abuse.sh, after the matrix
             # Through nginx's TLS: once, whatever the schemes; size is the ping interval.
@@ -419,9 +429,9 @@ cell_args() {
     case "$sc" in
         echo) echo "echo -c $c --size $size --duration $duration --warmup $warmup" ;;
         raw) echo "echo --raw -c $c --size $size --duration $duration --warmup $warmup" ;;
-        rate) echo "rate --rate $cell_rate -c $c --size $size --duration $duration --warmup $warmup" ;;
+        rate) echo "rate --rate $cell_rate $(scale_count_args "$c" "$scheme") --size $size --duration $duration --warmup $warmup" ;;
         connect) echo "connect -c $c --duration $duration --warmup $warmup" ;;
-        hold) echo "hold -c $c --ping-interval 1s --duration $duration --warmup $warmup" ;;
+        hold) echo "hold $(scale_count_args "$c" "$scheme") --ping-interval 1s --duration $duration --warmup $warmup" ;;
         heartbeat) echo "hold -c $c --ping-interval $size --duration $(heartbeat_hold) --warmup 1s" ;;
     esac
 }

@@ -118,6 +118,13 @@ pub struct RateArgs {
     #[arg(long, default_value = "0", value_parser = parse_duration, hide = true)]
     #[serde(serialize_with = "crate::cli::ser_duration")]
     pub debug_wake_late: Duration,
+    /// Open the connections at this many per second in total before the warmup (default: all
+    /// at once; with --max, 2000 per second).
+    #[arg(long, value_name = "PER_SEC", value_parser = clap::value_parser!(u64).range(1..))]
+    pub ramp: Option<u64>,
+    /// Instead of -c: the most connections the host's limits allow, as `hold --max`.
+    #[arg(long)]
+    pub max: bool,
 }
 
 /// `hold` options.
@@ -140,10 +147,38 @@ pub struct HoldArgs {
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     #[serde(serialize_with = "crate::cli::ser_duration")]
     pub warmup: Duration,
-    /// Open the connections at this many per second in total (default: all at once).
+    /// Open the connections at this many per second in total (default: all at once; with
+    /// --max, 2000 per second).
     #[arg(long, value_name = "PER_SEC", value_parser = clap::value_parser!(u64).range(1..))]
     pub ramp: Option<u64>,
+    /// Instead of -c: the most connections this host's limits allow for this process and the
+    /// --server-pid process (descriptors, the server's --max-connections, the host's files,
+    /// ephemeral ports × loopback source addresses); the run says which limit set the number
+    /// and spreads over 127.0.0.x source addresses when one address's ports are not enough.
+    #[arg(long)]
+    pub max: bool,
 }
+
+/// `--max`: the common options with -c (and, where one address's ports are not enough,
+/// --source-ip) replaced by the most connections the host allows ([`crate::maxconn`]).
+fn with_max(common: &CommonArgs, max: bool) -> (CommonArgs, Option<crate::maxconn::MaxPlan>) {
+    let mut common = common.clone();
+    if !max {
+        return (common, None);
+    }
+    let max = crate::maxconn::plan(&crate::maxconn::gather(
+        common.server_pid,
+        common.urls.len(),
+    ));
+    common.connections = max.connections;
+    if common.source_ip.is_none() && !max.source_ips.is_empty() {
+        common.source_ip = Some(SourceIps(max.source_ips.clone()));
+    }
+    (common, Some(max))
+}
+
+/// `hold --max` without --ramp: connections opened per second.
+pub const MAX_RAMP_PER_SEC: u64 = 2000;
 
 /// `connect` options.
 #[derive(Debug, Clone, Args, Serialize)]
@@ -534,6 +569,8 @@ pub struct Plan {
     pub source_ips: Vec<std::net::IpAddr>,
     /// `hold --ramp`: connections opened per second while opening; `None`: all at once.
     pub ramp: Option<u64>,
+    /// `hold --max`: the limits read and the one that set the number of connections.
+    pub max: Option<crate::maxconn::MaxPlan>,
     /// Hidden `rate --debug-wake-late`: how late the workers wake for each message.
     pub debug_wake_late: Duration,
     /// The scenario name, e.g. `echo-64B-100c-1t-ws-8080`.
@@ -570,58 +607,71 @@ impl Plan {
                     Pacing::Storm { rate: a.rate },
                 )
             }
-            Command::Hold(a) => {
-                if a.ping_interval.is_zero() {
-                    return Err(BenchError::Usage(
-                        "--ping-interval must be longer than 0".into(),
-                    ));
-                }
-                let interval_ns = if a.ping_interval == PINGS_OFF {
-                    NO_PINGS_NS
-                } else {
-                    a.ping_interval.as_nanos().min(u128::from(u64::MAX)) as u64
-                };
-                let rate =
-                    (a.common.connections as u128 * 1_000_000_000 / u128::from(interval_ns)) as u64;
-                let pacing = Pacing::Open {
-                    rate,
-                    interval_ns,
-                    max_in_flight: 1,
-                    tick_ns: 0,
-                };
-                // Pings carry the 16-byte sequence stamp, as messages do.
-                let messages = Messages {
-                    sizes: vec![16],
-                    text: false,
-                    ping: true,
-                    duration: a.duration,
-                    warmup: a.warmup,
-                };
-                let mut plan = Self::build("hold", &a.common, messages, pacing)?;
-                plan.ramp = a.ramp;
-                Ok(plan)
-            }
-            Command::Rate(a) => {
-                let c = a.common.connections.max(1) as u64;
-                let interval_ns = (c as u128 * 1_000_000_000 / u128::from(a.rate))
-                    .min(u128::from(u64::MAX)) as u64;
-                if interval_ns == 0 {
-                    return Err(BenchError::Usage(format!(
-                        "--rate {} over {c} connections is more than one message per nanosecond per connection",
-                        a.rate
-                    )));
-                }
-                let pacing = Pacing::Open {
-                    rate: a.rate,
-                    interval_ns,
-                    max_in_flight: a.max_in_flight as usize,
-                    tick_ns: a.tick.as_nanos().min(u128::from(u64::MAX)) as u64,
-                };
-                let mut plan = Self::build("rate", &a.common, Messages::of(&a.messages), pacing)?;
-                plan.debug_wake_late = a.debug_wake_late;
-                Ok(plan)
-            }
+            Command::Hold(a) => Self::hold(a),
+            Command::Rate(a) => Self::rate(a),
         }
+    }
+
+    /// `rate`: --rate messages per second over the connections (with --max, as many as the
+    /// host allows, opened on a ramp as `hold --max` does).
+    fn rate(a: &RateArgs) -> Result<Self, BenchError> {
+        let (common, max) = with_max(&a.common, a.max);
+        let c = common.connections.max(1) as u64;
+        let interval_ns =
+            (c as u128 * 1_000_000_000 / u128::from(a.rate)).min(u128::from(u64::MAX)) as u64;
+        if interval_ns == 0 {
+            return Err(BenchError::Usage(format!(
+                "--rate {} over {c} connections is more than one message per nanosecond per connection",
+                a.rate
+            )));
+        }
+        let pacing = Pacing::Open {
+            rate: a.rate,
+            interval_ns,
+            max_in_flight: a.max_in_flight as usize,
+            tick_ns: a.tick.as_nanos().min(u128::from(u64::MAX)) as u64,
+        };
+        let mut plan = Self::build("rate", &common, Messages::of(&a.messages), pacing)?;
+        plan.debug_wake_late = a.debug_wake_late;
+        plan.ramp = a.ramp.or(max.as_ref().map(|_| MAX_RAMP_PER_SEC));
+        plan.max = max;
+        Ok(plan)
+    }
+
+    /// `hold`: a ping per connection every --ping-interval; with --max, as many connections as
+    /// the host's limits allow ([`crate::maxconn`]), on a ramp.
+    fn hold(a: &HoldArgs) -> Result<Self, BenchError> {
+        if a.ping_interval.is_zero() {
+            return Err(BenchError::Usage(
+                "--ping-interval must be longer than 0".into(),
+            ));
+        }
+        let (common, max) = with_max(&a.common, a.max);
+        let interval_ns = if a.ping_interval == PINGS_OFF {
+            NO_PINGS_NS
+        } else {
+            a.ping_interval.as_nanos().min(u128::from(u64::MAX)) as u64
+        };
+        let rate = (common.connections as u128 * 1_000_000_000 / u128::from(interval_ns)) as u64;
+        let pacing = Pacing::Open {
+            rate,
+            interval_ns,
+            max_in_flight: 1,
+            tick_ns: 0,
+        };
+        // Pings carry the 16-byte sequence stamp, as messages do.
+        let messages = Messages {
+            sizes: vec![16],
+            text: false,
+            ping: true,
+            duration: a.duration,
+            warmup: a.warmup,
+        };
+        let mut plan = Self::build("hold", &common, messages, pacing)?;
+        // Opening thousands at once would measure the accept queue, not the server.
+        plan.ramp = a.ramp.or(max.as_ref().map(|_| MAX_RAMP_PER_SEC));
+        plan.max = max;
+        Ok(plan)
     }
 
     fn build(
@@ -714,6 +764,7 @@ impl Plan {
             proxy_pid: c.proxy_pid,
             source_ips,
             ramp: None,
+            max: None,
             debug_wake_late: Duration::ZERO,
             scenario,
         })
@@ -979,6 +1030,29 @@ mod tests {
             plan("rate", &["--url", "ws://127.0.0.1:8080/"]).is_err(),
             "--rate is required"
         );
+    }
+
+    #[test]
+    fn max_asks_for_the_least_limit_on_a_ramp() {
+        let pid = std::process::id().to_string();
+        let url = ["--url", "ws://127.0.0.1:8080/", "--server-pid", &pid];
+        let p = plan("hold", &[&url[..], &["--max"]].concat()).unwrap();
+        let max = p.max.as_ref().expect("--max records its limits");
+        assert_eq!(p.connections, max.connections);
+        let least = max.limits.iter().map(|l| l.connections).min().unwrap();
+        assert_eq!(p.connections as u64, least);
+        assert_eq!(p.ramp, Some(MAX_RAMP_PER_SEC));
+        // One ping a second per connection.
+        assert!(matches!(p.pacing, Pacing::Open { rate, .. } if rate == p.connections as u64));
+
+        let p = plan(
+            "rate",
+            &[&url[..], &["--max", "--rate", "1000", "--ramp", "50"]].concat(),
+        )
+        .unwrap();
+        assert_eq!(p.connections, max.connections);
+        assert_eq!(p.ramp, Some(50));
+        assert!(plan("hold", &url).unwrap().max.is_none());
     }
 
     #[test]

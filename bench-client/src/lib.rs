@@ -36,6 +36,9 @@ pub mod error;
 pub mod floor;
 pub mod hists;
 pub mod hlog;
+#[allow(unsafe_code)]
+pub mod kernel_mem;
+pub mod maxconn;
 pub mod median_interval;
 pub mod meta;
 pub mod paired;
@@ -43,6 +46,7 @@ pub mod plot;
 pub mod publish;
 pub mod report;
 pub mod runs;
+pub mod scale;
 pub mod slo;
 pub mod source;
 pub mod summary;
@@ -157,6 +161,8 @@ pub(crate) fn run_once(opts: &Opts, stop: &Stop) -> Result<Report, BenchError> {
 
     // The server's memory before any connection of ours, for its memory per connection.
     let baseline = plan.server_pid.and_then(sys::sample_process);
+    let kernel_before = kernel_mem::sample();
+    let mut kernel_open: Option<kernel_mem::KernelSample> = None;
     let epoch = Instant::now();
     let control = Arc::new(Control {
         end_ns: AtomicU64::new(u64::MAX),
@@ -284,6 +290,7 @@ pub(crate) fn run_once(opts: &Opts, stop: &Stop) -> Result<Report, BenchError> {
         }
         if start_sample.is_none() && now >= record_from {
             start_sample = Some(Sample::take(now, plan.server_pid, plan.proxy_pid));
+            kernel_open = Some(kernel_mem::sample());
             calls.mark();
         }
         let end = control.end_ns.load(Ordering::Relaxed);
@@ -458,6 +465,7 @@ pub(crate) fn run_once(opts: &Opts, stop: &Stop) -> Result<Report, BenchError> {
             duration_s: plan.duration.as_secs_f64(),
             source_ips: plan.source_ips.clone(),
             ramp_per_sec: plan.ramp,
+            max: plan.max.clone(),
         },
         results: Results {
             window_s: secs,
@@ -495,6 +503,12 @@ pub(crate) fn run_once(opts: &Opts, stop: &Stop) -> Result<Report, BenchError> {
             server,
             server_rss_before_connecting_bytes: server_rss_before,
             server_memory_per_connection_bytes: per_connection,
+            kernel_memory: kernel_open
+                .as_ref()
+                .filter(|_| !plan.pacing.is_storm())
+                .and_then(|open| {
+                    kernel_mem::per_connection(&kernel_before, open, plan.connections)
+                }),
             client,
             client_bottleneck,
             connect: totals.phases.as_deref().map(report::ConnectRecord::of),

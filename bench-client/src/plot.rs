@@ -66,6 +66,7 @@ pub fn plots(runs: &[Run], order: &ServerOrder) -> Vec<Plot> {
     }
     out.extend(memory(&scenarios(runs, "hold"), order));
     out.extend(crate::sweep::plots(runs, order));
+    out.extend(crate::scale::plots(runs, order));
     out
 }
 

@@ -100,6 +100,8 @@ pub struct Setup {
     pub source_ips: Vec<std::net::IpAddr>,
     /// `hold --ramp`: connections opened per second; `null`: all at once.
     pub ramp_per_sec: Option<u64>,
+    /// `hold --max`: every limit read and the one that set `connections`; `null` otherwise.
+    pub max: Option<crate::maxconn::MaxPlan>,
 }
 
 /// How messages were paced.
@@ -205,6 +207,10 @@ pub struct Results {
     /// (RSS at the window's start - RSS before connecting) / connections: what each open
     /// connection costs the server in memory (`--server-pid`).
     pub server_memory_per_connection_bytes: Option<f64>,
+    /// What the open connections cost the kernel (socket buffers and socket objects), from
+    /// before the first one opened to the window's start ([`crate::kernel_mem`]); `null` for
+    /// `connect`.
+    pub kernel_memory: Option<crate::kernel_mem::KernelMemory>,
     /// wsport-bench's own CPU and memory over the window.
     pub client: Option<ProcessRecord>,
     /// Whether the client looks like the limit (see warnings).
@@ -547,6 +553,9 @@ impl fmt::Display for Report {
             }
             PacingRecord::Closed { .. } | PacingRecord::Storm { rate: None } => {}
         }
+        if let Some(max) = &s.max {
+            writeln!(f, "  max        {max}")?;
+        }
         if let Some(ramp) = s.ramp_per_sec {
             writeln!(
                 f,
@@ -718,6 +727,9 @@ impl fmt::Display for Report {
                 format_bytes(open),
                 thousands(s.connections as u64)
             )?;
+        }
+        if let Some(k) = &r.kernel_memory {
+            writeln!(f, "  kernel     {k}")?;
         }
         if let Some(p) = &r.client {
             process(f, "client", p)?;

@@ -93,6 +93,7 @@ pub fn render(runs: &[Run], baseline: &str, plots: &[Plot]) -> String {
     }
     out.push_str(&crate::floor::section(runs, &order));
     out.push_str(&crate::deploy::section(runs));
+    out.push_str(&crate::scale::section(runs));
     out
 }
 

@@ -32,6 +32,9 @@ use crate::listen::{resolve_listeners, ListenSpec, Scheme, LISTEN_ENV};
 use crate::tls;
 use crate::units::{parse_cpu_list, parse_duration, parse_size};
 
+/// `--max-connections` when not given: over it a server answers 503.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 100_000;
+
 /// The shared server flags; [`into_config`](Self::into_config) validates them.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ServerArgs {
@@ -86,7 +89,7 @@ pub struct ServerArgs {
     pub max_message_bytes: u64,
 
     /// Most connections open at once in this process; more are refused.
-    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
 
     /// Accept only this Origin (repeatable); others, or none, get HTTP 403.

@@ -4,7 +4,10 @@
 //! while the hard limit is far higher; a server that keeps the soft limit refuses connections
 //! with EMFILE long before the host runs out of anything, and a benchmark of idle connections
 //! would measure that instead of the runtime. Raising the soft limit up to the hard one needs
-//! no privilege.
+//! no privilege; raising the hard limit itself needs CAP_SYS_RESOURCE, and is tried first, up
+//! to `fs.nr_open`, so that a privileged process gets all the host allows. In a container
+//! without that capability (or under a user namespace) the attempt fails with EPERM and the
+//! hard limit stays: the caller can say which limit it was.
 
 use std::io;
 
@@ -15,11 +18,41 @@ pub struct NofileLimit {
     pub soft: u64,
     /// The hard limit, which only a privileged process can raise.
     pub hard: u64,
+    /// `fs.nr_open`: the most any process may have open; `None` where it cannot be read.
+    pub nr_open: Option<u64>,
+    /// The errno of the refused attempt to raise the hard limit to `nr_open`; `None` when it
+    /// rose or was already there.
+    pub hard_refused: Option<i32>,
 }
 
-/// Raise the soft RLIMIT_NOFILE to the hard limit (capped at what `nr_open` allows, which
-/// setrlimit enforces on Linux).
+/// Raise the hard RLIMIT_NOFILE to `nr_open` where this process may, then the soft limit to
+/// the hard one (capped at `nr_open`, which setrlimit enforces on Linux).
 pub fn raise_nofile() -> io::Result<NofileLimit> {
+    let mut limit = get_nofile()?;
+    let nr_open = nr_open();
+    let mut hard_refused = None;
+    if let Some(ceiling) = nr_open.filter(|&n| limit.rlim_max < n) {
+        match set_nofile(ceiling, ceiling) {
+            Ok(()) => limit = get_nofile()?,
+            Err(e) => hard_refused = e.raw_os_error(),
+        }
+    }
+    let wanted = match nr_open {
+        Some(nr_open) => limit.rlim_max.min(nr_open),
+        None => limit.rlim_max,
+    };
+    if limit.rlim_cur < wanted && set_nofile(wanted, limit.rlim_max).is_ok() {
+        limit.rlim_cur = wanted;
+    }
+    Ok(NofileLimit {
+        soft: limit.rlim_cur,
+        hard: limit.rlim_max,
+        nr_open,
+        hard_refused,
+    })
+}
+
+fn get_nofile() -> io::Result<libc::rlimit> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -28,24 +61,19 @@ pub fn raise_nofile() -> io::Result<NofileLimit> {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    let wanted = match nr_open() {
-        Some(nr_open) => limit.rlim_max.min(nr_open),
-        None => limit.rlim_max,
+    Ok(limit)
+}
+
+fn set_nofile(soft: u64, hard: u64) -> io::Result<()> {
+    let limit = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
     };
-    if limit.rlim_cur < wanted {
-        let raised = libc::rlimit {
-            rlim_cur: wanted,
-            rlim_max: limit.rlim_max,
-        };
-        // SAFETY: setrlimit only reads the struct rlimit the pointer points to.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            limit.rlim_cur = wanted;
-        }
+    // SAFETY: setrlimit only reads the struct rlimit the pointer points to.
+    match unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
     }
-    Ok(NofileLimit {
-        soft: limit.rlim_cur,
-        hard: limit.rlim_max,
-    })
 }
 
 /// `/proc/sys/fs/nr_open`: the most any process may have open, whatever its hard limit says.
@@ -66,6 +94,10 @@ mod tests {
         let limit = raise_nofile().unwrap();
         let capped = nr_open().map_or(limit.hard, |n| limit.hard.min(n));
         assert_eq!(limit.soft, capped);
+        // Either the hard limit reached nr_open, or the attempt was refused and says so.
+        if let Some(n) = limit.nr_open {
+            assert!(limit.hard >= n || limit.hard_refused.is_some(), "{limit:?}");
+        }
         let mut now = libc::rlimit {
             rlim_cur: 0,
             rlim_max: 0,
