@@ -791,16 +791,7 @@ fn format_interval(ns: u64) -> String {
     }
 }
 
-/// 64 -> `64B`, 1024 -> `1KiB`, 16384 -> `16KiB`, 1048576 -> `1MiB`.
-pub fn format_size(n: usize) -> String {
-    if n >= 1 << 20 && n % (1 << 20) == 0 {
-        format!("{}MiB", n >> 20)
-    } else if n >= 1024 && n % 1024 == 0 {
-        format!("{}KiB", n >> 10)
-    } else {
-        format!("{n}B")
-    }
-}
+pub use wsport_bench_record::format_size;
 
 #[cfg(test)]
 mod tests {

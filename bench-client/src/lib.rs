@@ -24,28 +24,17 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod chart;
 pub mod cli;
-pub mod compare;
 pub mod conn;
 #[allow(unsafe_code)]
 pub mod epoll;
 pub mod error;
-pub mod floor;
 pub mod hists;
 pub mod hlog;
-pub mod median_interval;
 pub mod meta;
-pub mod paired;
-pub mod plot;
-pub mod publish;
 pub mod report;
-pub mod runs;
 pub mod slo;
 pub mod source;
-pub mod summary;
-pub mod svg;
-pub mod sweep;
 #[allow(unsafe_code)]
 pub mod sys;
 #[allow(unsafe_code)]
@@ -53,7 +42,6 @@ pub mod syscalls;
 pub mod tls;
 #[allow(unsafe_code)]
 pub mod uring;
-pub mod verdict;
 pub mod wake;
 mod window_calls;
 pub mod worker;
@@ -705,8 +693,7 @@ fn judge_client(
     bottleneck
 }
 
-/// Send lag p99 above this is the client's lateness, not noise: the run is flagged.
-pub const SEND_LAG_LIMIT_NS: u64 = 100_000;
+pub use wsport_bench_record::SEND_LAG_LIMIT_NS;
 
 /// Flag a scheduled run whose own sends were late enough to distort its latency: send-lag
 /// p99 over [`SEND_LAG_LIMIT_NS`]. The corrected latency of each message is its as-sent

@@ -10,6 +10,8 @@ use serde::Serialize;
 use crate::error::OutputError;
 use crate::meta::Meta;
 
+pub use wsport_bench_record::format_ns;
+
 /// The schema name and version; bumped on any incompatible change to the JSON.
 pub const SCHEMA: &str = "wsport-bench/1";
 
@@ -425,20 +427,6 @@ fn thousands(n: u64) -> String {
         out.push(c);
     }
     out
-}
-
-/// Nanoseconds as `850ns`, `41.2µs`, `1.23ms`, `2.00s`.
-pub fn format_ns(ns: u64) -> String {
-    let f = ns as f64;
-    if ns < 1_000 {
-        format!("{ns}ns")
-    } else if ns < 1_000_000 {
-        format!("{:.1}µs", f / 1e3)
-    } else if ns < 1_000_000_000 {
-        format!("{:.2}ms", f / 1e6)
-    } else {
-        format!("{:.2}s", f / 1e9)
-    }
 }
 
 fn format_bytes(b: u64) -> String {

@@ -16,9 +16,9 @@
 use hdrhistogram::Histogram;
 
 use crate::chart::{self, Bar, BarChart, Bars, Line, PercentileChart, Series};
-use crate::cli::format_size;
 use crate::runs::{self, by_server, decode_histogram, scenarios, spread, Run, ServerOrder};
 use crate::svg::PALETTE;
+use wsport_bench_record::format_size;
 
 /// The folder of a result directory the plots go to.
 pub const PLOTS_DIR: &str = "plots";
@@ -363,8 +363,8 @@ fn handshake(family: &str, list: &[&Run], order: &ServerOrder) -> Option<Plot> {
                     flagged: mine.iter().any(|r| r.client_bound.is_some()),
                     tooltip: format!(
                         "{server}, {what}: p50 {}, p99 {} (medians of {} runs)",
-                        crate::report::format_ns(p50 as u64),
-                        crate::report::format_ns(p99 as u64),
+                        wsport_bench_record::format_ns(p50 as u64),
+                        wsport_bench_record::format_ns(p99 as u64),
                         mine.len()
                     ),
                 })
