@@ -40,7 +40,8 @@ pub struct Plot {
 const CLIENT_FLAG: &str =
     "* the client was the bottleneck in at least one repeat (rule in summary.md): that bar is the client's limit";
 
-/// Every plot that `runs` support.
+/// The echo, rate, connect and hold plots that `runs` support (the load sweep's are
+/// [`crate::sweep::plots`], which [`crate::publish`] adds after these).
 pub fn plots(runs: &[Run], order: &ServerOrder) -> Vec<Plot> {
     let mut out = Vec::new();
     let echo = scenarios(runs, "echo");
@@ -65,7 +66,6 @@ pub fn plots(runs: &[Run], order: &ServerOrder) -> Vec<Plot> {
         out.extend(handshake(family, &list, order));
     }
     out.extend(memory(&scenarios(runs, "hold"), order));
-    out.extend(crate::sweep::plots(runs, order));
     out
 }
 
