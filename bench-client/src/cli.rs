@@ -13,6 +13,7 @@ use serde::Serialize;
 use wsport_server_common::units::{parse_cpu_list, parse_duration, parse_size};
 
 use crate::error::BenchError;
+use crate::report::PacingRecord;
 use crate::source::SourceIps;
 
 /// `wsport-bench`: a load generator for WebSocket servers.
@@ -104,8 +105,8 @@ pub struct RateArgs {
     /// Search for the highest rate that meets these latency objectives, e.g. "p99<5ms" or
     /// "p99<5ms,p99.9<20ms" (percentiles of the corrected latency): trials of --warmup and
     /// --duration from --rate up, doubling until one fails, then bisecting (at most 12).
-    #[arg(long, value_name = "OBJECTIVES", value_parser = crate::slo::parse_slo)]
-    pub slo: Option<crate::slo::Slo>,
+    #[arg(long, value_name = "OBJECTIVES", value_parser = crate::objectives::parse_slo)]
+    pub slo: Option<crate::objectives::Slo>,
     /// How messages arrive. 0 (the default): each message leaves at its own turn, one at a
     /// time, as from many independent clients behind a NIC. A tick such as 1ms: the messages
     /// whose turn falls within a tick leave together at its end, in one wake-up (io_uring: one
@@ -788,6 +789,27 @@ fn format_interval(ns: u64) -> String {
         format!("{}ms", ns / 1_000_000)
     } else {
         format!("{}us", ns / 1_000)
+    }
+}
+
+impl PacingRecord {
+    /// From the plan.
+    pub fn of(p: Pacing) -> Self {
+        match p {
+            Pacing::Closed { depth } => Self::Closed { depth },
+            Pacing::Storm { rate } => Self::Storm { rate },
+            Pacing::Open {
+                rate,
+                interval_ns,
+                max_in_flight,
+                tick_ns,
+            } => Self::Open {
+                rate,
+                interval_ns,
+                max_in_flight,
+                tick_ns,
+            },
+        }
     }
 }
 

@@ -10,7 +10,9 @@ use serde::Serialize;
 use crate::error::OutputError;
 use crate::meta::Meta;
 
+pub use crate::hists::Latency;
 pub use wsport_bench_record::format_ns;
+use wsport_bench_record::thousands;
 
 /// The schema name and version; bumped on any incompatible change to the JSON.
 pub const SCHEMA: &str = "wsport-bench/1";
@@ -49,7 +51,7 @@ pub struct Report {
     /// Scheduled workloads: the histogram of `send_lag_ns`, same encoding.
     pub histogram_send_lag: Option<HistogramRecord>,
     /// `rate --slo`: the search, its trials and its answer; `null` otherwise.
-    pub slo: Option<crate::slo::SloRecord>,
+    pub slo: Option<crate::slo_record::SloRecord>,
     /// The histograms themselves, for callers in-process.
     #[serde(skip)]
     pub hists: crate::hists::Hists,
@@ -131,27 +133,6 @@ pub enum PacingRecord {
     },
 }
 
-impl PacingRecord {
-    /// From the plan.
-    pub fn of(p: crate::cli::Pacing) -> Self {
-        match p {
-            crate::cli::Pacing::Closed { depth } => Self::Closed { depth },
-            crate::cli::Pacing::Storm { rate } => Self::Storm { rate },
-            crate::cli::Pacing::Open {
-                rate,
-                interval_ns,
-                max_in_flight,
-                tick_ns,
-            } => Self::Open {
-                rate,
-                interval_ns,
-                max_in_flight,
-                tick_ns,
-            },
-        }
-    }
-}
-
 /// A target.
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetRecord {
@@ -230,69 +211,6 @@ pub struct ConnectRecord {
     pub late: u64,
     /// Of those, attempts due in the window that had not started when it ended.
     pub not_started: u64,
-}
-
-impl ConnectRecord {
-    /// From the merged phase histograms.
-    pub fn of(p: &crate::worker::Phases) -> Self {
-        Self {
-            tcp_ns: Latency::of(&p.tcp),
-            tls_ns: (!p.tls.is_empty()).then(|| Latency::of(&p.tls)),
-            upgrade_ns: Latency::of(&p.upgrade),
-            late: p.late,
-            not_started: p.not_started,
-        }
-    }
-}
-
-/// Latency percentiles, nanoseconds.
-#[derive(Debug, Clone, Serialize)]
-pub struct Latency {
-    /// Samples.
-    pub count: u64,
-    /// Smallest.
-    pub min: u64,
-    /// Mean.
-    pub mean: f64,
-    /// Standard deviation.
-    pub stdev: f64,
-    /// 50th percentile.
-    pub p50: u64,
-    /// 90th.
-    pub p90: u64,
-    /// 99th.
-    pub p99: u64,
-    /// 99.9th.
-    pub p99_9: u64,
-    /// 99.99th.
-    pub p99_99: u64,
-    /// Largest.
-    pub max: u64,
-}
-
-impl Latency {
-    /// Percentiles of `h`.
-    pub fn of(h: &Histogram<u64>) -> Self {
-        let q = |p: f64| {
-            if h.is_empty() {
-                0
-            } else {
-                h.value_at_quantile(p)
-            }
-        };
-        Self {
-            count: h.len(),
-            min: if h.is_empty() { 0 } else { h.min() },
-            mean: h.mean(),
-            stdev: h.stdev(),
-            p50: q(0.5),
-            p90: q(0.9),
-            p99: q(0.99),
-            p99_9: q(0.999),
-            p99_99: q(0.9999),
-            max: h.max(),
-        }
-    }
 }
 
 /// Failures of one cause.
@@ -414,19 +332,6 @@ impl HistogramRecord {
             data: crate::hlog::encode_histogram(h),
         }
     }
-}
-
-/// 1234567 -> `1,234,567`.
-fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn format_bytes(b: u64) -> String {

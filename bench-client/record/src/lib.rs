@@ -36,3 +36,46 @@ pub fn format_size(n: usize) -> String {
         format!("{n}B")
     }
 }
+
+/// 1234567 -> `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_the_largest_unit_below_them() {
+        assert_eq!(format_ns(850), "850ns");
+        assert_eq!(format_ns(41_234), "41.2µs");
+        assert_eq!(format_ns(1_234_567), "1.23ms");
+        assert_eq!(format_ns(2_000_000_000), "2.00s");
+    }
+
+    #[test]
+    fn sizes_are_named_as_scenarios_name_them() {
+        assert_eq!(format_size(64), "64B");
+        assert_eq!(format_size(1024), "1KiB");
+        assert_eq!(format_size(16 * 1024), "16KiB");
+        assert_eq!(format_size(1 << 20), "1MiB");
+        assert_eq!(format_size(1500), "1500B");
+    }
+
+    #[test]
+    fn thousands_are_grouped_by_commas() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_000), "1,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
+}
