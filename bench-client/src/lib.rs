@@ -21,7 +21,6 @@
 //!   [`source`]: `--source-ip` and the ephemeral-port arithmetic.
 //!
 //! Handshakes, framing and masking come from the sans-IO `wsport-core`, as in the servers.
-#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod cli;

@@ -32,8 +32,6 @@
 //! Clients are independent of wsport-core: tungstenite ([`ws`]) and a raw frame codec
 //! ([`frame`], [`raw`]) that can send anything, including what a server must reject.
 
-#![deny(unsafe_code)]
-
 pub mod config;
 pub mod frame;
 pub mod http;
