@@ -3,24 +3,25 @@
 # wsport-bench, server and client pinned to disjoint cores, runs interleaved across servers and
 # repeated; then a summary (medians, ranges, server CPU per message against tokio) and plots.
 #
-#   scripts/run-bench.sh                 # quick default (~5 min on 2 cores, plus the build)
+#   scripts/run-bench.sh                 # quick default (~9 min on 2 cores, plus the build)
 #   scripts/run-bench.sh --full          # 64 B / 1 KiB / 16 KiB × 100 / 1000 connections, 3 repeats
 #   scripts/run-bench.sh --servers tokio,monoio-uring --scenarios echo --sizes 64 --conns 100 --repeat 5
 #
-# Scenarios (--scenarios, default all four):
+# Scenarios (--scenarios, default echo, rate, connect, hold and raw):
 #   echo     closed loop: each connection sends its next message when the echo returns; what the
 #            pair can do (msgs/s) and what a message costs the server (µs CPU per message)
 #   rate     open loop at --rate msgs/s, the same for every server: server CPU% and
 #            coordinated-omission-corrected latency at equal load
 #   connect  handshake storm (--storm-conns at once): TCP, TLS, upgrade and total latency
 #   hold     --hold-conns idle connections with a ping a second each: server memory per connection
-#   raw      (in --full, not in the default) each runtime's floor: every wsport server with
+#   raw      each runtime's floor: every wsport server with
 #            --raw-tcp (the same loop, no WebSocket session) under `wsport-bench echo --raw`, ws
 #            ports, per client engine; the summary sets floor + WebSocket layer = total per server
 #   sweep    (not in the default) the load axis: open loop from --sweep-from msgs/s (5000),
 #            doubling, every server at each rate before the next, until the server passes 95%
-#            CPU, misses the rate, or --sweep-max (640000); the summary draws server CPU per
-#            message and p99 against the rate and names where the cheaper server changes
+#            CPU, misses the rate, its client sends late at two rates in a row, or --sweep-max
+#            (640000); the summary draws server CPU per message and p99 against the rate and
+#            names where the cheaper server changes (from --repeat 2 up: one run has no range)
 #
 # Client engines (--client-engines, default io-uring,epoll): the closed-loop echo cells run
 # under each of wsport-bench's engines, because a server's cost per message follows how many
@@ -29,9 +30,12 @@
 # other scenarios use the first engine. An engine the host refuses (io_uring) is skipped with
 # the reason.
 #
-# Reference servers (--servers fastwebsockets,tokio-tungstenite; in --full): echo servers built
-# from those crates (servers/reference), run as calibration rows in the ws echo and connect
-# cells only; the summary gives every server's cost as a ratio to fastwebsockets too.
+# Reference servers (fastwebsockets in the default, tokio-tungstenite too with --full; not in
+# a paired run): echo servers built from those crates (servers/reference), run as calibration
+# rows in the ws echo and connect cells only; the summary gives every server's cost as a ratio
+# to fastwebsockets too.
+# monoio-uring-dt (not in any default): monoio's io_uring driver on a ring set up with
+# SINGLE_ISSUER | DEFER_TASKRUN, the setting wsport-uring uses and monoio does not ship.
 #
 # Ports (--ports): "standard" (default) serves ws on 80 and 8080 and wss on 443 and 8443, both
 # ports of a scheme in one server process, the client spreading connections over them; where a
@@ -127,9 +131,12 @@ while [ $# -gt 0 ]; do
     shift
 done
 
-# --full adds the reference servers and the raw floors, unless the lists were given.
-if [ -n "$full" ]; then
-    [ -n "$servers_given" ] || servers+=",fastwebsockets,tokio-tungstenite"
+# Unless the lists were given, every run calibrates: the fastwebsockets reference (and, with
+# --full, tokio-tungstenite) and each runtime's raw floor. A paired gate run does not: it
+# compares two builds of ours.
+if [ "${#sides[@]}" -eq 0 ]; then
+    [ -n "$servers_given" ] || servers+=",fastwebsockets"
+    [ -n "$servers_given" ] || [ -z "$full" ] || servers+=",tokio-tungstenite"
     [ -n "$scenarios_given" ] || scenarios+=",raw"
 fi
 # A paired run compares base with head: --base-bin alone means head is this checkout's build.
@@ -164,11 +171,12 @@ server_cmd() {
         tokio-multi) echo "$server_bin/wsport-tokio --flavor multi" ;;
         tokio-uring) echo "$server_bin/wsport-tokio-uring" ;;
         monoio-uring) echo "$server_bin/wsport-monoio --driver uring" ;;
+        monoio-uring-dt) echo "$server_bin/wsport-monoio --driver uring --defer-taskrun" ;;
         monoio-epoll) echo "$server_bin/wsport-monoio --driver epoll" ;;
         uring) echo "$server_bin/wsport-uring" ;;
         fastwebsockets) echo "$server_bin/wsport-ref-fastwebsockets" ;;
         tokio-tungstenite) echo "$server_bin/wsport-ref-tungstenite" ;;
-        *) echo "run-bench.sh: unknown server '$1' (tokio, tokio-multi, tokio-uring, monoio-uring, monoio-epoll, uring, fastwebsockets, tokio-tungstenite)" >&2; exit 2 ;;
+        *) echo "run-bench.sh: unknown server '$1' (tokio, tokio-multi, tokio-uring, monoio-uring, monoio-uring-dt, monoio-epoll, uring, fastwebsockets, tokio-tungstenite)" >&2; exit 2 ;;
     esac
 }
 is_reference() { case "$1" in fastwebsockets|tokio-tungstenite) return 0 ;; *) return 1 ;; esac; }
@@ -369,8 +377,8 @@ declare -A engine_unavailable=()
 failed=0
 jsons=()
 # What the last run_cell measured, for the sweep to decide whether to go on: the server's CPU
-# percent and the msgs/s achieved ("" when it failed).
-last_cpu="" last_achieved=""
+# percent, the msgs/s achieved ("" when it failed) and whether the client sent late (1 or "").
+last_cpu="" last_achieved="" last_late=""
 
 # Run server $1 in cell "$2" (scenario scheme size conns engine), repeat $3, open-loop rate $4
 # (rate and sweep cells); prints one line.
@@ -384,7 +392,7 @@ run_cell() {
         rate) name="rate-${cell_rate}ps-${size}B-${c}c-${label}-${scheme}-r$r" ;;
         *) name="$sc-${c}c-${label}-${scheme}-r$r" ;;
     esac
-    last_cpu="" last_achieved=""
+    last_cpu="" last_achieved="" last_late=""
     if [ -n "${unavailable[$s]:-}" ]; then
         echo "[$n/$total] $name: unavailable: ${unavailable[$s]}"
         return
@@ -420,6 +428,7 @@ run_cell() {
         echo
         last_cpu=$(awk '/^  server +pid/ {sub(/%/, "", $4); print $4}' "$out/$name.txt")
         last_achieved=$(awk '/^  messages / {gsub(/,/, "", $4); print $4}' "$out/$name.txt")
+        if grep -q '^WARNING: THE CLIENT SENT LATE' "$out/$name.txt"; then last_late=1; fi
         # The side and pair go into the run's own document, so runs.jsonl keeps them.
         if [ -n "$gate_tag" ]; then sed -i "0,/{/s//{\"gate\":$gate_tag,/" "$out/$name.json"; fi
     elif reason=$(grep -m1 -o -- '--engine io-uring: .*' "$out/$name.txt"); then
@@ -442,11 +451,23 @@ run_cell() {
 }
 
 # Whether a sweep step shows the server saturated (CPU ≥ 95% of its cores), the rate missed
-# (< 97% achieved), or the run failed: the server's sweep ends there. (A step whose client sent
-# late is flagged in the summary but does not end the sweep: it says nothing of the server.)
+# (< 97% achieved), the run failed, or the client sent late at this step and the one before
+# for server $2: the server's sweep ends there. A late step says nothing of the server (the
+# summary leaves it out); one can be a hiccup of the host, but two in a row mean the client
+# cannot keep the schedule, and higher rates would only be later.
+declare -A late_streak=()
 sweep_done() {
-    local target=$1
+    local target=$1 s=$2
     [ -z "$last_cpu" ] && return 0
+    if [ -n "$last_late" ]; then
+        late_streak[$s]=$(( ${late_streak[$s]:-0} + 1 ))
+        if [ "${late_streak[$s]}" -ge 2 ]; then
+            echo "  $s: the client sent late at two rates in a row; its sweep ends here"
+            return 0
+        fi
+    else
+        late_streak[$s]=0
+    fi
     awk -v cpu="$last_cpu" -v got="$last_achieved" -v want="$target" -v cores="$server_threads" \
         'BEGIN { exit !(cpu >= 95 * cores || got < 0.97 * want) }'
 }
@@ -492,14 +513,14 @@ for r in $(seq 1 "$repeat"); do
     # The load sweep: every server at each rate before the next, doubling until it saturates.
     for scheme in $sweep_schemes; do
         active=()
-        for s in "${server_list[@]}"; do is_reference "$s" || active+=("$s"); done
+        for s in "${server_list[@]}"; do is_reference "$s" || active+=("$s"); late_streak[$s]=0; done
         step=$sweep_from
         while [ "${#active[@]}" -gt 0 ] && [ "$step" -le "$sweep_max" ]; do
             still=()
             for s in "${active[@]}"; do
                 label=$s server_bin=$bin side_args="" gate_tag=""
                 run_cell "$s" "rate $scheme ${size_list[0]} ${conn_list[0]} $first_engine" "$r" "$step"
-                sweep_done "$step" || still+=("$s")
+                sweep_done "$step" "$s" || still+=("$s")
             done
             active=("${still[@]}")
             step=$((step * 2))

@@ -9,6 +9,7 @@
 use std::fmt::Write as _;
 
 use crate::runs::{median, scenarios, spread, Run, ServerOrder};
+use crate::verdict::MIN_REPEATS;
 
 /// How far (as a fraction) a server's WebSocket layer may be from the servers' median before
 /// the section flags it.
@@ -23,6 +24,8 @@ pub struct Layers {
     pub floor: (f64, f64, f64),
     /// WebSocket echo over ws, same parameters and client engine: median, min, max.
     pub total: (f64, f64, f64),
+    /// Runs behind the fewer-measured of the two figures.
+    pub repeats: usize,
 }
 
 impl Layers {
@@ -48,6 +51,9 @@ pub enum Verdict {
     Differs,
     /// Further than [`LAYER_SPREAD`], but within the repeats' noise: not judged.
     Noisy,
+    /// Further than [`LAYER_SPREAD`], from fewer than [`MIN_REPEATS`] runs: no noise to
+    /// judge against, so not judged.
+    OneRun,
 }
 
 /// The verdict on `row` among `rows`; `None` alone.
@@ -56,6 +62,8 @@ pub fn judge(rows: &[Layers], row: &Layers) -> Option<(f64, Verdict)> {
     let median_layer = row.layer() / (1.0 + deviation);
     let verdict = if deviation.abs() <= LAYER_SPREAD {
         Verdict::Alike
+    } else if row.repeats < MIN_REPEATS {
+        Verdict::OneRun
     } else if (row.layer() - median_layer).abs() > row.noise() {
         Verdict::Differs
     } else {
@@ -78,7 +86,8 @@ pub fn section(runs: &[Run], order: &ServerOrder) -> String {
          same core in every server, so it should cost about the same everywhere: ⚠ marks a \
          server whose layer is more than 25% from the servers' median by more than the \
          repeats' noise (half the floor's range + half the total's); *noise* marks one that is \
-         that far only within the noise, which says nothing.\n\n",
+         that far only within the noise, and *one run* one measured once (no noise to judge \
+         by), which say nothing.\n\n",
     );
     for (key, rows) in tables {
         let _ = writeln!(out, "### {key}\n");
@@ -106,10 +115,13 @@ pub fn tables(runs: &[Run], order: &ServerOrder) -> Vec<(String, Vec<Layers>)> {
             .names()
             .iter()
             .filter_map(|server| {
+                let (floor, floor_runs) = cpu_of(&raw_runs, server)?;
+                let (total, total_runs) = cpu_of(echo_runs, server)?;
                 Some(Layers {
                     server: server.clone(),
-                    floor: cpu_of(&raw_runs, server)?,
-                    total: cpu_of(echo_runs, server)?,
+                    floor,
+                    total,
+                    repeats: floor_runs.min(total_runs),
                 })
             })
             .collect();
@@ -142,6 +154,7 @@ fn table(out: &mut String, rows: &[Layers]) {
         let flag = match judged.map(|(_, v)| v) {
             Some(Verdict::Differs) => " ⚠",
             Some(Verdict::Noisy) => " (noise)",
+            Some(Verdict::OneRun) => " (one run)",
             _ => "",
         };
         let deviation = judged.map(|(d, _)| d);
@@ -164,12 +177,14 @@ fn shared_key<'a>(scenario: &'a str, prefix: &str, suffix: &str) -> Option<&'a s
     scenario.strip_prefix(prefix)?.strip_suffix(suffix)
 }
 
-fn cpu_of(runs: &[&Run], server: &str) -> Option<(f64, f64, f64)> {
-    spread(
-        runs.iter()
-            .filter(|r| r.server == server)
-            .filter_map(|r| r.server_us_per_msg),
-    )
+/// The server's CPU per message (median, min, max) and how many runs it comes from.
+fn cpu_of(runs: &[&Run], server: &str) -> Option<((f64, f64, f64), usize)> {
+    let values: Vec<f64> = runs
+        .iter()
+        .filter(|r| r.server == server)
+        .filter_map(|r| r.server_us_per_msg)
+        .collect();
+    Some((spread(values.iter().copied())?, values.len()))
 }
 
 fn range((m, lo, hi): (f64, f64, f64)) -> String {
@@ -213,9 +228,14 @@ mod tests {
             run("raw", "tokio", 5.0),
             run("raw", "tokio", 5.2),
             run("echo", "tokio", 6.5),
+            run("echo", "tokio", 6.5),
+            run("raw", "tokio-uring", 5.5),
             run("raw", "tokio-uring", 5.5),
             run("echo", "tokio-uring", 7.0),
+            run("echo", "tokio-uring", 7.0),
             run("raw", "monoio-uring", 4.0),
+            run("raw", "monoio-uring", 4.0),
+            run("echo", "monoio-uring", 6.5),
             run("echo", "monoio-uring", 6.5),
             // No floor: a reference, or a server whose raw run failed.
             run("echo", "fastwebsockets", 6.8),
@@ -267,6 +287,19 @@ mod tests {
         runs.push(run("raw", "monoio-uring", 5.2));
         let summary = section(&runs, &ServerOrder::of(&runs, "tokio"));
         assert!(summary.contains("| +67% (noise) |"), "{summary}");
+        assert_eq!(summary.matches("% ⚠").count(), 0, "{summary}");
+    }
+
+    #[test]
+    fn a_layer_measured_once_is_not_judged() {
+        let mut runs = runs();
+        let once = runs
+            .iter()
+            .position(|r| r.server == "monoio-uring" && r.workload == "raw")
+            .expect("a floor run");
+        runs.remove(once);
+        let summary = section(&runs, &ServerOrder::of(&runs, "tokio"));
+        assert!(summary.contains("| +67% (one run) |"), "{summary}");
         assert_eq!(summary.matches("% ⚠").count(), 0, "{summary}");
     }
 

@@ -11,7 +11,7 @@ use crate::chart::{self, Curve, CurveChart, Series};
 use crate::plot::{file_name, Plot, PLOTS_DIR};
 use crate::runs::{median, spread, ClientLimit, Run, ServerOrder};
 use crate::svg::PALETTE;
-use crate::verdict::{order, Order};
+use crate::verdict::{order, Order, MIN_REPEATS};
 
 /// Fewest distinct rates that make a curve.
 const MIN_RATES: usize = 3;
@@ -23,6 +23,8 @@ pub struct Point {
     pub rate: f64,
     /// Server CPU µs per message: (median, min, max).
     pub cpu: (f64, f64, f64),
+    /// How many runs the figures come from.
+    pub runs: usize,
     /// Corrected p99 latency, ns (median).
     pub p99_ns: f64,
     /// Some run at this rate had a client that sent late: its server figures describe the
@@ -95,6 +97,7 @@ fn points(by_rate: &BTreeMap<u64, Vec<&Run>>) -> Vec<Point> {
             Some(Point {
                 rate: *rate as f64,
                 cpu: spread(runs.iter().filter_map(|r| r.server_us_per_msg))?,
+                runs: runs.len(),
                 p99_ns: median(runs.iter().map(|r| r.latency.p99))?,
                 client_late: runs
                     .iter()
@@ -111,7 +114,7 @@ pub fn crossover(a: &str, pa: &[Point], b: &str, pb: &[Point]) -> String {
         let Some(q) = pb.iter().find(|q| q.rate == p.rate) else {
             continue;
         };
-        if p.client_late || q.client_late {
+        if p.client_late || q.client_late || p.runs.min(q.runs) < MIN_REPEATS {
             continue;
         }
         let o = order(p.cpu, q.cpu);
@@ -126,7 +129,8 @@ pub fn crossover(a: &str, pa: &[Point], b: &str, pb: &[Point]) -> String {
     let cheaper = |o: Order| if o == Order::Less { a } else { b };
     match segments.as_slice() {
         [] => format!(
-            "{a} vs {b}: not separated at any rate (the repeats overlap, or the client sent late)"
+            "{a} vs {b}: not separated at any rate (the repeats overlap, a server ran once, or the \
+             client sent late)"
         ),
         [(o, from, to)] => format!(
             "{a} vs {b}: {} costs less wherever they are apart ({}–{} msgs/s): no crossover",
@@ -186,7 +190,7 @@ pub fn section(runs: &[Run], order: &ServerOrder) -> String {
 
 const SECTION_HEAD: &str = "## Load sweep: where does the ranking turn over?\n\n\
 The same open-loop scenario at rising rates. Two servers are compared by server CPU per message \
-at each rate where their repeats are apart; a crossover is where the cheaper one changes. A rate \
+at each rate where their repeats (two or more each) are apart; a crossover is where the cheaper one changes. A rate \
 at which the client sent late (⚠ in its rate table) is left out: the server then saw the \
 client's bursts, not the offered rate.\n\n";
 
@@ -257,9 +261,20 @@ mod tests {
         Point {
             rate,
             cpu: (cpu, cpu * 0.99, cpu * 1.01),
+            runs: 3,
             p99_ns: 1e5,
             client_late: false,
         }
+    }
+
+    #[test]
+    fn a_rate_run_once_ranks_nothing() {
+        let a = [point(5e3, 10.0), point(1e4, 8.0)];
+        let mut b = [point(5e3, 12.0), point(1e4, 6.0)];
+        b[1].runs = 1;
+        assert!(crossover("a", &a, "b", &b).contains("a costs less wherever"));
+        b[0].runs = 1;
+        assert!(crossover("a", &a, "b", &b).contains("not separated"));
     }
 
     #[test]
@@ -322,8 +337,10 @@ mod tests {
             (10_000, 14.0, 14.0),
             (20_000, 10.0, 9.0),
         ] {
-            runs.push(run("tokio", rate, a));
-            runs.push(run("monoio", rate, b));
+            for repeat in [0.0, 0.01] {
+                runs.push(run("tokio", rate, a + repeat));
+                runs.push(run("monoio", rate, b + repeat));
+            }
         }
         let order = ServerOrder::of(&runs, "tokio");
         let text = section(&runs, &order);
@@ -342,7 +359,7 @@ mod tests {
             assert_eq!(series, ["tokio", "monoio"], "{}", p.file);
         }
         assert!(
-            sweeps(&runs[..4], &order).is_empty(),
+            sweeps(&runs[..8], &order).is_empty(),
             "two rates are no curve"
         );
     }

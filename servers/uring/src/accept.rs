@@ -86,7 +86,8 @@ impl<F: Faults> Worker<F> {
         } else {
             Session::new_buffer()
         };
-        let conn = Conn::new(self.next_id, session, spill, self.now);
+        let raw = shared.config.raw_tcp;
+        let conn = Conn::new(self.next_id, session, spill, self.now, raw);
         let slot = key as usize;
         if self.conns.len() <= slot {
             self.conns.resize_with(slot + 1, || None);

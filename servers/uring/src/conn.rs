@@ -111,10 +111,13 @@ pub struct Conn {
     pub alarm: Alarm,
     /// When the send in flight started, for the write timeout.
     pub send_since: Instant,
+    /// `--raw-tcp`: bytes are echoed as they come; the session is never handed them and its
+    /// deadlines (handshake, idle, heartbeat) do not apply.
+    pub raw: bool,
 }
 
 impl Conn {
-    pub fn new(id: u64, session: Session, spill: Vec<u8>, now: Instant) -> Conn {
+    pub fn new(id: u64, session: Session, spill: Vec<u8>, now: Instant, raw: bool) -> Conn {
         Conn {
             id,
             session,
@@ -129,6 +132,7 @@ impl Conn {
             state: State::Open,
             alarm: Alarm::default(),
             send_since: now,
+            raw,
         }
     }
 
@@ -143,7 +147,12 @@ impl Conn {
         match self.state {
             State::Open => {
                 let write = self.out.as_ref().map(|_| self.send_since + WRITE_TIMEOUT);
-                match (self.session.next_deadline(), write) {
+                let session = if self.raw {
+                    None
+                } else {
+                    self.session.next_deadline()
+                };
+                match (session, write) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
                 }
@@ -214,7 +223,7 @@ mod tests {
         let now = Instant::now();
         let session = Session::accept(&config, &Counters::new(), &limit, Scheme::Ws, now)
             .expect("a ws session");
-        Conn::new(1, session, Vec::new(), now)
+        Conn::new(1, session, Vec::new(), now, false)
     }
 
     fn sent(buf: &[u8], held: Held, consumed: usize) -> Outgoing {

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use io_uring::{cqueue, opcode, squeue};
 use wsport_server_common::faults::Faults;
-use wsport_server_common::session::{Control, End, LINGER, WRITE_TIMEOUT};
+use wsport_server_common::session::{Control, End, Step, LINGER, WRITE_TIMEOUT};
 
 use crate::bufring::BUF_GROUP;
 use crate::conn::{Held, Outgoing, State};
@@ -202,7 +202,11 @@ impl<F: Faults> Worker<F> {
             return Ok(());
         };
         conn.fresh = false;
-        let step = conn.session.handle_read(&mut buf, now);
+        let step = if conn.raw {
+            raw_echo(buf.len())
+        } else {
+            conn.session.handle_read(&mut buf, now)
+        };
         self.faults.after_read(now, step.messages);
         conn.out = Some(Outgoing::reply(buf, held, &step));
         conn.send_since = now;
@@ -403,7 +407,7 @@ impl<F: Faults> Worker<F> {
                     conn.session.handle_eof();
                     return self.drop_conn(key);
                 }
-                if conn.session.next_deadline().is_some_and(|at| now >= at) {
+                if !conn.raw && conn.session.next_deadline().is_some_and(|at| now >= at) {
                     let control = conn.session.handle_deadline(now);
                     self.send_control(key, control)?;
                 }
@@ -411,5 +415,17 @@ impl<F: Faults> Worker<F> {
         }
         self.rearm(key);
         Ok(())
+    }
+}
+
+/// `--raw-tcp`: the runtime's floor. Every byte received is sent back as it came, from the
+/// same buffer and through the same send path as a WebSocket reply; no message is counted.
+fn raw_echo(len: usize) -> Step {
+    Step {
+        output: 0..len,
+        consumed: len,
+        need: None,
+        messages: 0,
+        end: None,
     }
 }

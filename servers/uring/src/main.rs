@@ -32,7 +32,7 @@ mod worker;
 use std::process::ExitCode;
 use std::sync::{mpsc, Arc};
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, Context};
 use clap::Parser;
 use wsport_server_common::cli::ServerArgs;
 use wsport_server_common::faults::{Faults, NoFaults};
@@ -76,11 +76,6 @@ fn run(args: Args) -> anyhow::Result<()> {
     let features = Features::from(args.features);
     features.check_kernel(&features::kernel_release())?;
     let config = Arc::new(args.server.into_config()?);
-    // The raw floor needs a loop of its own over the buffer ring; until it has one, say so
-    // rather than serve WebSocket frames to a raw benchmark.
-    if config.raw_tcp {
-        bail!("unavailable: --raw-tcp is not implemented in wsport-uring yet");
-    }
     let listeners = socket::bind_listeners(&config)?;
     let process = Process::new(config).context("installing signal handlers")?;
     let specs = process::specs(&listeners);

@@ -271,6 +271,11 @@ impl<F: Faults> Worker<F> {
             let Some(conn) = slot(&mut self.conns, key) else {
                 continue;
             };
+            if conn.raw {
+                // No WebSocket to close: the raw floor just ends.
+                self.drop_conn(key)?;
+                continue;
+            }
             let control = conn.session.begin_shutdown(now);
             self.send_control(key, control)?;
         }
