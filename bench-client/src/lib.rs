@@ -7,18 +7,22 @@
 //! `connect` (connection storm, phases timed separately). All four are one worker loop with a
 //! different pacing ([`cli::Pacing`]); see the crate README for the options and the JSON.
 //!
-//! Layout, top down:
-//! - [`run`] / [`run_with_stop`] (this file): validate the options into a [`cli::Plan`], raise
-//!   the descriptor limit, choose the engine, start one worker thread per `--threads`, start
-//!   every worker's window at the same instant, collect the per-second intervals (progress,
-//!   `--hlog`), sample server and client CPU at the window's edges, and build the [`Report`];
-//! - [`worker`]: a worker's phases, clock and interval histograms, whatever the engine;
+//! Layout, top down (no module imports one above it; `scripts/check-module-cycles.sh`):
+//! - [`run`] / [`run_with_stop`] (this file): one run, or the `--slo` search ([`slo`]);
+//! - [`run`](mod@run): validate the options into a [`cli::Plan`], raise the descriptor limit,
+//!   choose the engine, start one worker thread per `--threads`, start every worker's window
+//!   at the same instant, collect the per-second intervals (progress, `--hlog`), sample server
+//!   and client CPU at the window's edges, and build the [`Report`];
 //! - [`uring`] and [`epoll`]: the two engines, each a loop that moves bytes for the worker;
+//! - [`worker`]: a worker's phases, clock and interval histograms, whatever the engine;
 //! - [`conn`]: one connection's state machine (TLS, upgrade, frames, verification) over
-//!   buffers it owns, driven identically by both engines;
+//!   buffers it owns, driven identically by both engines, seeing its worker as a [`ctx::Ctx`];
 //! - [`report`], [`hlog`], [`meta`]: the outputs; [`sys`]: /proc, rlimits, sockets;
 //!   [`syscalls`]: a process's system calls by call, from perf tracepoints;
 //!   [`source`]: `--source-ip` and the ephemeral-port arithmetic.
+//!
+//! The reports of a directory of runs (summary.md, plots, compare) are the separate crate
+//! `wsport-bench-report`, which the binary calls; nothing here imports it.
 //!
 //! Handshakes, framing and masking come from the sans-IO `wsport-core`, as in the servers.
 #![warn(missing_docs)]
