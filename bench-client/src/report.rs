@@ -347,6 +347,34 @@ fn format_bytes(b: u64) -> String {
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_setup(f)?;
+        self.write_volume(f)?;
+        self.write_latency(f)?;
+        self.write_checks(f)?;
+        self.write_costs(f)?;
+        let r = &self.results;
+        writeln!(
+            f,
+            "  counts     sent {} = received {} + in flight {} + lost {}",
+            thousands(r.sent),
+            thousands(r.received),
+            thousands(r.in_flight),
+            thousands(r.lost)
+        )?;
+        for w in &self.warnings {
+            writeln!(f, "WARNING: {w}")?;
+        }
+        if let Some(slo) = &self.slo {
+            write!(f, "{slo}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The summary's sections, in the order printed.
+impl Report {
+    /// What ran: scenario, engine, targets, window.
+    fn write_setup(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let r = &self.results;
         let s = &self.setup;
         let pin = match &s.pinning {
@@ -379,6 +407,13 @@ impl fmt::Display for Report {
             "  window     {:.2} s after {:.1} s warmup{ended}",
             r.window_s, s.warmup_s
         )?;
+        Ok(())
+    }
+
+    /// How much: messages, pacing, ramp, source addresses.
+    fn write_volume(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = &self.results;
+        let s = &self.setup;
         if self.workload == "hold" {
             writeln!(
                 f,
@@ -449,26 +484,20 @@ impl fmt::Display for Report {
                 s.source_ips.len()
             )?;
         }
-        let line = |f: &mut fmt::Formatter<'_>, name: &str, l: &Latency| {
-            writeln!(
-                f,
-                "  {name:<10} p50 {}  p90 {}  p99 {}  p99.9 {}  p99.99 {}  max {}",
-                format_ns(l.p50),
-                format_ns(l.p90),
-                format_ns(l.p99),
-                format_ns(l.p99_9),
-                format_ns(l.p99_99),
-                format_ns(l.max)
-            )
-        };
+        Ok(())
+    }
+
+    /// Latency, the connect phases and the send lag.
+    fn write_latency(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = &self.results;
         if let Some(c) = &r.connect {
-            line(f, "tcp", &c.tcp_ns)?;
+            latency_line(f, "tcp", &c.tcp_ns)?;
             if let Some(tls) = &c.tls_ns {
-                line(f, "tls", tls)?;
+                latency_line(f, "tls", tls)?;
             }
-            line(f, "upgrade", &c.upgrade_ns)?;
+            latency_line(f, "upgrade", &c.upgrade_ns)?;
         }
-        line(
+        latency_line(
             f,
             if r.connect.is_some() {
                 "total"
@@ -479,14 +508,14 @@ impl fmt::Display for Report {
         )?;
         if let Some(u) = &r.latency_uncorrected_ns {
             if r.connect.is_some() {
-                line(f, "as started", u)?;
+                latency_line(f, "as started", u)?;
                 writeln!(
                     f,
                     "             (total: from each attempt's intended start, coordinated-omission \
                      corrected; as started: from its actual start, which hides waits for a slot)"
                 )?;
             } else {
-                line(f, "as sent", u)?;
+                latency_line(f, "as sent", u)?;
                 writeln!(
                     f,
                     "             (latency: from each message's intended send time, coordinated-omission \
@@ -495,7 +524,7 @@ impl fmt::Display for Report {
             }
         }
         if let Some(lag) = &r.send_lag_ns {
-            line(f, "send lag", lag)?;
+            latency_line(f, "send lag", lag)?;
             let verdict = if r.send_lag_exceeded {
                 "OVER the limit: the latency above is partly the client's"
             } else {
@@ -507,6 +536,12 @@ impl fmt::Display for Report {
                 format_ns(crate::SEND_LAG_LIMIT_NS)
             )?;
         }
+        Ok(())
+    }
+
+    /// Whether the answers matched, and the errors.
+    fn write_checks(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = &self.results;
         let answers = if self.workload == "hold" {
             "pong"
         } else {
@@ -535,51 +570,20 @@ impl fmt::Display for Report {
                 )?;
             }
         }
+        Ok(())
+    }
+
+    /// CPU, system calls and memory of the server and the client.
+    fn write_costs(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = &self.results;
+        let s = &self.setup;
         let unit = match self.workload {
             "connect" => "connection",
             "hold" => "ping",
             _ => "message",
         };
-        let process = |f: &mut fmt::Formatter<'_>, name: &str, p: &ProcessRecord| {
-            let cores = match p.cores {
-                Some(1) => " of 1 core".to_owned(),
-                Some(n) => format!(" of {n} cores"),
-                None => String::new(),
-            };
-            let rss = match (p.rss_start_bytes, p.rss_end_bytes) {
-                (Some(a), Some(b)) if name == "server" => {
-                    format!(", RSS {} -> {}", format_bytes(a), format_bytes(b))
-                }
-                (_, Some(b)) => format!(", max RSS {}", format_bytes(b)),
-                _ => String::new(),
-            };
-            writeln!(
-                f,
-                "  {name:<10} pid {}: {:.1}% CPU{cores}, {:.2} µs CPU per {unit}{rss}",
-                p.pid, p.cpu_percent, p.cpu_us_per_msg
-            )?;
-            match &p.syscalls {
-                Some(SyscallsRecord::Counted(c)) => writeln!(
-                    f,
-                    "  {:<10} {:.2} system calls per {unit} ({}), {} {unit}s per wait (warmup's last second)",
-                    "",
-                    c.per_msg,
-                    c.per_msg_by_call
-                        .iter()
-                        .filter(|(_, &v)| v > 0.0)
-                        .map(|(k, v)| format!("{k} {v:.2}"))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    c.msgs_per_wait.map_or("–".into(), |m| format!("{m:.1}")),
-                ),
-                Some(SyscallsRecord::Unavailable { unavailable }) => {
-                    writeln!(f, "  {:<10} system calls not counted: {unavailable}", "")
-                }
-                None => Ok(()),
-            }
-        };
         if let Some(p) = &r.server {
-            process(f, "server", p)?;
+            process_line(f, "server", unit, p)?;
         }
         if let (Some(per), Some(before)) = (
             r.server_memory_per_connection_bytes,
@@ -600,24 +604,69 @@ impl fmt::Display for Report {
             )?;
         }
         if let Some(p) = &r.client {
-            process(f, "client", p)?;
-        }
-        writeln!(
-            f,
-            "  counts     sent {} = received {} + in flight {} + lost {}",
-            thousands(r.sent),
-            thousands(r.received),
-            thousands(r.in_flight),
-            thousands(r.lost)
-        )?;
-        for w in &self.warnings {
-            writeln!(f, "WARNING: {w}")?;
-        }
-        if let Some(slo) = &self.slo {
-            write!(f, "{slo}")?;
+            process_line(f, "client", unit, p)?;
         }
         Ok(())
     }
+}
+
+/// `  latency    p50 ...  max ...`
+fn latency_line(f: &mut fmt::Formatter<'_>, name: &str, l: &Latency) -> fmt::Result {
+    writeln!(
+        f,
+        "  {name:<10} p50 {}  p90 {}  p99 {}  p99.9 {}  p99.99 {}  max {}",
+        format_ns(l.p50),
+        format_ns(l.p90),
+        format_ns(l.p99),
+        format_ns(l.p99_9),
+        format_ns(l.p99_99),
+        format_ns(l.max)
+    )
+}
+
+/// `  server     pid ...: CPU, CPU per unit, RSS`, and its system calls.
+fn process_line(
+    f: &mut fmt::Formatter<'_>,
+    name: &str,
+    unit: &str,
+    p: &ProcessRecord,
+) -> fmt::Result {
+    let cores = match p.cores {
+        Some(1) => " of 1 core".to_owned(),
+        Some(n) => format!(" of {n} cores"),
+        None => String::new(),
+    };
+    let rss = match (p.rss_start_bytes, p.rss_end_bytes) {
+        (Some(a), Some(b)) if name == "server" => {
+            format!(", RSS {} -> {}", format_bytes(a), format_bytes(b))
+        }
+        (_, Some(b)) => format!(", max RSS {}", format_bytes(b)),
+        _ => String::new(),
+    };
+    writeln!(
+        f,
+        "  {name:<10} pid {}: {:.1}% CPU{cores}, {:.2} µs CPU per {unit}{rss}",
+        p.pid, p.cpu_percent, p.cpu_us_per_msg
+    )?;
+    match &p.syscalls {
+            Some(SyscallsRecord::Counted(c)) => writeln!(
+                f,
+                "  {:<10} {:.2} system calls per {unit} ({}), {} {unit}s per wait (warmup's last second)",
+                "",
+                c.per_msg,
+                c.per_msg_by_call
+                    .iter()
+                    .filter(|(_, &v)| v > 0.0)
+                    .map(|(k, v)| format!("{k} {v:.2}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                c.msgs_per_wait.map_or("–".into(), |m| format!("{m:.1}")),
+            ),
+            Some(SyscallsRecord::Unavailable { unavailable }) => {
+                writeln!(f, "  {:<10} system calls not counted: {unavailable}", "")
+            }
+            None => Ok(()),
+        }
 }
 
 #[cfg(test)]
