@@ -51,201 +51,457 @@ pub(crate) fn run_once(opts: &Opts, stop: &Stop) -> Result<Report, BenchError> {
 
     // The server's memory before any connection of ours, for its memory per connection.
     let baseline = plan.server_pid.and_then(sys::sample_process);
-    let epoch = Instant::now();
-    let control = Arc::new(Control {
-        end_ns: AtomicU64::new(u64::MAX),
-        abort: AtomicBool::new(false),
-        opened: AtomicUsize::new(0),
-    });
-    let (events_tx, events) = mpsc::channel();
-    let mut go = Vec::with_capacity(plan.threads);
-    let mut handles: Vec<JoinHandle<()>> = Vec::with_capacity(plan.threads);
-    for index in 0..plan.threads {
-        let (go_tx, go_rx) = mpsc::channel();
-        go.push(go_tx);
-        let (plan, targets, tls_config, events_tx, shared) = (
-            plan.clone(),
-            targets.clone(),
-            tls_config.clone(),
-            events_tx.clone(),
-            control.clone(),
-        );
-        let spawned = std::thread::Builder::new()
-            .name(format!("wsport-bench-{index}"))
-            .spawn(move || {
-                worker_main(
-                    index, &plan, engine, targets, tls_config, epoch, events_tx, go_rx, shared,
-                )
-            });
-        match spawned {
-            Ok(handle) => handles.push(handle),
-            Err(e) => {
-                abort(&control, &go, handles);
-                return Err(BenchError::io("spawning a worker thread", e));
-            }
-        }
-    }
-    drop(events_tx);
-    let clock = || epoch.elapsed().as_nanos() as u64;
-
+    let workers = Workers::spawn(&plan, engine, &targets, &tls_config)?;
     // Every worker opens its connections; the first failure calls the run off.
     let progress = !common.quiet && std::io::stderr().is_terminal();
-    let mut ramp_progress = RampProgress::new(progress && plan.ramp.is_some(), plan.connections);
-    let mut ready = 0;
-    let mut engine_name = String::new();
-    while ready < plan.threads {
-        ramp_progress.show(control.opened.load(Ordering::Relaxed), clock());
-        match events.recv_timeout(Duration::from_millis(50)) {
-            Ok(Event::Ready(_, name)) => {
-                ready += 1;
-                engine_name = name;
-            }
-            Ok(Event::Failed(_, e)) => {
-                abort(&control, &go, handles);
-                return Err(e);
-            }
-            Ok(_) => {}
-            Err(mpsc::RecvTimeoutError::Timeout) if stop.is_stopped() => {
-                abort(&control, &go, handles);
-                return Err(BenchError::Interrupted);
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                abort(&control, &go, handles);
-                return Err(BenchError::WorkerPanic(0));
-            }
-        }
-    }
-
-    ramp_progress.finish(plan.connections, clock());
-    let opening_s = Duration::from_nanos(clock()).as_secs_f64();
-    let mut calls = WindowCalls::open(plan.server_pid, !common.no_syscalls, !plan.warmup.is_zero());
-
-    // Every worker starts at once; the window starts after the warmup.
-    let start = clock();
-    let record_from = start + plan.warmup.as_nanos() as u64;
-    // System calls are counted over the warmup's last interval (window_calls.rs).
-    let count_from = record_from.saturating_sub(worker::INTERVAL_NS).max(start);
-    let mut counting_started = false;
-    control.end_ns.store(
-        record_from + plan.duration.as_nanos() as u64,
-        Ordering::Relaxed,
-    );
-    let window_start_wall = SystemTime::now() + plan.warmup;
-    for g in &go {
-        let _ = g.send(Go::Start { start, record_from });
-    }
-
-    let mut output_errors = Vec::new();
-    let hlog = common.hlog.as_ref().and_then(|path| {
-        let title = format!(
-            "wsport-bench {}: round-trip latency in nanoseconds",
-            plan.scenario
-        );
-        match hlog::Hlog::create(path, window_start_wall, &title) {
-            Ok(h) => Some((h, path.clone())),
-            Err(source) => {
-                output_errors.push(OutputError {
-                    path: path.clone(),
-                    source,
-                });
-                None
-            }
-        }
-    });
-    let open_loop = plan.pacing.scheduled();
-    let mut agg = Aggregator::new(
-        plan.threads,
-        record_from,
-        hlog,
-        progress,
-        plan.duration,
-        open_loop,
-    );
-
-    let mut start_sample: Option<Sample> = None;
-    let mut end_sample: Option<Sample> = None;
-    let mut totals = Totals::default();
-    let mut finished = 0;
-    let mut interrupted = false;
-    let mut warnings = Vec::new();
-    let mut fatal: Option<BenchError> = None;
-    while finished < plan.threads {
-        let now = clock();
-        if !counting_started && now >= count_from {
-            counting_started = true;
-            calls.mark();
-        }
-        if start_sample.is_none() && now >= record_from {
-            start_sample = Some(Sample::take(now, plan.server_pid));
-            calls.mark();
-        }
-        let end = control.end_ns.load(Ordering::Relaxed);
-        if end_sample.is_none() && start_sample.is_some() && (now >= end || agg.all_last()) {
-            end_sample = Some(Sample::take(now.min(end.max(record_from)), plan.server_pid));
-        }
-        if stop.is_stopped() && !interrupted {
-            interrupted = true;
-            control.end_ns.fetch_min(now, Ordering::Relaxed);
-        }
-        let mut wait = Duration::from_millis(50);
-        if !counting_started {
-            wait = wait.min(Duration::from_nanos(count_from.saturating_sub(now)));
-        } else if start_sample.is_none() {
-            wait = wait.min(Duration::from_nanos(record_from.saturating_sub(now)));
-        } else if end_sample.is_none() {
-            wait = wait.min(Duration::from_nanos(end.saturating_sub(now)));
-        }
-        match events.recv_timeout(wait) {
-            Ok(Event::Interval(iv)) => agg.add(*iv),
-            Ok(Event::Finished(_, t)) => {
-                totals.add(&t);
-                finished += 1;
-            }
-            // `connect` reports a Setup failure when not one connection could be opened.
-            Ok(Event::Failed(_, e @ BenchError::Setup { .. })) => {
-                control.end_ns.fetch_min(clock(), Ordering::Relaxed);
-                fatal.get_or_insert(e);
-            }
-            Ok(Event::Failed(i, e)) => warnings.push(format!("worker {i} stopped early: {e}")),
-            Ok(Event::Ready(..)) => {}
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-        }
-    }
-    for (i, handle) in handles.into_iter().enumerate() {
-        if handle.join().is_err() {
-            return Err(BenchError::WorkerPanic(i));
-        }
-    }
-    if let Some(e) = fatal {
-        return Err(e);
-    }
-    agg.flush_all();
-    if let Some(e) = agg.hlog_error.take() {
-        output_errors.push(e);
-    }
-
-    let end_ns = agg.window_end.unwrap_or(record_from).max(record_from);
-    let window = Duration::from_nanos(end_ns - record_from);
-    let ended_by = if interrupted {
-        EndedBy::Interrupted
-    } else if end_ns < control.end_ns.load(Ordering::Relaxed) {
-        EndedBy::ConnectionsFailed
-    } else {
-        EndedBy::Duration
+    let (workers, engine_name) = workers.await_ready(&plan, progress, stop)?;
+    let opening_s = Duration::from_nanos(workers.clock()).as_secs_f64();
+    let calls = WindowCalls::open(plan.server_pid, !common.no_syscalls, !plan.warmup.is_zero());
+    let window = workers.measure(&plan, common.hlog.as_ref(), progress, calls, stop)?;
+    let before = Before {
+        meta,
+        flags,
+        argv: opts.argv.clone(),
+        engine: engine_name,
+        engine_fallback,
+        nofile_limit,
+        server_rss_before: baseline.and_then(|b| b.rss_bytes),
+        opening_s,
     };
-    let messages = totals.measured_messages;
-    let secs = window.as_secs_f64();
-    let rate_of = |n: f64| if secs > 0.0 { n / secs } else { 0.0 };
-    let (mut server, mut client) = match (&start_sample, &end_sample) {
+    let mut report = window.report(&plan, before);
+    if let Some(path) = &common.json {
+        if let Err(source) = write_json(path, &report) {
+            report.output_errors.push(OutputError {
+                path: path.clone(),
+                source,
+            });
+        }
+    }
+    Ok(report)
+}
+
+/// The worker threads of a run and the channels to them.
+struct Workers {
+    epoch: Instant,
+    control: Arc<Control>,
+    events: mpsc::Receiver<Event>,
+    go: Vec<mpsc::Sender<Go>>,
+    handles: Vec<JoinHandle<()>>,
+}
+
+/// What the window left: the samples at its edges, the workers' totals and intervals.
+struct Window {
+    agg: Aggregator,
+    calls: WindowCalls,
+    start_sample: Option<Sample>,
+    end_sample: Option<Sample>,
+    totals: Totals,
+    /// Ctrl-C cut the window short.
+    interrupted: bool,
+    /// Every connection failed before the window's end.
+    ended_early: bool,
+    warnings: Vec<String>,
+    output_errors: Vec<OutputError>,
+    record_from: u64,
+    end_ns: u64,
+    window_start_wall: SystemTime,
+}
+
+impl Workers {
+    /// One worker thread per `--threads`, each opening its connections.
+    fn spawn(
+        plan: &Arc<Plan>,
+        engine: Engine,
+        targets: &Arc<[TargetRt]>,
+        tls_config: &Option<Arc<rustls::ClientConfig>>,
+    ) -> Result<Self, BenchError> {
+        let epoch = Instant::now();
+        let control = Arc::new(Control {
+            end_ns: AtomicU64::new(u64::MAX),
+            abort: AtomicBool::new(false),
+            opened: AtomicUsize::new(0),
+        });
+        let (events_tx, events) = mpsc::channel();
+        let mut go = Vec::with_capacity(plan.threads);
+        let mut handles: Vec<JoinHandle<()>> = Vec::with_capacity(plan.threads);
+        for index in 0..plan.threads {
+            let (go_tx, go_rx) = mpsc::channel();
+            go.push(go_tx);
+            let (plan, targets, tls_config, events_tx, shared) = (
+                plan.clone(),
+                targets.clone(),
+                tls_config.clone(),
+                events_tx.clone(),
+                control.clone(),
+            );
+            let spawned = std::thread::Builder::new()
+                .name(format!("wsport-bench-{index}"))
+                .spawn(move || {
+                    worker_main(
+                        index, &plan, engine, targets, tls_config, epoch, events_tx, go_rx, shared,
+                    )
+                });
+            match spawned {
+                Ok(handle) => handles.push(handle),
+                Err(e) => {
+                    abort(&control, &go, handles);
+                    return Err(BenchError::io("spawning a worker thread", e));
+                }
+            }
+        }
+        Ok(Self {
+            epoch,
+            control,
+            events,
+            go,
+            handles,
+        })
+    }
+
+    /// Now, ns since the epoch the workers share.
+    fn clock(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+
+    /// Close every worker and wait for it.
+    fn abort(self) {
+        abort(&self.control, &self.go, self.handles);
+    }
+
+    /// Wait until every worker has opened its connections; the engine's name as it runs.
+    fn await_ready(
+        self,
+        plan: &Plan,
+        progress: bool,
+        stop: &Stop,
+    ) -> Result<(Self, String), BenchError> {
+        let mut ramp_progress =
+            RampProgress::new(progress && plan.ramp.is_some(), plan.connections);
+        let mut ready = 0;
+        let mut engine_name = String::new();
+        while ready < plan.threads {
+            ramp_progress.show(self.control.opened.load(Ordering::Relaxed), self.clock());
+            match self.events.recv_timeout(Duration::from_millis(50)) {
+                Ok(Event::Ready(_, name)) => {
+                    ready += 1;
+                    engine_name = name;
+                }
+                Ok(Event::Failed(_, e)) => {
+                    self.abort();
+                    return Err(e);
+                }
+                Ok(_) => {}
+                Err(mpsc::RecvTimeoutError::Timeout) if stop.is_stopped() => {
+                    self.abort();
+                    return Err(BenchError::Interrupted);
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    self.abort();
+                    return Err(BenchError::WorkerPanic(0));
+                }
+            }
+        }
+        ramp_progress.finish(plan.connections, self.clock());
+        Ok((self, engine_name))
+    }
+
+    /// Start every worker at once, run the warmup and the window, and collect until every
+    /// worker is done.
+    fn measure(
+        self,
+        plan: &Plan,
+        hlog_path: Option<&PathBuf>,
+        progress: bool,
+        mut calls: WindowCalls,
+        stop: &Stop,
+    ) -> Result<Window, BenchError> {
+        // Every worker starts at once; the window starts after the warmup.
+        let start = self.clock();
+        let record_from = start + plan.warmup.as_nanos() as u64;
+        // System calls are counted over the warmup's last interval (window_calls.rs).
+        let count_from = record_from.saturating_sub(worker::INTERVAL_NS).max(start);
+        self.control.end_ns.store(
+            record_from + plan.duration.as_nanos() as u64,
+            Ordering::Relaxed,
+        );
+        let window_start_wall = SystemTime::now() + plan.warmup;
+        for g in &self.go {
+            let _ = g.send(Go::Start { start, record_from });
+        }
+        let mut output_errors = Vec::new();
+        let hlog = open_hlog(hlog_path, plan, window_start_wall, &mut output_errors);
+        let mut agg = Aggregator::new(
+            plan.threads,
+            record_from,
+            hlog,
+            progress,
+            plan.duration,
+            plan.pacing.scheduled(),
+        );
+        let collected = self.collect(plan, &mut agg, &mut calls, (count_from, record_from), stop);
+        for (i, handle) in self.handles.into_iter().enumerate() {
+            if handle.join().is_err() {
+                return Err(BenchError::WorkerPanic(i));
+            }
+        }
+        let (start_sample, end_sample, totals, interrupted, warnings) = collected?;
+        agg.flush_all();
+        if let Some(e) = agg.hlog_error.take() {
+            output_errors.push(e);
+        }
+        let end_ns = agg.window_end.unwrap_or(record_from).max(record_from);
+        let ended_early = end_ns < self.control.end_ns.load(Ordering::Relaxed);
+        Ok(Window {
+            agg,
+            calls,
+            start_sample,
+            end_sample,
+            totals,
+            interrupted,
+            ended_early,
+            warnings,
+            output_errors,
+            record_from,
+            end_ns,
+            window_start_wall,
+        })
+    }
+
+    /// Until every worker is done: the samples at the window's edges, the intervals, the
+    /// totals; Ctrl-C brings the window's end forward.
+    fn collect(
+        &self,
+        plan: &Plan,
+        agg: &mut Aggregator,
+        calls: &mut WindowCalls,
+        (count_from, record_from): (u64, u64),
+        stop: &Stop,
+    ) -> Result<Collected, BenchError> {
+        let mut counting_started = false;
+        let mut start_sample: Option<Sample> = None;
+        let mut end_sample: Option<Sample> = None;
+        let mut totals = Totals::default();
+        let mut finished = 0;
+        let mut interrupted = false;
+        let mut warnings = Vec::new();
+        let mut fatal: Option<BenchError> = None;
+        while finished < plan.threads {
+            let now = self.clock();
+            if !counting_started && now >= count_from {
+                counting_started = true;
+                calls.mark();
+            }
+            if start_sample.is_none() && now >= record_from {
+                start_sample = Some(Sample::take(now, plan.server_pid));
+                calls.mark();
+            }
+            let end = self.control.end_ns.load(Ordering::Relaxed);
+            if end_sample.is_none() && start_sample.is_some() && (now >= end || agg.all_last()) {
+                end_sample = Some(Sample::take(now.min(end.max(record_from)), plan.server_pid));
+            }
+            if stop.is_stopped() && !interrupted {
+                interrupted = true;
+                self.control.end_ns.fetch_min(now, Ordering::Relaxed);
+            }
+            let mut wait = Duration::from_millis(50);
+            if !counting_started {
+                wait = wait.min(Duration::from_nanos(count_from.saturating_sub(now)));
+            } else if start_sample.is_none() {
+                wait = wait.min(Duration::from_nanos(record_from.saturating_sub(now)));
+            } else if end_sample.is_none() {
+                wait = wait.min(Duration::from_nanos(end.saturating_sub(now)));
+            }
+            match self.events.recv_timeout(wait) {
+                Ok(Event::Interval(iv)) => agg.add(*iv),
+                Ok(Event::Finished(_, t)) => {
+                    totals.add(&t);
+                    finished += 1;
+                }
+                // `connect` reports a Setup failure when not one connection could be opened.
+                Ok(Event::Failed(_, e @ BenchError::Setup { .. })) => {
+                    self.control
+                        .end_ns
+                        .fetch_min(self.clock(), Ordering::Relaxed);
+                    fatal.get_or_insert(e);
+                }
+                Ok(Event::Failed(i, e)) => warnings.push(format!("worker {i} stopped early: {e}")),
+                Ok(Event::Ready(..)) => {}
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        match fatal {
+            Some(e) => Err(e),
+            None => Ok((start_sample, end_sample, totals, interrupted, warnings)),
+        }
+    }
+}
+
+/// The samples at the window's edges, the summed totals, whether Ctrl-C cut the window, and
+/// the warnings so far.
+type Collected = (Option<Sample>, Option<Sample>, Totals, bool, Vec<String>);
+
+/// What the run learned before its window, for the report.
+struct Before {
+    meta: meta::Meta,
+    flags: serde_json::Value,
+    argv: Vec<String>,
+    engine: String,
+    engine_fallback: Option<String>,
+    nofile_limit: u64,
+    server_rss_before: Option<u64>,
+    opening_s: f64,
+}
+
+/// `--hlog FILE`, created; a file that cannot be is an output error, not a failed run.
+fn open_hlog(
+    path: Option<&PathBuf>,
+    plan: &Plan,
+    window_start_wall: SystemTime,
+    output_errors: &mut Vec<OutputError>,
+) -> Option<(hlog::Hlog, PathBuf)> {
+    let path = path?;
+    let title = format!(
+        "wsport-bench {}: round-trip latency in nanoseconds",
+        plan.scenario
+    );
+    match hlog::Hlog::create(path, window_start_wall, &title) {
+        Ok(h) => Some((h, path.clone())),
+        Err(source) => {
+            output_errors.push(OutputError {
+                path: path.clone(),
+                source,
+            });
+            None
+        }
+    }
+}
+
+impl Window {
+    /// The run's record.
+    fn report(mut self, plan: &Plan, before: Before) -> Report {
+        let window = Duration::from_nanos(self.end_ns - self.record_from);
+        let ended_by = if self.interrupted {
+            EndedBy::Interrupted
+        } else if self.ended_early {
+            EndedBy::ConnectionsFailed
+        } else {
+            EndedBy::Duration
+        };
+        let messages = self.totals.measured_messages;
+        let secs = window.as_secs_f64();
+        let rate_of = |n: f64| if secs > 0.0 { n / secs } else { 0.0 };
+        let (server, client) = process_records(
+            plan,
+            messages,
+            (&self.start_sample, &self.end_sample),
+            self.calls,
+            self.agg.counted,
+            &mut self.warnings,
+        );
+        let closed_loop = matches!(plan.pacing, Pacing::Closed { .. });
+        let client_bottleneck = judge_client(
+            &server,
+            &client,
+            plan.threads,
+            (closed_loop, plan.pacing.scheduled()),
+            &mut self.warnings,
+        );
+        let per_connection = memory_per_connection(plan, before.server_rss_before, &server);
+        load_warnings(plan, &self.totals, secs, &mut self.warnings);
+        let totals = &self.totals;
+        let hists = self.agg.total.take();
+        let send_lag = hists.send_lag.as_ref().map(Latency::of);
+        let send_lag_exceeded = send_lag
+            .as_ref()
+            .is_some_and(|lag| judge_send_lag(lag, &mut self.warnings));
+        // One field a line, as the JSON record has them: longer than 80 lines, read at once.
+        Report {
+            schema: report::SCHEMA,
+            scenario: plan.scenario.clone(),
+            workload: plan.workload,
+            started_unix_s: self
+                .window_start_wall
+                .duration_since(UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+            ended_by,
+            meta: before.meta,
+            argv: before.argv,
+            flags: before.flags,
+            setup: Setup {
+                engine: before.engine,
+                engine_fallback: before.engine_fallback,
+                threads: plan.threads,
+                pinning: plan.pinning.clone(),
+                nofile_limit: before.nofile_limit,
+                connections: plan.connections,
+                targets: target_records(plan),
+                pacing: report::PacingRecord::of(plan.pacing),
+                sizes: plan.sizes.clone(),
+                message_type: if plan.text { "text" } else { "binary" },
+                warmup_s: plan.warmup.as_secs_f64(),
+                duration_s: plan.duration.as_secs_f64(),
+                source_ips: plan.source_ips.clone(),
+                ramp_per_sec: plan.ramp,
+            },
+            results: Results {
+                window_s: secs,
+                messages,
+                msgs_per_sec: rate_of(messages as f64),
+                payload_bytes_per_sec: rate_of(totals.measured_bytes as f64),
+                sent_per_sec: rate_of(totals.measured_sent as f64),
+                opening_s: if plan.pacing.is_storm() {
+                    0.0
+                } else {
+                    before.opening_s
+                },
+                latency_ns: Latency::of(&hists.latency),
+                latency_uncorrected_ns: hists.uncorrected.as_ref().map(Latency::of),
+                send_lag_ns: send_lag,
+                send_lag_exceeded,
+                sent: totals.sent,
+                received: totals.received,
+                in_flight: totals.in_flight,
+                lost: totals.lost,
+                mismatches: totals.mismatches,
+                errors: error_records(totals),
+                server,
+                server_rss_before_connecting_bytes: before.server_rss_before,
+                server_memory_per_connection_bytes: per_connection,
+                client,
+                client_bottleneck,
+                connect: totals.phases.as_deref().map(report::ConnectRecord::of),
+            },
+            intervals: std::mem::take(&mut self.agg.summaries),
+            warnings: self.warnings,
+            histogram: report::HistogramRecord::of(&hists.latency),
+            histogram_uncorrected: hists.uncorrected.as_ref().map(report::HistogramRecord::of),
+            histogram_send_lag: hists.send_lag.as_ref().map(report::HistogramRecord::of),
+            slo: None,
+            hists,
+            output_errors: self.output_errors,
+        }
+    }
+}
+
+/// The server's and the client's CPU, memory and system calls over the window.
+fn process_records(
+    plan: &Plan,
+    messages: u64,
+    (start_sample, end_sample): (&Option<Sample>, &Option<Sample>),
+    calls: WindowCalls,
+    counted: Option<Tally>,
+    warnings: &mut Vec<String>,
+) -> (Option<ProcessRecord>, Option<ProcessRecord>) {
+    let (mut server, mut client) = match (start_sample, end_sample) {
         (Some(a), Some(b)) => (
             server_record(a, b, plan.server_pid, messages),
             Some(client_record(a, b, messages, plan.threads)),
         ),
         _ => (None, None),
     };
-    let (server_calls, client_calls) = calls.records(agg.counted);
+    let (server_calls, client_calls) = calls.records(counted);
     if let Some(s) = server.as_mut() {
         s.syscalls = server_calls;
     }
@@ -257,17 +513,17 @@ pub(crate) fn run_once(opts: &Opts, stop: &Stop) -> Result<Report, BenchError> {
             "--server-pid: the process could not be read at both ends of the window (gone?)".into(),
         );
     }
-    let closed_loop = matches!(plan.pacing, Pacing::Closed { .. });
-    let client_bottleneck = judge_client(
-        &server,
-        &client,
-        plan.threads,
-        (closed_loop, plan.pacing.scheduled()),
-        &mut warnings,
-    );
-    let server_rss_before = baseline.and_then(|b| b.rss_bytes);
-    // (Not for `connect`, whose connections come and go.)
-    let per_connection = match (
+    (server, client)
+}
+
+/// The server's memory per connection: what the connections added to its RSS. Not for
+/// `connect`, whose connections come and go.
+fn memory_per_connection(
+    plan: &Plan,
+    server_rss_before: Option<u64>,
+    server: &Option<ProcessRecord>,
+) -> Option<f64> {
+    match (
         server_rss_before,
         server.as_ref().and_then(|s| s.rss_start_bytes),
     ) {
@@ -275,9 +531,15 @@ pub(crate) fn run_once(opts: &Opts, stop: &Stop) -> Result<Report, BenchError> {
             Some((open as f64 - before as f64) / plan.connections as f64)
         }
         _ => None,
-    };
+    }
+}
+
+/// What the reader must know about the load itself: a rate not reached, corrupt echoes,
+/// failed connections.
+fn load_warnings(plan: &Plan, totals: &Totals, secs: f64, warnings: &mut Vec<String>) {
+    let rate_of = |n: f64| if secs > 0.0 { n / secs } else { 0.0 };
     if let Pacing::Open { rate, .. } = plan.pacing {
-        let achieved = rate_of(messages as f64);
+        let achieved = rate_of(totals.measured_messages as f64);
         if secs > 0.0 && achieved < 0.99 * rate as f64 {
             warnings.push(format!(
                 "the target rate was not reached: {achieved:.0} of {rate} msgs/s; latencies from the \
@@ -305,6 +567,10 @@ pub(crate) fn run_once(opts: &Opts, stop: &Stop) -> Result<Report, BenchError> {
                 .into(),
         );
     }
+}
+
+/// Each target and its number of connections (round-robin over the targets).
+fn target_records(plan: &Plan) -> Vec<TargetRecord> {
     let mut targets_record: Vec<TargetRecord> = plan
         .targets
         .iter()
@@ -316,96 +582,24 @@ pub(crate) fn run_once(opts: &Opts, stop: &Stop) -> Result<Report, BenchError> {
     for id in 0..plan.connections {
         targets_record[id % plan.targets.len()].connections += 1;
     }
-    let hists = agg.total.take();
-    let send_lag = hists.send_lag.as_ref().map(Latency::of);
-    let send_lag_exceeded = send_lag
-        .as_ref()
-        .is_some_and(|lag| judge_send_lag(lag, &mut warnings));
-    let mut report = Report {
-        schema: report::SCHEMA,
-        scenario: plan.scenario.clone(),
-        workload: plan.workload,
-        started_unix_s: window_start_wall
-            .duration_since(UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64()),
-        ended_by,
-        meta,
-        argv: opts.argv.clone(),
-        flags,
-        setup: Setup {
-            engine: engine_name,
-            engine_fallback,
-            threads: plan.threads,
-            pinning: plan.pinning.clone(),
-            nofile_limit,
-            connections: plan.connections,
-            targets: targets_record,
-            pacing: report::PacingRecord::of(plan.pacing),
-            sizes: plan.sizes.clone(),
-            message_type: if plan.text { "text" } else { "binary" },
-            warmup_s: plan.warmup.as_secs_f64(),
-            duration_s: plan.duration.as_secs_f64(),
-            source_ips: plan.source_ips.clone(),
-            ramp_per_sec: plan.ramp,
-        },
-        results: Results {
-            window_s: secs,
-            messages,
-            msgs_per_sec: rate_of(messages as f64),
-            payload_bytes_per_sec: rate_of(totals.measured_bytes as f64),
-            sent_per_sec: rate_of(totals.measured_sent as f64),
-            opening_s: if plan.pacing.is_storm() {
-                0.0
-            } else {
-                opening_s
-            },
-            latency_ns: Latency::of(&hists.latency),
-            latency_uncorrected_ns: hists.uncorrected.as_ref().map(Latency::of),
-            send_lag_ns: send_lag,
-            send_lag_exceeded,
-            sent: totals.sent,
-            received: totals.received,
-            in_flight: totals.in_flight,
-            lost: totals.lost,
-            mismatches: totals.mismatches,
-            errors: totals
-                .errors
-                .iter()
-                .map(|(c, (n, first))| {
-                    (
-                        c.key().to_owned(),
-                        ErrorRecord {
-                            count: *n,
-                            first: first.clone(),
-                        },
-                    )
-                })
-                .collect(),
-            server,
-            server_rss_before_connecting_bytes: server_rss_before,
-            server_memory_per_connection_bytes: per_connection,
-            client,
-            client_bottleneck,
-            connect: totals.phases.as_deref().map(report::ConnectRecord::of),
-        },
-        intervals: std::mem::take(&mut agg.summaries),
-        warnings,
-        histogram: report::HistogramRecord::of(&hists.latency),
-        histogram_uncorrected: hists.uncorrected.as_ref().map(report::HistogramRecord::of),
-        histogram_send_lag: hists.send_lag.as_ref().map(report::HistogramRecord::of),
-        slo: None,
-        hists,
-        output_errors,
-    };
-    if let Some(path) = &common.json {
-        if let Err(source) = write_json(path, &report) {
-            report.output_errors.push(OutputError {
-                path: path.clone(),
-                source,
-            });
-        }
-    }
-    Ok(report)
+    targets_record
+}
+
+/// Failures by cause: count and the first one's text.
+fn error_records(totals: &Totals) -> BTreeMap<String, ErrorRecord> {
+    totals
+        .errors
+        .iter()
+        .map(|(c, (n, first))| {
+            (
+                c.key().to_owned(),
+                ErrorRecord {
+                    count: *n,
+                    first: first.clone(),
+                },
+            )
+        })
+        .collect()
 }
 
 /// The engine that will run.
