@@ -10,8 +10,9 @@
 //!   and neither does results/, which a benchmark run itself rewrites.
 //!
 //! Cargo reruns this script only when a path it names changes, so it names every input of the
-//! answer: HEAD and the branch refs (a commit, a checkout), the index (`git add`, `git rm`) and
-//! each tracked file outside results/ (an edit).
+//! answer and nothing else: this worktree's HEAD (a checkout), the ref HEAD points to (a
+//! commit), the index (`git add`, `git rm`) and each tracked file outside results/ (an edit).
+//! A commit in another git worktree of the same repository touches none of them.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -38,17 +39,7 @@ fn main() {
 
 /// The commit at `top` and whether the code differs from it; registers the paths to watch.
 fn describe(top: &Path) -> (Option<String>, Option<bool>) {
-    for what in ["HEAD", "index", "packed-refs", "refs/heads"] {
-        if let Some(path) = git(top, &["rev-parse", "--git-path", what]) {
-            // --git-path answers relative to `top` in a plain checkout, absolute in a worktree.
-            let path = top.join(path);
-            // A path that does not exist (packed-refs before the first `git pack-refs`) would
-            // make Cargo rerun this script on every build.
-            if path.exists() {
-                println!("cargo:rerun-if-changed={}", path.display());
-            }
-        }
-    }
+    watch_refs(top);
     if let Some(files) = git(top, &["ls-files", "-z", "--", ".", NOT_CODE]) {
         // A tracked file that is missing (deleted, not yet `git rm`-ed) is named too: Cargo
         // then reruns this script on every build until it is back or its removal committed.
@@ -70,6 +61,46 @@ fn describe(top: &Path) -> (Option<String>, Option<bool>) {
         .filter(|out| out.status.success())
         .map(|out| !out.stdout.is_empty());
     (Some(commit), dirty)
+}
+
+/// Registers what names this checkout's commit: its own HEAD and index and the one ref HEAD
+/// points to. Not the shared refs/heads folder: every git worktree of the repository shares
+/// it, so watching it would rebuild this binary on a commit in any other worktree.
+fn watch_refs(top: &Path) {
+    // In a worktree, HEAD and index are its own (.git/worktrees/NAME/); refs are common.
+    let git_path = |what: &str| git(top, &["rev-parse", "--git-path", what]).map(|p| top.join(p));
+    for what in ["HEAD", "index"] {
+        if let Some(path) = git_path(what) {
+            watch(&path);
+        }
+    }
+    // A detached HEAD holds the commit itself; a branch's commit is in its ref.
+    let Some(branch) = git(top, &["symbolic-ref", "-q", "HEAD"]) else {
+        return;
+    };
+    let Some(loose) = git_path(&branch) else {
+        return;
+    };
+    if loose.exists() {
+        watch(&loose);
+        return;
+    }
+    // A packed ref (after `git gc`) lives in packed-refs until the next commit writes its loose
+    // file, which appears in the folder the loose ref would be in.
+    if let Some(packed) = git_path("packed-refs") {
+        watch(&packed);
+    }
+    if let Some(folder) = loose.parent() {
+        watch(folder);
+    }
+}
+
+/// Rerun this script when `path` changes. A path that does not exist would make Cargo rerun it
+/// on every build, so none is named.
+fn watch(path: &Path) {
+    if path.exists() {
+        println!("cargo:rerun-if-changed={}", path.display());
+    }
 }
 
 /// `git ARGS` in `dir`: its trimmed output, or `None` when git is missing or fails (no

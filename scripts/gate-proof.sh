@@ -36,8 +36,8 @@ mkdir -p "$out"
 matrix=(--servers "$servers" --scenarios echo --ports any --schemes ws --sizes 64 --conns 100
     --client-engines io-uring --warmup 500ms)
 bench=target/release/wsport-bench
-# Built once here: wsport-bench's build script watches the git refs, so any commit in the
-# repository (another worktree's too) would otherwise rebuild it inside a round.
+# Built once here: wsport-bench's build script watches this checkout's HEAD, index, branch
+# and tracked files, so a commit or an edit here would otherwise rebuild it inside a round.
 cargo build --release -p wsport-tokio -p wsport-bench
 matrix+=(--no-build)
 

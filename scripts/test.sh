@@ -4,6 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# No module of any crate imports its caller; the self-test first proves the check can fail.
+scripts/check-module-cycles.sh --self-test
+scripts/check-module-cycles.sh
+
 # The conformance suite starts the server binaries from target/<profile>/; `cargo test`
 # alone builds a binary only for its own package's tests, so build them all first.
 cargo build --workspace --bins

@@ -5,26 +5,15 @@
 //! and the tests.
 
 use std::io::{self, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, SockRef, Socket, Type};
 
 use crate::kind::Kind;
 use crate::outcome::{Outcome, Record};
+use crate::target::{connect, Target};
 use crate::wire::{self, BINARY, CLOSE, PING, PONG, TEXT};
-
-/// Where to aim and how long to wait for an answer.
-#[derive(Debug, Clone)]
-pub struct Target {
-    pub addr: SocketAddr,
-    /// How long any one answer may take before the connection counts as `timeout`.
-    pub answer_wait: Duration,
-    /// The server's handshake timeout: a slowloris is dropped by then.
-    pub handshake_timeout: Duration,
-    /// The payload of each frame a never-read client sends.
-    pub frame_bytes: usize,
-}
 
 /// Pings in one flood.
 pub const FLOOD_PINGS: u32 = 1000;
@@ -60,15 +49,6 @@ pub fn attack(kind: Kind, target: &Target) -> Record {
         lifetime: started.elapsed(),
         queued_bytes,
     }
-}
-
-/// A connected socket with the answer wait as its read and write timeout.
-pub fn connect(target: &Target) -> io::Result<TcpStream> {
-    let stream = TcpStream::connect_timeout(&target.addr, target.answer_wait)?;
-    stream.set_read_timeout(Some(target.answer_wait))?;
-    stream.set_write_timeout(Some(target.answer_wait))?;
-    stream.set_nodelay(true)?;
-    Ok(stream)
 }
 
 /// A connection past its upgrade, or the outcome that stopped it.

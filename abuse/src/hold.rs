@@ -5,9 +5,10 @@ use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::attack::{never_read, reset, Target};
+use crate::attack::{never_read, reset};
 use crate::kind::Kind;
 use crate::outcome::{Outcome, Record};
+use crate::target::Target;
 
 /// Open up to `count` never-read connections, hold them until `until`, then reset them all.
 pub fn hold_never_read(target: &Target, count: usize, until: Instant) -> Vec<Record> {

@@ -17,10 +17,12 @@ pub mod rss;
 pub mod run;
 pub mod slowloris;
 pub mod summary;
+pub mod target;
 pub mod wire;
 
-pub use attack::{attack, Target};
+pub use attack::attack;
 pub use kind::Kind;
 pub use outcome::{Outcome, Record};
 pub use report::Report;
 pub use run::{run, Plan};
+pub use target::Target;

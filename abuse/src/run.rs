@@ -6,11 +6,12 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::attack::{attack, Target};
+use crate::attack::attack;
 use crate::kind::Kind;
 use crate::outcome::Record;
 use crate::report::Report;
 use crate::rss::{self, BoundInputs, Sampler};
+use crate::target::Target;
 
 /// What to run.
 #[derive(Debug, Clone)]

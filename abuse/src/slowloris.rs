@@ -6,9 +6,9 @@ use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::attack::{connect, Target};
 use crate::kind::Kind;
 use crate::outcome::{Outcome, Record};
+use crate::target::{connect, Target};
 use crate::wire;
 
 /// A byte per connection this often: far slower than any request, fast enough that a server

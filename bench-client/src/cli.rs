@@ -13,6 +13,7 @@ use serde::Serialize;
 use wsport_server_common::units::{parse_cpu_list, parse_duration, parse_size};
 
 use crate::error::BenchError;
+use crate::report::PacingRecord;
 use crate::source::SourceIps;
 
 /// `wsport-bench`: a load generator for WebSocket servers.
@@ -104,8 +105,8 @@ pub struct RateArgs {
     /// Search for the highest rate that meets these latency objectives, e.g. "p99<5ms" or
     /// "p99<5ms,p99.9<20ms" (percentiles of the corrected latency): trials of --warmup and
     /// --duration from --rate up, doubling until one fails, then bisecting (at most 12).
-    #[arg(long, value_name = "OBJECTIVES", value_parser = crate::slo::parse_slo)]
-    pub slo: Option<crate::slo::Slo>,
+    #[arg(long, value_name = "OBJECTIVES", value_parser = crate::objectives::parse_slo)]
+    pub slo: Option<crate::objectives::Slo>,
     /// How messages arrive. 0 (the default): each message leaves at its own turn, one at a
     /// time, as from many independent clients behind a NIC. A tick such as 1ms: the messages
     /// whose turn falls within a tick leave together at its end, in one wake-up (io_uring: one
@@ -860,9 +861,7 @@ fn scenario_name(
 /// `hold --ping-interval off`, as parsed: a duration no one would ask for.
 const PINGS_OFF: Duration = Duration::MAX;
 
-/// `hold --ping-interval off` in the plan: the first ping is due so far ahead (~146 years)
-/// that none is ever sent, while the open-loop schedule stays the same code.
-pub const NO_PINGS_NS: u64 = u64::MAX / 4;
+pub use crate::report::NO_PINGS_NS;
 
 /// `--ping-interval`: a duration, or `off`.
 fn parse_ping_interval(s: &str) -> Result<Duration, String> {
@@ -883,16 +882,28 @@ fn format_interval(ns: u64) -> String {
     }
 }
 
-/// 64 -> `64B`, 1024 -> `1KiB`, 16384 -> `16KiB`, 1048576 -> `1MiB`.
-pub fn format_size(n: usize) -> String {
-    if n >= 1 << 20 && n % (1 << 20) == 0 {
-        format!("{}MiB", n >> 20)
-    } else if n >= 1024 && n % 1024 == 0 {
-        format!("{}KiB", n >> 10)
-    } else {
-        format!("{n}B")
+impl PacingRecord {
+    /// From the plan.
+    pub fn of(p: Pacing) -> Self {
+        match p {
+            Pacing::Closed { depth } => Self::Closed { depth },
+            Pacing::Storm { rate } => Self::Storm { rate },
+            Pacing::Open {
+                rate,
+                interval_ns,
+                max_in_flight,
+                tick_ns,
+            } => Self::Open {
+                rate,
+                interval_ns,
+                max_in_flight,
+                tick_ns,
+            },
+        }
     }
 }
+
+pub use wsport_bench_record::format_size;
 
 #[cfg(test)]
 mod tests {

@@ -26,9 +26,9 @@ use std::io::{self, Read, Write};
 use wsport_core::handshake::{self, HandshakeError};
 use wsport_core::{ClientConnection, CloseCode, Decoded, FrameKind, Limits, OpCode};
 
+use crate::ctx::Ctx;
 use crate::endings::Ending;
 use crate::error::{Cause, ConnError};
-use crate::worker::Ctx;
 
 /// rustls' client connection; boxed so the `Conn` array stays dense for plain ws.
 type Tls = Box<rustls::ClientConnection>;
@@ -154,12 +154,12 @@ impl Conn {
         target: usize,
         ctx: &mut Ctx,
     ) -> Result<Self, rustls::Error> {
-        let max = ctx.sizes.iter().copied().max().unwrap_or(0);
+        let max = ctx.load.sizes.iter().copied().max().unwrap_or(0);
         // A server echo has a header of at most 10 bytes. Room for a few echoes lets one
         // recv take in a whole pipelined burst; one full frame is the minimum, and the
         // largest upgrade answer accepted (8 KiB) too.
         let frame = max + 10;
-        let rx_cap = (frame * ctx.max_in_flight.min(4))
+        let rx_cap = (frame * ctx.pace.max_in_flight.min(4))
             .max(frame)
             .max(handshake::DEFAULT_MAX_HEADER_BYTES);
         let tls = new_tls(target, ctx)?;
@@ -170,9 +170,9 @@ impl Conn {
             0
         };
         let send_cap =
-            ctx.max_in_flight.min(64) * (max + 14 + if tls.is_some() { 64 } else { 0 }) + 512;
+            ctx.pace.max_in_flight.min(64) * (max + 14 + if tls.is_some() { 64 } else { 0 }) + 512;
         let mut template = vec![0u8; max].into_boxed_slice();
-        fill_template(&mut template, ctx.text, &mut ctx.rng);
+        fill_template(&mut template, ctx.load.text, &mut ctx.rng);
         Ok(Self {
             slot,
             id,
@@ -195,7 +195,7 @@ impl Conn {
             } else {
                 0
             }),
-            times: VecDeque::with_capacity(ctx.max_in_flight.min(1024)),
+            times: VecDeque::with_capacity(ctx.pace.max_in_flight.min(1024)),
             queued_msgs: 0,
             unstamped: 0,
             send_seq: 0,
@@ -280,7 +280,7 @@ impl Conn {
     pub fn on_connected(&mut self, ctx: &mut Ctx) -> Result<(), ConnError> {
         self.phase = Phase::Handshaking;
         self.t_tcp = ctx.now;
-        if ctx.raw {
+        if ctx.load.raw {
             return self.open_raw(ctx);
         }
         let t = &ctx.targets[self.target];
@@ -317,7 +317,7 @@ impl Conn {
         self.phase = Phase::Open;
         self.upgraded = true;
         self.opened_at = ctx.now;
-        ctx.open += 1;
+        ctx.stats.open += 1;
         self.fill(ctx)
     }
 
@@ -488,7 +488,8 @@ impl Conn {
     /// The connection failed: account its messages in flight as lost and mark it done.
     pub fn fail(&mut self, ctx: &mut Ctx) {
         // `connect` counts attempts: one that failed before its upgrade is lost.
-        ctx.totals.lost += self.times.len() as u64 + u64::from(ctx.storm && !self.upgraded);
+        ctx.stats.totals.lost +=
+            self.times.len() as u64 + u64::from(ctx.load.storm && !self.upgraded);
         self.times.clear();
         self.phase = Phase::Done;
     }
@@ -496,8 +497,8 @@ impl Conn {
     /// Abandon the connection at the end of the drain: what is in flight stays in flight.
     pub fn abandon(&mut self, ctx: &mut Ctx) {
         self.ending.get_or_insert(Ending::Abandoned);
-        let attempt = ctx.storm && !self.upgraded && self.phase != Phase::Done;
-        ctx.totals.in_flight += self.times.len() as u64 + u64::from(attempt);
+        let attempt = ctx.load.storm && !self.upgraded && self.phase != Phase::Done;
+        ctx.stats.totals.in_flight += self.times.len() as u64 + u64::from(attempt);
         self.times.clear();
         self.phase = Phase::Done;
     }
@@ -532,7 +533,7 @@ impl Conn {
     pub fn start_close(&mut self, ctx: &mut Ctx) -> Result<(), ConnError> {
         match self.phase {
             // `--raw` has no close message: wait for the echoes in flight, then hang up.
-            Phase::Open if ctx.raw => {
+            Phase::Open if ctx.load.raw => {
                 self.phase = Phase::Closing;
                 self.end_raw_when_answered();
             }
@@ -552,26 +553,26 @@ impl Conn {
     /// Send what the pacing allows now: closed loop, until `max_in_flight` are in flight;
     /// open loop, every message whose intended time has come, up to `max_in_flight`.
     pub fn fill(&mut self, ctx: &mut Ctx) -> Result<(), ConnError> {
-        if !ctx.sending || self.phase != Phase::Open {
+        if !ctx.window.sending || self.phase != Phase::Open {
             return Ok(());
         }
         let before = self.send_seq;
-        match ctx.open_loop {
+        match ctx.pace.open_loop {
             None => {
-                while self.times.len() < ctx.max_in_flight {
+                while self.times.len() < ctx.pace.max_in_flight {
                     self.send_message(UNSTAMPED, ctx)?;
                 }
             }
             Some(open) => {
                 while open.intended(self.next_due) <= ctx.now
-                    && self.times.len() < ctx.max_in_flight
+                    && self.times.len() < ctx.pace.max_in_flight
                 {
                     self.send_message(open.intended(self.next_due), ctx)?;
                     self.next_due += open.interval_ns;
                 }
                 let blocked = open.intended(self.next_due) <= ctx.now;
                 if self.blocked && !blocked {
-                    ctx.unblocked.push(self.slot);
+                    ctx.queues.unblocked.push(self.slot);
                 }
                 self.blocked = blocked;
             }
@@ -594,15 +595,15 @@ impl Conn {
     }
 
     fn send_message(&mut self, intended: u64, ctx: &mut Ctx) -> Result<(), ConnError> {
-        let opcode = match (ctx.ping, ctx.text) {
+        let opcode = match (ctx.load.ping, ctx.load.text) {
             (true, _) => OpCode::Ping,
             (false, true) => OpCode::Text,
             (false, false) => OpCode::Binary,
         };
         let seq = self.send_seq;
-        let size = ctx.sizes[(seq % ctx.sizes.len() as u64) as usize];
+        let size = ctx.load.sizes[(seq % ctx.load.sizes.len() as u64) as usize];
         stamp(&mut self.template[..size], seq);
-        if ctx.raw {
+        if ctx.load.raw {
             self.queued.extend_from_slice(&self.template[..size]);
         } else {
             let key = ctx.rng.mask_key();
@@ -673,7 +674,7 @@ impl Conn {
     pub fn mark(&mut self, ctx: &mut Ctx) {
         if !self.dirty {
             self.dirty = true;
-            ctx.dirty.push(self.slot);
+            ctx.queues.dirty.push(self.slot);
         }
     }
 
@@ -692,7 +693,7 @@ impl Conn {
                 }
                 Ok(())
             }
-            Phase::Open | Phase::Closing if ctx.raw => self.process_raw(ctx),
+            Phase::Open | Phase::Closing if ctx.load.raw => self.process_raw(ctx),
             Phase::Open | Phase::Closing => self.process_frames(ctx),
             Phase::Connecting | Phase::Done => Ok(()),
         }
@@ -704,7 +705,7 @@ impl Conn {
         let mut pos = 0;
         let mut result = Ok(());
         while self.sent_unanswered() > 0 && result.is_ok() {
-            let size = ctx.sizes[(self.recv_seq % ctx.sizes.len() as u64) as usize];
+            let size = ctx.load.sizes[(self.recv_seq % ctx.load.sizes.len() as u64) as usize];
             if self.rx_len - pos < size {
                 break;
             }
@@ -754,8 +755,8 @@ impl Conn {
                 self.phase = Phase::Open;
                 self.upgraded = true;
                 self.opened_at = ctx.now;
-                ctx.open += 1;
-                if ctx.storm {
+                ctx.stats.open += 1;
+                if ctx.load.storm {
                     // `connect`: this connection's work is done; close it cleanly (§7.1.2).
                     let tls = (self.tls.is_some()).then_some(self.t_tls);
                     ctx.on_connection(self.t_start, self.t_actual, self.t_tcp, tls);
@@ -827,13 +828,13 @@ impl Conn {
         ctx: &mut Ctx,
     ) -> Result<(), ConnError> {
         match kind {
-            FrameKind::Text | FrameKind::Binary if fin && !ctx.ping => {
-                let same_kind = (kind == FrameKind::Text) == ctx.text;
+            FrameKind::Text | FrameKind::Binary if fin && !ctx.load.ping => {
+                let same_kind = (kind == FrameKind::Text) == ctx.load.text;
                 self.on_answer(same_kind, payload, ctx)
             }
             // `hold`: the pong answers our ping (§5.5.3: with the ping's payload).
-            FrameKind::Pong if ctx.ping => self.on_answer(true, payload, ctx),
-            FrameKind::Text | FrameKind::Binary | FrameKind::Continuation if ctx.ping => Err(ConnError::new(
+            FrameKind::Pong if ctx.load.ping => self.on_answer(true, payload, ctx),
+            FrameKind::Text | FrameKind::Binary | FrameKind::Continuation if ctx.load.ping => Err(ConnError::new(
                 Cause::Unexpected,
                 "the server sent a message on a connection that only sent pings",
             )),
@@ -875,7 +876,7 @@ impl Conn {
         ctx: &mut Ctx,
     ) -> Result<(), ConnError> {
         let Some((intended, sent)) = self.times.pop_front() else {
-            let what = if ctx.ping { "a pong" } else { "a message" };
+            let what = if ctx.load.ping { "a pong" } else { "a message" };
             return Err(ConnError::new(
                 Cause::Unexpected,
                 format!("the server sent {what} that answers nothing sent"),
@@ -883,7 +884,7 @@ impl Conn {
         };
         let seq = self.recv_seq;
         self.recv_seq += 1;
-        let size = ctx.sizes[(seq % ctx.sizes.len() as u64) as usize];
+        let size = ctx.load.sizes[(seq % ctx.load.sizes.len() as u64) as usize];
         let ok = same_kind && verify(&self.rx[payload.clone()], &self.template, size, seq);
         ctx.on_echo(intended, sent, payload.len(), ok);
         self.fill(ctx)
@@ -1032,7 +1033,7 @@ fn preview(bytes: &[u8]) -> String {
 
 /// Fill a payload template: printable ASCII for text (valid UTF-8 whatever the stamp), any
 /// byte value for binary.
-fn fill_template(template: &mut [u8], text: bool, rng: &mut crate::worker::Rng) {
+fn fill_template(template: &mut [u8], text: bool, rng: &mut crate::ctx::Rng) {
     for chunk in template.chunks_mut(8) {
         let r = rng.next_u64().to_le_bytes();
         for (b, r) in chunk.iter_mut().zip(r) {
@@ -1081,7 +1082,7 @@ mod tests {
 
     #[test]
     fn verify_accepts_the_message_and_catches_every_kind_of_mismatch() {
-        let mut rng = crate::worker::Rng::new(7);
+        let mut rng = crate::ctx::Rng::new(7);
         for size in [0usize, 1, 15, 16, 17, 64, 1000] {
             let mut template = vec![0u8; 1000];
             fill_template(&mut template, false, &mut rng);
@@ -1116,7 +1117,7 @@ mod tests {
 
     #[test]
     fn text_templates_are_printable() {
-        let mut rng = crate::worker::Rng::new(1);
+        let mut rng = crate::ctx::Rng::new(1);
         let mut t = vec![0u8; 4096];
         fill_template(&mut t, true, &mut rng);
         stamp(&mut t, u64::MAX);

@@ -150,26 +150,26 @@ pub fn run(w: &mut Worker) -> Result<(), BenchError> {
     });
     loop {
         let next = w.poll();
-        for slot in std::mem::take(&mut w.ctx.finished) {
+        for slot in std::mem::take(&mut w.ctx.queues.finished) {
             // Closing the socket also removes it from the epoll set.
             if io[slot].stream.take().is_some() {
                 w.closed(slot);
             }
         }
-        for slot in std::mem::take(&mut w.ctx.reconnect) {
+        for slot in std::mem::take(&mut w.ctx.queues.reconnect) {
             connect(w, &ep, &mut io[slot], slot)?;
         }
         if next == Next::Exit {
             break;
         }
 
-        let mut dirty = std::mem::take(&mut w.ctx.dirty);
+        let mut dirty = std::mem::take(&mut w.ctx.queues.dirty);
         for &slot in &dirty {
             w.conns[slot].clear_dirty();
             write_out(w, &ep, &mut io[slot], slot);
         }
         dirty.clear();
-        w.ctx.dirty = dirty;
+        w.ctx.queues.dirty = dirty;
 
         ep.wait(&mut events, w.timeout(next))
             .map_err(|e| BenchError::io("epoll_wait", e))?;

@@ -10,6 +10,7 @@
 //!   figure that is the client's and not the server's.
 
 use hdrhistogram::Histogram;
+use serde::Serialize;
 
 /// Highest value the histograms track: a minute, in nanoseconds.
 pub const HIST_MAX_NS: u64 = 60_000_000_000;
@@ -78,6 +79,56 @@ impl Hists {
 fn add_option(mine: &mut Option<Histogram<u64>>, theirs: &Option<Histogram<u64>>) {
     if let (Some(mine), Some(theirs)) = (mine, theirs) {
         let _ = mine.add(theirs);
+    }
+}
+
+/// Latency percentiles, nanoseconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Latency {
+    /// Samples.
+    pub count: u64,
+    /// Smallest.
+    pub min: u64,
+    /// Mean.
+    pub mean: f64,
+    /// Standard deviation.
+    pub stdev: f64,
+    /// 50th percentile.
+    pub p50: u64,
+    /// 90th.
+    pub p90: u64,
+    /// 99th.
+    pub p99: u64,
+    /// 99.9th.
+    pub p99_9: u64,
+    /// 99.99th.
+    pub p99_99: u64,
+    /// Largest.
+    pub max: u64,
+}
+
+impl Latency {
+    /// Percentiles of `h`.
+    pub fn of(h: &Histogram<u64>) -> Self {
+        let q = |p: f64| {
+            if h.is_empty() {
+                0
+            } else {
+                h.value_at_quantile(p)
+            }
+        };
+        Self {
+            count: h.len(),
+            min: if h.is_empty() { 0 } else { h.min() },
+            mean: h.mean(),
+            stdev: h.stdev(),
+            p50: q(0.5),
+            p90: q(0.9),
+            p99: q(0.99),
+            p99_9: q(0.999),
+            p99_99: q(0.9999),
+            max: h.max(),
+        }
     }
 }
 

@@ -8,7 +8,8 @@ use anyhow::Context as _;
 
 use clap::{Args, Parser, Subcommand};
 use wsport_bench::cli::Command;
-use wsport_bench::{compare, paired, publish, run_with_stop, Opts, Stop};
+use wsport_bench::{run_with_stop, Opts, Stop};
+use wsport_bench_report::{compare, paired, publish};
 
 #[derive(Debug, Parser)]
 #[command(

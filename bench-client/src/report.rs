@@ -10,8 +10,16 @@ use serde::Serialize;
 use crate::error::OutputError;
 use crate::meta::Meta;
 
+pub use crate::hists::Latency;
+pub use wsport_bench_record::format_ns;
+use wsport_bench_record::thousands;
+
 /// The schema name and version; bumped on any incompatible change to the JSON.
 pub const SCHEMA: &str = "wsport-bench/1";
+
+/// `hold --ping-interval off` in the plan and its record: the first ping is due so far ahead
+/// (~146 years) that none is ever sent, while the open-loop schedule stays the same code.
+pub const NO_PINGS_NS: u64 = u64::MAX / 4;
 
 /// Everything a run produced.
 #[derive(Debug, Serialize)]
@@ -47,7 +55,7 @@ pub struct Report {
     /// Scheduled workloads: the histogram of `send_lag_ns`, same encoding.
     pub histogram_send_lag: Option<HistogramRecord>,
     /// `rate --slo`: the search, its trials and its answer; `null` otherwise.
-    pub slo: Option<crate::slo::SloRecord>,
+    pub slo: Option<crate::slo_record::SloRecord>,
     /// The histograms themselves, for callers in-process.
     #[serde(skip)]
     pub hists: crate::hists::Hists,
@@ -129,27 +137,6 @@ pub enum PacingRecord {
         /// `rate --tick`, ns: messages due within a tick leave together; 0: each at its turn.
         tick_ns: u64,
     },
-}
-
-impl PacingRecord {
-    /// From the plan.
-    pub fn of(p: crate::cli::Pacing) -> Self {
-        match p {
-            crate::cli::Pacing::Closed { depth } => Self::Closed { depth },
-            crate::cli::Pacing::Storm { rate } => Self::Storm { rate },
-            crate::cli::Pacing::Open {
-                rate,
-                interval_ns,
-                max_in_flight,
-                tick_ns,
-            } => Self::Open {
-                rate,
-                interval_ns,
-                max_in_flight,
-                tick_ns,
-            },
-        }
-    }
 }
 
 /// A target.
@@ -238,69 +225,6 @@ pub struct ConnectRecord {
     pub late: u64,
     /// Of those, attempts due in the window that had not started when it ended.
     pub not_started: u64,
-}
-
-impl ConnectRecord {
-    /// From the merged phase histograms.
-    pub fn of(p: &crate::worker::Phases) -> Self {
-        Self {
-            tcp_ns: Latency::of(&p.tcp),
-            tls_ns: (!p.tls.is_empty()).then(|| Latency::of(&p.tls)),
-            upgrade_ns: Latency::of(&p.upgrade),
-            late: p.late,
-            not_started: p.not_started,
-        }
-    }
-}
-
-/// Latency percentiles, nanoseconds.
-#[derive(Debug, Clone, Serialize)]
-pub struct Latency {
-    /// Samples.
-    pub count: u64,
-    /// Smallest.
-    pub min: u64,
-    /// Mean.
-    pub mean: f64,
-    /// Standard deviation.
-    pub stdev: f64,
-    /// 50th percentile.
-    pub p50: u64,
-    /// 90th.
-    pub p90: u64,
-    /// 99th.
-    pub p99: u64,
-    /// 99.9th.
-    pub p99_9: u64,
-    /// 99.99th.
-    pub p99_99: u64,
-    /// Largest.
-    pub max: u64,
-}
-
-impl Latency {
-    /// Percentiles of `h`.
-    pub fn of(h: &Histogram<u64>) -> Self {
-        let q = |p: f64| {
-            if h.is_empty() {
-                0
-            } else {
-                h.value_at_quantile(p)
-            }
-        };
-        Self {
-            count: h.len(),
-            min: if h.is_empty() { 0 } else { h.min() },
-            mean: h.mean(),
-            stdev: h.stdev(),
-            p50: q(0.5),
-            p90: q(0.9),
-            p99: q(0.99),
-            p99_9: q(0.999),
-            p99_99: q(0.9999),
-            max: h.max(),
-        }
-    }
 }
 
 /// Failures of one cause.
@@ -424,33 +348,6 @@ impl HistogramRecord {
     }
 }
 
-/// 1234567 -> `1,234,567`.
-fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// Nanoseconds as `850ns`, `41.2µs`, `1.23ms`, `2.00s`.
-pub fn format_ns(ns: u64) -> String {
-    let f = ns as f64;
-    if ns < 1_000 {
-        format!("{ns}ns")
-    } else if ns < 1_000_000 {
-        format!("{:.1}µs", f / 1e3)
-    } else if ns < 1_000_000_000 {
-        format!("{:.2}ms", f / 1e6)
-    } else {
-        format!("{:.2}s", f / 1e9)
-    }
-}
-
 fn format_bytes(b: u64) -> String {
     let f = b as f64;
     if b >= 1 << 30 {
@@ -464,6 +361,34 @@ fn format_bytes(b: u64) -> String {
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_setup(f)?;
+        self.write_volume(f)?;
+        self.write_latency(f)?;
+        self.write_checks(f)?;
+        self.write_costs(f)?;
+        let r = &self.results;
+        writeln!(
+            f,
+            "  counts     sent {} = received {} + in flight {} + lost {}",
+            thousands(r.sent),
+            thousands(r.received),
+            thousands(r.in_flight),
+            thousands(r.lost)
+        )?;
+        for w in &self.warnings {
+            writeln!(f, "WARNING: {w}")?;
+        }
+        if let Some(slo) = &self.slo {
+            write!(f, "{slo}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The summary's sections, in the order printed.
+impl Report {
+    /// What ran: scenario, engine, targets, window.
+    fn write_setup(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let r = &self.results;
         let s = &self.setup;
         let pin = match &s.pinning {
@@ -496,6 +421,13 @@ impl fmt::Display for Report {
             "  window     {:.2} s after {:.1} s warmup{ended}",
             r.window_s, s.warmup_s
         )?;
+        Ok(())
+    }
+
+    /// How much: messages, pacing, ramp, source addresses.
+    fn write_volume(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = &self.results;
+        let s = &self.setup;
         if self.workload == "hold" {
             writeln!(
                 f,
@@ -521,7 +453,7 @@ impl fmt::Display for Report {
         }
         match s.pacing {
             PacingRecord::Open { interval_ns, .. }
-                if self.workload == "hold" && interval_ns == crate::cli::NO_PINGS_NS =>
+                if self.workload == "hold" && interval_ns == NO_PINGS_NS =>
             {
                 writeln!(f, "  pings      none (--ping-interval off)")?;
             }
@@ -574,26 +506,20 @@ impl fmt::Display for Report {
                 s.source_ips.len()
             )?;
         }
-        let line = |f: &mut fmt::Formatter<'_>, name: &str, l: &Latency| {
-            writeln!(
-                f,
-                "  {name:<10} p50 {}  p90 {}  p99 {}  p99.9 {}  p99.99 {}  max {}",
-                format_ns(l.p50),
-                format_ns(l.p90),
-                format_ns(l.p99),
-                format_ns(l.p99_9),
-                format_ns(l.p99_99),
-                format_ns(l.max)
-            )
-        };
+        Ok(())
+    }
+
+    /// Latency, the connect phases and the send lag.
+    fn write_latency(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = &self.results;
         if let Some(c) = &r.connect {
-            line(f, "tcp", &c.tcp_ns)?;
+            latency_line(f, "tcp", &c.tcp_ns)?;
             if let Some(tls) = &c.tls_ns {
-                line(f, "tls", tls)?;
+                latency_line(f, "tls", tls)?;
             }
-            line(f, "upgrade", &c.upgrade_ns)?;
+            latency_line(f, "upgrade", &c.upgrade_ns)?;
         }
-        line(
+        latency_line(
             f,
             if r.connect.is_some() {
                 "total"
@@ -604,14 +530,14 @@ impl fmt::Display for Report {
         )?;
         if let Some(u) = &r.latency_uncorrected_ns {
             if r.connect.is_some() {
-                line(f, "as started", u)?;
+                latency_line(f, "as started", u)?;
                 writeln!(
                     f,
                     "             (total: from each attempt's intended start, coordinated-omission \
                      corrected; as started: from its actual start, which hides waits for a slot)"
                 )?;
             } else {
-                line(f, "as sent", u)?;
+                latency_line(f, "as sent", u)?;
                 writeln!(
                     f,
                     "             (latency: from each message's intended send time, coordinated-omission \
@@ -620,7 +546,7 @@ impl fmt::Display for Report {
             }
         }
         if let Some(lag) = &r.send_lag_ns {
-            line(f, "send lag", lag)?;
+            latency_line(f, "send lag", lag)?;
             let verdict = if r.send_lag_exceeded {
                 "OVER the limit: the latency above is partly the client's"
             } else {
@@ -632,6 +558,12 @@ impl fmt::Display for Report {
                 format_ns(crate::SEND_LAG_LIMIT_NS)
             )?;
         }
+        Ok(())
+    }
+
+    /// Whether the answers matched, and the errors.
+    fn write_checks(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = &self.results;
         let answers = if self.workload == "hold" {
             "pong"
         } else {
@@ -660,55 +592,24 @@ impl fmt::Display for Report {
                 )?;
             }
         }
-        writeln!(f, "  endings    {}", r.endings.line())?;
+        Ok(())
+    }
+
+    /// CPU, system calls and memory of the server and the client.
+    fn write_costs(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = &self.results;
+        let s = &self.setup;
         let unit = match self.workload {
             "connect" => "connection",
             "hold" => "ping",
             _ => "message",
         };
-        let process = |f: &mut fmt::Formatter<'_>, name: &str, p: &ProcessRecord| {
-            let cores = match p.cores {
-                Some(1) => " of 1 core".to_owned(),
-                Some(n) => format!(" of {n} cores"),
-                None => String::new(),
-            };
-            let rss = match (p.rss_start_bytes, p.rss_end_bytes) {
-                (Some(a), Some(b)) if name == "server" => {
-                    format!(", RSS {} -> {}", format_bytes(a), format_bytes(b))
-                }
-                (_, Some(b)) => format!(", max RSS {}", format_bytes(b)),
-                _ => String::new(),
-            };
-            writeln!(
-                f,
-                "  {name:<10} pid {}: {:.1}% CPU{cores}, {:.2} µs CPU per {unit}{rss}",
-                p.pid, p.cpu_percent, p.cpu_us_per_msg
-            )?;
-            match &p.syscalls {
-                Some(SyscallsRecord::Counted(c)) => writeln!(
-                    f,
-                    "  {:<10} {:.2} system calls per {unit} ({}), {} {unit}s per wait (warmup's last second)",
-                    "",
-                    c.per_msg,
-                    c.per_msg_by_call
-                        .iter()
-                        .filter(|(_, &v)| v > 0.0)
-                        .map(|(k, v)| format!("{k} {v:.2}"))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    c.msgs_per_wait.map_or("–".into(), |m| format!("{m:.1}")),
-                ),
-                Some(SyscallsRecord::Unavailable { unavailable }) => {
-                    writeln!(f, "  {:<10} system calls not counted: {unavailable}", "")
-                }
-                None => Ok(()),
-            }
-        };
+        writeln!(f, "  endings    {}", r.endings.line())?;
         if let Some(p) = &r.server {
-            process(f, "server", p)?;
+            process_line(f, "server", unit, p)?;
         }
         if let Some(p) = &r.proxy {
-            process(f, "proxy", p)?;
+            process_line(f, "proxy", unit, p)?;
         }
         if let (Some(per), Some(before)) = (
             r.server_memory_per_connection_bytes,
@@ -732,24 +633,69 @@ impl fmt::Display for Report {
             writeln!(f, "  kernel     {k}")?;
         }
         if let Some(p) = &r.client {
-            process(f, "client", p)?;
-        }
-        writeln!(
-            f,
-            "  counts     sent {} = received {} + in flight {} + lost {}",
-            thousands(r.sent),
-            thousands(r.received),
-            thousands(r.in_flight),
-            thousands(r.lost)
-        )?;
-        for w in &self.warnings {
-            writeln!(f, "WARNING: {w}")?;
-        }
-        if let Some(slo) = &self.slo {
-            write!(f, "{slo}")?;
+            process_line(f, "client", unit, p)?;
         }
         Ok(())
     }
+}
+
+/// `  latency    p50 ...  max ...`
+fn latency_line(f: &mut fmt::Formatter<'_>, name: &str, l: &Latency) -> fmt::Result {
+    writeln!(
+        f,
+        "  {name:<10} p50 {}  p90 {}  p99 {}  p99.9 {}  p99.99 {}  max {}",
+        format_ns(l.p50),
+        format_ns(l.p90),
+        format_ns(l.p99),
+        format_ns(l.p99_9),
+        format_ns(l.p99_99),
+        format_ns(l.max)
+    )
+}
+
+/// `  server     pid ...: CPU, CPU per unit, RSS`, and its system calls.
+fn process_line(
+    f: &mut fmt::Formatter<'_>,
+    name: &str,
+    unit: &str,
+    p: &ProcessRecord,
+) -> fmt::Result {
+    let cores = match p.cores {
+        Some(1) => " of 1 core".to_owned(),
+        Some(n) => format!(" of {n} cores"),
+        None => String::new(),
+    };
+    let rss = match (p.rss_start_bytes, p.rss_end_bytes) {
+        (Some(a), Some(b)) if name == "server" => {
+            format!(", RSS {} -> {}", format_bytes(a), format_bytes(b))
+        }
+        (_, Some(b)) => format!(", max RSS {}", format_bytes(b)),
+        _ => String::new(),
+    };
+    writeln!(
+        f,
+        "  {name:<10} pid {}: {:.1}% CPU{cores}, {:.2} µs CPU per {unit}{rss}",
+        p.pid, p.cpu_percent, p.cpu_us_per_msg
+    )?;
+    match &p.syscalls {
+            Some(SyscallsRecord::Counted(c)) => writeln!(
+                f,
+                "  {:<10} {:.2} system calls per {unit} ({}), {} {unit}s per wait (warmup's last second)",
+                "",
+                c.per_msg,
+                c.per_msg_by_call
+                    .iter()
+                    .filter(|(_, &v)| v > 0.0)
+                    .map(|(k, v)| format!("{k} {v:.2}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                c.msgs_per_wait.map_or("–".into(), |m| format!("{m:.1}")),
+            ),
+            Some(SyscallsRecord::Unavailable { unavailable }) => {
+                writeln!(f, "  {:<10} system calls not counted: {unavailable}", "")
+            }
+            None => Ok(()),
+        }
 }
 
 #[cfg(test)]

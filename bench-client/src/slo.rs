@@ -9,100 +9,22 @@
 //! the client could not drive says nothing about the server, so it counts as a failure and
 //! says why.
 
-use std::fmt;
-
-use serde::{Serialize, Serializer};
-use wsport_server_common::units::parse_duration;
+use wsport_bench_record::format_ns;
 
 use crate::cli::{Command, Opts, RateArgs};
-use crate::error::BenchError;
-use crate::report::{format_ns, EndedBy, Latency, Report};
-use crate::Stop;
+use crate::error::{BenchError, OutputError};
+use crate::objectives::Slo;
+use crate::report::{EndedBy, Report};
+use crate::run::{run_once, write_json};
+use crate::slo_record::{ObjectiveResult, SloRecord, TrialRecord, PRECISION};
+use crate::stop::Stop;
 
 /// Trials in one search, at most.
 pub const MAX_TRIALS: usize = 12;
 
-/// The search stops once the lowest failing rate is within this fraction above the highest
-/// passing one.
-const PRECISION: f64 = 0.05;
-
 /// A trial whose client sent less than this fraction of its target rate failed: the client
 /// (or its --max-in-flight cap) could not keep up.
 const SENT_FRACTION: f64 = 0.97;
-
-/// `--slo`: objectives that must all hold.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Slo {
-    /// As typed.
-    pub text: String,
-    /// Each objective.
-    pub objectives: Vec<Objective>,
-}
-
-impl Serialize for Slo {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.text)
-    }
-}
-
-/// One objective: the `percentile`th percentile stays below `limit_ns`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Objective {
-    /// e.g. `p99.9<20ms`.
-    pub text: String,
-    /// e.g. `p99.9`.
-    pub name: String,
-    /// 0 < percentile <= 100.
-    pub percentile: f64,
-    /// Strict upper bound, ns.
-    pub limit_ns: u64,
-}
-
-impl Objective {
-    /// The percentile of `hist` this objective looks at, ns.
-    pub fn value(&self, hist: &hdrhistogram::Histogram<u64>) -> u64 {
-        if hist.is_empty() {
-            0
-        } else {
-            hist.value_at_quantile(self.percentile / 100.0)
-        }
-    }
-}
-
-/// Parse `p99<5ms` or `p99<5ms,p99.9<20ms`.
-pub fn parse_slo(text: &str) -> Result<Slo, String> {
-    let mut objectives = Vec::new();
-    for part in text.split(',').map(str::trim) {
-        let bad = || format!("{part:?}: expected an objective like p99<5ms or p99.9<20ms");
-        let (name, written) = part.split_once('<').ok_or_else(bad)?;
-        let (name, written) = (name.trim(), written.trim());
-        let percentile: f64 = name
-            .strip_prefix('p')
-            .ok_or_else(bad)?
-            .parse()
-            .map_err(|_| bad())?;
-        if !(percentile > 0.0 && percentile <= 100.0) {
-            return Err(format!(
-                "{part:?}: the percentile must be above 0 and at most 100"
-            ));
-        }
-        let limit = parse_duration(written).map_err(|e| format!("{part:?}: {e}"))?;
-        let limit_ns = limit.as_nanos().min(u128::from(u64::MAX)) as u64;
-        if limit_ns == 0 {
-            return Err(format!("{part:?}: no latency is below 0"));
-        }
-        objectives.push(Objective {
-            text: format!("{name}<{written}"),
-            name: name.to_owned(),
-            percentile,
-            limit_ns,
-        });
-    }
-    Ok(Slo {
-        text: text.trim().to_owned(),
-        objectives,
-    })
-}
 
 /// The search's rates: which to try next, and what has been learned.
 #[derive(Debug, Clone)]
@@ -176,57 +98,6 @@ impl Search {
     }
 }
 
-/// The search in the JSON (`slo`) and the summary.
-#[derive(Debug, Clone, Serialize)]
-pub struct SloRecord {
-    /// The objectives, e.g. `["p99<5ms"]`.
-    pub objectives: Vec<String>,
-    /// `--rate`: the first trial's rate.
-    pub start_rate: u64,
-    /// The trials in the order run.
-    pub trials: Vec<TrialRecord>,
-    /// The highest rate that met every objective; `null` when even the start rate failed.
-    pub highest_rate: Option<u64>,
-    /// The lowest rate that failed; `null` when none did.
-    pub lowest_failing_rate: Option<u64>,
-    /// `converged` (within 5%), `start_failed`, `trial_limit`, `rate_limit` or `interrupted`.
-    pub stopped_by: &'static str,
-}
-
-/// One trial.
-#[derive(Debug, Clone, Serialize)]
-pub struct TrialRecord {
-    /// Target messages per second.
-    pub rate: u64,
-    /// Whether every objective held and the client kept the rate.
-    pub pass: bool,
-    /// Messages actually sent per second of the window.
-    pub sent_per_sec: f64,
-    /// Echoes received per second of the window.
-    pub msgs_per_sec: f64,
-    /// Corrected latency (from the intended send times).
-    pub latency_ns: Latency,
-    /// Latency from the actual send times.
-    pub latency_uncorrected_ns: Option<Latency>,
-    /// How late the client sent (actual − intended send time).
-    pub send_lag_ns: Option<Latency>,
-    /// Each objective's percentile as measured.
-    pub objectives: Vec<ObjectiveResult>,
-    /// Why it failed, one sentence per reason; empty when it passed.
-    pub failed_because: Vec<String>,
-}
-
-/// One objective in one trial.
-#[derive(Debug, Clone, Serialize)]
-pub struct ObjectiveResult {
-    /// e.g. `p99<5ms`.
-    pub objective: String,
-    /// The measured percentile, ns.
-    pub value_ns: u64,
-    /// Whether it was below the limit.
-    pub met: bool,
-}
-
 impl TrialRecord {
     /// Judge the run of one trial.
     pub fn judge(rate: u64, report: &Report, slo: &Slo) -> Self {
@@ -294,76 +165,6 @@ impl TrialRecord {
             failed_because: why,
         }
     }
-
-    /// `  trial  3   8,000 msgs/s  sent 7,998/s  p50 ...  p99 ...  pass`
-    pub fn line(&self, n: usize) -> String {
-        let l = &self.latency_ns;
-        let mut shown = vec![("p50", l.p50), ("p99", l.p99), ("p99.9", l.p99_9)];
-        for o in &self.objectives {
-            let name = o.objective.split('<').next().unwrap_or_default();
-            if !shown.iter().any(|(n, _)| *n == name) {
-                shown.push((name, o.value_ns));
-            }
-        }
-        let percentiles = shown
-            .iter()
-            .map(|(n, v)| format!("{n} {:>8}", format_ns(*v)))
-            .collect::<Vec<_>>()
-            .join("  ");
-        let verdict = if self.pass {
-            "pass".to_owned()
-        } else {
-            format!("FAIL: {}", self.failed_because.join("; "))
-        };
-        format!(
-            "  trial {n:>2}  {:>11} msgs/s  sent {:>11}/s  {percentiles}  {verdict}",
-            thousands(self.rate),
-            thousands(self.sent_per_sec.round() as u64)
-        )
-    }
-}
-
-impl SloRecord {
-    /// `highest rate meeting p99<5ms: 12,000 msgs/s`, or why there is none.
-    pub fn answer(&self) -> String {
-        let objectives = self.objectives.join(",");
-        match (self.highest_rate, self.stopped_by) {
-            (None, _) => format!(
-                "highest rate meeting {objectives}: none — even the starting rate, {} msgs/s, fails",
-                thousands(self.start_rate)
-            ),
-            (Some(r), "trial_limit" | "rate_limit") if self.lowest_failing_rate.is_none() => {
-                format!(
-                    "highest rate meeting {objectives}: at least {} msgs/s (no trial failed; start \
-                     higher with --rate)",
-                    thousands(r)
-                )
-            }
-            (Some(r), _) => format!(
-                "highest rate meeting {objectives}: {} msgs/s",
-                thousands(r)
-            ),
-        }
-    }
-}
-
-impl fmt::Display for SloRecord {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "  slo        {}: {} trial(s) from {} msgs/s, doubling until one failed, then bisecting to \
-             {:.0}% (stopped: {}); the figures above are the trial at the answer",
-            self.objectives.join(","),
-            self.trials.len(),
-            thousands(self.start_rate),
-            PRECISION * 100.0,
-            self.stopped_by.replace('_', " ")
-        )?;
-        for (i, t) in self.trials.iter().enumerate() {
-            writeln!(f, "{}", t.line(i + 1))?;
-        }
-        writeln!(f, "{}", self.answer())
-    }
 }
 
 /// Run the search for `rate --slo`: one `rate` run per trial.
@@ -399,7 +200,7 @@ pub(crate) fn search(
         };
         // Ctrl-C between trials, or while one opens its connections, ends the search with
         // the trials done so far.
-        let report = match crate::run_once(&trial_opts, stop) {
+        let report = match run_once(&trial_opts, stop) {
             Err(BenchError::Interrupted) if shown.is_some() => {
                 interrupted = true;
                 break;
@@ -444,8 +245,8 @@ pub(crate) fn search(
     report.argv = opts.argv.clone();
     report.slo = Some(record);
     if let Some(path) = &args.common.json {
-        if let Err(source) = crate::write_json(path, &report) {
-            report.output_errors.push(crate::OutputError {
+        if let Err(source) = write_json(path, &report) {
+            report.output_errors.push(OutputError {
                 path: path.clone(),
                 source,
             });
@@ -469,38 +270,10 @@ fn scenario(trial: &str, slo: &Slo) -> String {
     format!("rate-slo-{}-{rest}", objectives.join("+"))
 }
 
-/// 1234567 -> `1,234,567`.
-fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn objectives_parse() {
-        let s = parse_slo("p99<5ms, p99.9<20ms").unwrap();
-        assert_eq!(s.objectives.len(), 2);
-        assert_eq!(s.objectives[0].percentile, 99.0);
-        assert_eq!(s.objectives[0].limit_ns, 5_000_000);
-        assert_eq!(s.objectives[1].text, "p99.9<20ms");
-        assert_eq!(s.objectives[1].percentile, 99.9);
-        assert_eq!(parse_slo("p50<1us").unwrap().objectives[0].limit_ns, 1_000);
-        for bad in [
-            "", "99<5ms", "p99>5ms", "p0<1ms", "p101<1ms", "p99<", "p99<5", "p99<0s",
-        ] {
-            assert!(parse_slo(bad).is_err(), "{bad}");
-        }
-    }
+    use crate::objectives::parse_slo;
 
     /// A server that meets the objective up to `limit`: the search's trials and answer.
     fn simulate(start: u64, limit: u64) -> (Vec<u64>, Search) {

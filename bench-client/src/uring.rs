@@ -367,7 +367,7 @@ pub fn run(w: &mut Worker) -> Result<(), BenchError> {
         // Plain ws echoes larger than a provided buffer are received straight into the
         // connection's buffer instead: copying them out of provided buffers would cost more
         // than the multishot saves. wss always uses them (rustls copies the ciphertext anyway).
-        let max_frame = w.ctx.sizes.iter().copied().max().unwrap_or(0) + 10;
+        let max_frame = w.ctx.load.sizes.iter().copied().max().unwrap_or(0) + 10;
         e.multishot_plain = max_frame <= PROVIDED_BUF;
         // Enough buffers for every connection to have a few completions waiting.
         let count = ((4 * n).next_power_of_two()).clamp(64, 4096) as u16;
@@ -413,13 +413,13 @@ pub fn run(w: &mut Worker) -> Result<(), BenchError> {
     let mut exit_since: Option<u64> = None;
     loop {
         let next = w.poll();
-        for slot in std::mem::take(&mut w.ctx.finished) {
+        for slot in std::mem::take(&mut w.ctx.queues.finished) {
             e.wind_down(slot);
         }
         for slot in std::mem::take(&mut e.closed) {
             w.closed(slot);
         }
-        for slot in std::mem::take(&mut w.ctx.reconnect) {
+        for slot in std::mem::take(&mut w.ctx.queues.reconnect) {
             e.connect(w, slot)?;
         }
         if next == Next::Exit {
@@ -437,7 +437,7 @@ pub fn run(w: &mut Worker) -> Result<(), BenchError> {
         }
 
         // Sends for every connection with bytes queued and no send in flight.
-        let mut dirty = std::mem::take(&mut w.ctx.dirty);
+        let mut dirty = std::mem::take(&mut w.ctx.queues.dirty);
         for &slot in &dirty {
             w.conns[slot].clear_dirty();
             let io = &e.io[slot];
@@ -459,7 +459,7 @@ pub fn run(w: &mut Worker) -> Result<(), BenchError> {
             stamps.push(slot);
         }
         dirty.clear();
-        w.ctx.dirty = dirty;
+        w.ctx.queues.dirty = dirty;
 
         // One clock read stamps the whole batch, just before it goes to the kernel.
         if !stamps.is_empty() {

@@ -30,20 +30,18 @@
 //! handshakes, at most [`DRAIN`]), `Exiting`.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
-use rustls::pki_types::ServerName;
-
-use crate::cli::{Pacing, Plan, Target};
+use crate::cli::{Pacing, Plan};
 use crate::conn::{Conn, Phase};
-use crate::endings::Endings;
-use crate::error::{BenchError, Cause, ConnError};
-use crate::hists::{new_histogram, Hists};
+use crate::ctx::{Ctx, Load, OpenLoop, Pace, Phases, Queues, Rng, Stats, TargetRt, Totals, Window};
+use crate::error::{BenchError, ConnError};
+use crate::hists::{Hists, Latency};
+use crate::report::ConnectRecord;
 use crate::wake::WakeMargin;
 
 /// How long the close handshakes may take at the end.
@@ -60,169 +58,6 @@ const BLOCKED_WAKE_NS: u64 = 1_000_000;
 
 /// Length of one interval of the `.hlog` and of the progress line.
 pub const INTERVAL_NS: u64 = 1_000_000_000;
-
-/// wyrand: one multiply per 64 bits. Masking keys (RFC 6455 §5.3) must be unpredictable to
-/// the page scripts a browser runs, which a load generator has none of; what matters here is
-/// that they vary and cost nothing.
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator from `seed`.
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    /// A seed that differs between runs and workers.
-    pub fn seeded(worker: usize) -> Self {
-        use std::hash::{BuildHasher, Hasher};
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_usize(worker);
-        h.write_u128(Instant::now().elapsed().as_nanos());
-        Self(h.finish())
-    }
-
-    /// 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0xa076_1d64_78bd_642f);
-        let t = u128::from(self.0) * u128::from(self.0 ^ 0xe703_7ed1_a0b4_28db);
-        ((t >> 64) as u64) ^ (t as u64)
-    }
-
-    /// A masking key.
-    pub fn mask_key(&mut self) -> [u8; 4] {
-        (self.next_u64() as u32).to_ne_bytes()
-    }
-
-    /// A `Sec-WebSocket-Key` nonce.
-    pub fn bytes16(&mut self) -> [u8; 16] {
-        let mut b = [0u8; 16];
-        b[..8].copy_from_slice(&self.next_u64().to_ne_bytes());
-        b[8..].copy_from_slice(&self.next_u64().to_ne_bytes());
-        b
-    }
-}
-
-/// A target as the connections use it.
-pub struct TargetRt {
-    /// The `Host` header.
-    pub host_header: String,
-    /// The request target.
-    pub path: String,
-    /// Where to connect.
-    pub addr: std::net::SocketAddr,
-    /// wss: the TLS server name.
-    pub tls: Option<ServerName<'static>>,
-    /// The URL, for messages.
-    pub url: String,
-}
-
-impl TargetRt {
-    /// From a parsed `--url`.
-    pub fn new(t: &Target) -> Result<Self, BenchError> {
-        Ok(Self {
-            host_header: t.host_header(),
-            path: t.path.clone(),
-            addr: t.addr,
-            tls: if t.tls {
-                Some(crate::tls::server_name(t.server_name())?)
-            } else {
-                None
-            },
-            url: t.url.clone(),
-        })
-    }
-}
-
-/// Counts for a whole run, per worker, summed by the main thread.
-#[derive(Debug, Clone, Default)]
-pub struct Totals {
-    /// Messages sent, warmup and drain included.
-    pub sent: u64,
-    /// Echoes received, warmup and drain included.
-    pub received: u64,
-    /// Echoes received inside the measured window (the histogram's sample count).
-    pub measured_messages: u64,
-    /// Messages (`connect`: attempts) sent inside the measured window.
-    pub measured_sent: u64,
-    /// Their payload bytes.
-    pub measured_bytes: u64,
-    /// Echoes whose payload, length or type differed from the message sent (whole run).
-    pub mismatches: u64,
-    /// Messages in flight on connections that failed.
-    pub lost: u64,
-    /// Messages still in flight when the run ended (the drain timed out).
-    pub in_flight: u64,
-    /// Failures by cause: count and the first one's text.
-    pub errors: BTreeMap<Cause, (u64, String)>,
-    /// `connect`: the phases of the connections completed in the window.
-    pub phases: Option<Box<Phases>>,
-    /// How the connections ended (whole run).
-    pub endings: Endings,
-}
-
-/// `connect`: how long each phase of opening a connection took, ns.
-#[derive(Debug, Clone)]
-pub struct Phases {
-    /// From the intended start to TCP connected.
-    pub tcp: Histogram<u64>,
-    /// From TCP connected to the TLS handshake done (wss).
-    pub tls: Histogram<u64>,
-    /// From TCP (ws) or TLS (wss) done to the 101 answer.
-    pub upgrade: Histogram<u64>,
-    /// `--rate`: attempts due in the window that found every slot busy.
-    pub late: u64,
-    /// Of those, attempts that had not started when the window ended.
-    pub not_started: u64,
-}
-
-impl Default for Phases {
-    fn default() -> Self {
-        Self {
-            tcp: new_histogram(),
-            tls: new_histogram(),
-            upgrade: new_histogram(),
-            late: 0,
-            not_started: 0,
-        }
-    }
-}
-
-impl Totals {
-    /// Add another worker's counts.
-    pub fn add(&mut self, other: &Totals) {
-        self.sent += other.sent;
-        self.received += other.received;
-        self.measured_messages += other.measured_messages;
-        self.measured_sent += other.measured_sent;
-        self.measured_bytes += other.measured_bytes;
-        self.mismatches += other.mismatches;
-        self.lost += other.lost;
-        self.in_flight += other.in_flight;
-        for (cause, (n, first)) in &other.errors {
-            let entry = self
-                .errors
-                .entry(*cause)
-                .or_insert_with(|| (0, first.clone()));
-            entry.0 += n;
-        }
-        self.endings.add(&other.endings);
-        if let Some(theirs) = &other.phases {
-            let mine = self.phases.get_or_insert_with(Box::default);
-            let _ = mine.tcp.add(&theirs.tcp);
-            let _ = mine.tls.add(&theirs.tls);
-            let _ = mine.upgrade.add(&theirs.upgrade);
-            mine.late += theirs.late;
-            mine.not_started += theirs.not_started;
-        }
-    }
-
-    fn error(&mut self, e: &ConnError) {
-        self.errors
-            .entry(e.cause)
-            .or_insert_with(|| (0, e.detail.clone()))
-            .0 += 1;
-    }
-}
 
 /// One worker's measurements over one interval: `[start_ns, end_ns)` since the run's epoch.
 /// Interval `k` starts `k` seconds after the measured window starts; warmup intervals have
@@ -284,136 +119,6 @@ pub struct Control {
     pub abort: AtomicBool,
     /// Connections open so far, all workers (progress while opening).
     pub opened: AtomicUsize,
-}
-
-/// Everything a connection needs from its worker.
-pub struct Ctx {
-    /// The time of this batch, ns since the epoch.
-    pub now: u64,
-    /// Start of the measured window.
-    pub record_from: u64,
-    /// End of the measured window.
-    pub record_until: u64,
-    /// Whether new messages may be sent (false before Go and after the window).
-    pub sending: bool,
-    /// Cap on messages in flight per connection (the closed loop's depth).
-    pub max_in_flight: usize,
-    /// Open loop: when messages are due; `None` for the closed loop and the storm.
-    pub open_loop: Option<OpenLoop>,
-    /// Open-loop connections that an echo unblocked; the worker puts them back on schedule.
-    pub unblocked: Vec<usize>,
-    /// Payload sizes to cycle through.
-    pub sizes: Vec<usize>,
-    /// Text frames.
-    pub text: bool,
-    /// Pings instead of messages (`hold`): the pongs are the answers measured.
-    pub ping: bool,
-    /// `connect`: connections are the unit; each is closed after its upgrade and reopened.
-    pub storm: bool,
-    /// `echo --raw`: plain TCP, no upgrade and no frames (a server's `--raw-tcp` floor).
-    pub raw: bool,
-    /// Slots whose (next) connection the engine should open now.
-    pub reconnect: Vec<usize>,
-    /// Masking keys, nonces, payloads.
-    pub rng: Rng,
-    /// The targets.
-    pub targets: Arc<[TargetRt]>,
-    /// wss configuration, if any target is wss.
-    pub tls_config: Option<Arc<rustls::ClientConfig>>,
-    /// Connections with bytes to send; the engine drains it every batch.
-    pub dirty: Vec<usize>,
-    /// Connections that became `Done` since the engine last looked; it closes their sockets.
-    pub finished: Vec<usize>,
-    /// Connections that completed the upgrade.
-    pub open: usize,
-    /// Run totals.
-    pub totals: Totals,
-    /// The interval being filled.
-    hists: Hists,
-    iv_messages: u64,
-    iv_bytes: u64,
-    iv_errors: u64,
-}
-
-impl Ctx {
-    /// An echo arrived: account it, and measure it if it arrived inside the window. Latency
-    /// counts from the intended send time (the same as the actual one in the closed loop); the
-    /// open loop also records it from the actual one, the figure coordinated omission skews.
-    pub fn on_echo(&mut self, intended: u64, sent: u64, bytes: usize, ok: bool) {
-        self.record(intended, sent, bytes, ok);
-    }
-
-    /// `connect`: a connection was upgraded. Its total time is measured like an echo, from
-    /// the intended start (and, with `--rate`, from the actual one too); its phases go to their
-    /// own histograms, TCP from the actual start.
-    pub fn on_connection(&mut self, intended: u64, actual: u64, tcp: u64, tls: Option<u64>) {
-        let measured = self.now >= self.record_from && self.now < self.record_until;
-        self.record(intended, actual, 0, true);
-        if let (true, Some(p)) = (measured, &mut self.totals.phases) {
-            p.tcp.saturating_record(tcp.saturating_sub(actual).max(1));
-            let secure = tls.map_or(tcp, |t| {
-                p.tls.saturating_record(t.saturating_sub(tcp).max(1));
-                t
-            });
-            p.upgrade
-                .saturating_record(self.now.saturating_sub(secure).max(1));
-        }
-    }
-
-    /// A scheduled message (`connect --rate`: an attempt) due at `intended` was handed to the
-    /// kernel at `sent`: the client's own lateness, counted apart from the server's.
-    pub fn on_send(&mut self, intended: u64, sent: u64) {
-        if sent < self.record_until {
-            self.hists.record_send(intended, sent);
-        }
-    }
-
-    /// A message (`connect`: an attempt) goes out now.
-    pub fn count_sent(&mut self) {
-        self.totals.sent += 1;
-        if self.now >= self.record_from && self.now < self.record_until {
-            self.totals.measured_sent += 1;
-        }
-    }
-
-    fn record(&mut self, intended: u64, sent: u64, bytes: usize, ok: bool) {
-        self.totals.received += 1;
-        if !ok {
-            self.totals.mismatches += 1;
-        }
-        if self.now >= self.record_until {
-            return;
-        }
-        // Warmup echoes go into the (warmup) interval too, for the progress line.
-        self.hists.record_answer(self.now, intended, sent);
-        self.iv_messages += 1;
-        self.iv_bytes += bytes as u64;
-        if self.now >= self.record_from {
-            self.totals.measured_messages += 1;
-            self.totals.measured_bytes += bytes as u64;
-        }
-    }
-}
-
-/// Open loop: when each connection's messages are due.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OpenLoop {
-    /// Time between two messages of one connection, ns.
-    pub interval_ns: u64,
-    /// `rate --tick`: messages leave together at the first multiple of this at or after their
-    /// turn (ns since the run's epoch, shared by every worker); 0: each at its own turn.
-    pub tick_ns: u64,
-}
-
-impl OpenLoop {
-    /// When a message whose turn is `due` is intended to leave.
-    pub fn intended(self, due: u64) -> u64 {
-        if self.tick_ns <= 1 {
-            due
-        } else {
-            due.div_ceil(self.tick_ns).saturating_mul(self.tick_ns)
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -505,46 +210,51 @@ impl Worker {
     ) -> Result<Self, BenchError> {
         let mut ctx = Ctx {
             now: 0,
-            record_from: u64::MAX,
-            record_until: u64::MAX,
-            sending: false,
-            max_in_flight: match plan.pacing {
-                Pacing::Closed { depth } => depth,
-                Pacing::Open { max_in_flight, .. } => max_in_flight,
-                Pacing::Storm { .. } => 1,
+            window: Window {
+                record_from: u64::MAX,
+                record_until: u64::MAX,
+                sending: false,
             },
-            open_loop: match plan.pacing {
-                Pacing::Closed { .. } | Pacing::Storm { .. } => None,
-                Pacing::Open {
-                    interval_ns,
-                    tick_ns,
-                    ..
-                } => Some(OpenLoop {
-                    interval_ns,
-                    tick_ns,
-                }),
+            pace: Pace {
+                max_in_flight: match plan.pacing {
+                    Pacing::Closed { depth } => depth,
+                    Pacing::Open { max_in_flight, .. } => max_in_flight,
+                    Pacing::Storm { .. } => 1,
+                },
+                open_loop: match plan.pacing {
+                    Pacing::Closed { .. } | Pacing::Storm { .. } => None,
+                    Pacing::Open {
+                        interval_ns,
+                        tick_ns,
+                        ..
+                    } => Some(OpenLoop {
+                        interval_ns,
+                        tick_ns,
+                    }),
+                },
             },
-            unblocked: Vec::new(),
-            sizes: plan.sizes.clone(),
-            text: plan.text,
-            ping: plan.ping,
-            storm: plan.pacing.is_storm(),
-            raw: plan.raw(),
-            reconnect: Vec::new(),
+            load: Load {
+                sizes: plan.sizes.clone(),
+                text: plan.text,
+                ping: plan.ping,
+                storm: plan.pacing.is_storm(),
+                raw: plan.raw(),
+            },
+            queues: Queues::default(),
+            stats: Stats {
+                open: 0,
+                totals: Totals {
+                    phases: plan.pacing.is_storm().then(Box::default),
+                    ..Totals::default()
+                },
+                hists: Hists::new(plan.pacing.scheduled()),
+                iv_messages: 0,
+                iv_bytes: 0,
+                iv_errors: 0,
+            },
             rng: Rng::seeded(index),
             targets,
             tls_config,
-            dirty: Vec::new(),
-            finished: Vec::new(),
-            open: 0,
-            totals: Totals {
-                phases: plan.pacing.is_storm().then(Box::default),
-                ..Totals::default()
-            },
-            hists: Hists::new(plan.pacing.scheduled()),
-            iv_messages: 0,
-            iv_bytes: 0,
-            iv_errors: 0,
         };
         let ids: Vec<usize> = (index..plan.connections).step_by(plan.threads).collect();
         let mut conns = Vec::with_capacity(ids.len());
@@ -598,8 +308,8 @@ impl Worker {
         };
         worker.connect_deadline = last_turn.max(now) + plan.connect_timeout.as_nanos() as u64;
         // (`connect` opens its connections only once the run starts.)
-        if !worker.ctx.storm && plan.ramp.is_none() {
-            worker.ctx.reconnect.extend(0..worker.conns.len());
+        if !worker.ctx.load.storm && plan.ramp.is_none() {
+            worker.ctx.queues.reconnect.extend(0..worker.conns.len());
             worker.to_open = worker.conns.len();
         }
         Ok(worker)
@@ -678,12 +388,13 @@ impl Worker {
         if let Err(e) = outcome {
             conn.note_failure(&e);
             conn.fail(&mut self.ctx);
-            self.ctx.totals.error(&e);
-            self.ctx.iv_errors += 1;
+            self.ctx.stats.totals.error(&e);
+            self.ctx.stats.iv_errors += 1;
             // Opening, or `connect` before any connection could be opened and once every slot
             // failed: the run is off, with the first failure as the reason.
-            let hopeless =
-                self.ctx.storm && self.ctx.totals.received == 0 && self.ctx.totals.lost >= slots;
+            let hopeless = self.ctx.load.storm
+                && self.ctx.stats.totals.received == 0
+                && self.ctx.stats.totals.lost >= slots;
             if self.state == State::Opening || (hopeless && self.state == State::Running) {
                 let url = self.ctx.targets[conn.target].url.clone();
                 let _ = self.events.send(Event::Failed(
@@ -694,7 +405,7 @@ impl Worker {
                         error: e,
                     },
                 ));
-                self.ctx.sending = false;
+                self.ctx.window.sending = false;
                 self.close_all();
                 self.state = State::Exiting;
             }
@@ -707,16 +418,16 @@ impl Worker {
         let conn = &mut self.conns[slot];
         if conn.phase() == Phase::Done && conn.take_done() {
             if let Some((ending, life)) = conn.ending(self.ctx.now) {
-                self.ctx.totals.endings.record(&ending, life);
+                self.ctx.stats.totals.endings.record(&ending, life);
             }
-            self.ctx.finished.push(slot);
+            self.ctx.queues.finished.push(slot);
             self.done += 1;
         }
     }
 
     /// The engine closed `slot`'s socket. `connect` starts the slot's next connection.
     pub fn closed(&mut self, slot: usize) {
-        if !(self.ctx.storm && self.ctx.sending && self.state == State::Running) {
+        if !(self.ctx.load.storm && self.ctx.window.sending && self.state == State::Running) {
             return;
         }
         // A reset cannot fail for a server name that already worked; if it did, the slot
@@ -731,7 +442,7 @@ impl Worker {
         if self.conns[slot].reset(now, now, &mut self.ctx).is_ok() {
             self.done -= 1;
             self.ctx.count_sent();
-            self.ctx.reconnect.push(slot);
+            self.ctx.queues.reconnect.push(slot);
         }
     }
 
@@ -739,7 +450,7 @@ impl Worker {
     /// one is due (`None`: every slot is busy, and a closing one will start it).
     fn start_due(&mut self, now: u64) -> Option<u64> {
         let rate = self.storm_rate?;
-        if !self.ctx.sending {
+        if !self.ctx.window.sending {
             return None;
         }
         loop {
@@ -751,7 +462,7 @@ impl Worker {
                 if !self.late_counted {
                     self.late_counted = true;
                     if self.in_window(due) {
-                        if let Some(p) = &mut self.ctx.totals.phases {
+                        if let Some(p) = &mut self.ctx.stats.totals.phases {
                             p.late += 1;
                         }
                     }
@@ -772,7 +483,7 @@ impl Worker {
             if started {
                 self.ctx.on_send(due, now);
                 self.ctx.count_sent();
-                self.ctx.reconnect.push(slot);
+                self.ctx.queues.reconnect.push(slot);
             }
             self.attempt += 1;
             self.late_counted = false;
@@ -789,7 +500,7 @@ impl Worker {
     }
 
     fn in_window(&self, t: u64) -> bool {
-        t >= self.ctx.record_from && t < self.ctx.record_until
+        t >= self.ctx.window.record_from && t < self.ctx.window.record_until
     }
 
     /// `hold --ramp`: name every connection whose turn has come; say when the next one's is.
@@ -800,7 +511,7 @@ impl Worker {
             if turn > now {
                 return Some(turn);
             }
-            self.ctx.reconnect.push(self.to_open);
+            self.ctx.queues.reconnect.push(self.to_open);
             self.to_open += 1;
         }
         None
@@ -808,11 +519,12 @@ impl Worker {
 
     /// Add the connections opened since the last call to the count every worker shares.
     fn report_opened(&mut self) {
-        if self.ctx.open > self.opened_reported {
-            self.control
-                .opened
-                .fetch_add(self.ctx.open - self.opened_reported, Ordering::Relaxed);
-            self.opened_reported = self.ctx.open;
+        if self.ctx.stats.open > self.opened_reported {
+            self.control.opened.fetch_add(
+                self.ctx.stats.open - self.opened_reported,
+                Ordering::Relaxed,
+            );
+            self.opened_reported = self.ctx.stats.open;
         }
     }
 
@@ -825,7 +537,7 @@ impl Worker {
                 if self.control.abort.load(Ordering::Relaxed) {
                     self.close_all();
                     self.state = State::Exiting;
-                } else if self.ctx.open == self.conns.len() || self.ctx.storm {
+                } else if self.ctx.stats.open == self.conns.len() || self.ctx.load.storm {
                     // (`connect` opens its connections only once the run starts.)
                     self.wait_for_go();
                 } else if now >= self.connect_deadline {
@@ -846,10 +558,10 @@ impl Worker {
                 // must go out now, not one wait later.
                 let now = self.clock();
                 self.set_now(now);
-                self.ctx.record_until = self.control.end_ns.load(Ordering::Relaxed);
+                self.ctx.window.record_until = self.control.end_ns.load(Ordering::Relaxed);
                 // (`connect` connections are `Done` between two cycles: only time ends it.)
-                let all_failed = self.done == self.conns.len() && !self.ctx.storm;
-                if now >= self.ctx.record_until || all_failed {
+                let all_failed = self.done == self.conns.len() && !self.ctx.load.storm;
+                if now >= self.ctx.window.record_until || all_failed {
                     self.end_window(now);
                     return self.poll_after_change();
                 }
@@ -873,7 +585,7 @@ impl Worker {
                 self.until(self.drain_deadline)
             }
             State::Exiting => {
-                let totals = std::mem::take(&mut self.ctx.totals);
+                let totals = std::mem::take(&mut self.ctx.stats.totals);
                 let _ = self
                     .events
                     .send(Event::Finished(self.index, Box::new(totals)));
@@ -887,7 +599,7 @@ impl Worker {
     /// Send the totals if [`Self::poll`] has not (the engine stopped early).
     pub fn finish(&mut self) {
         if self.state != State::Exited {
-            let totals = std::mem::take(&mut self.ctx.totals);
+            let totals = std::mem::take(&mut self.ctx.stats.totals);
             let _ = self
                 .events
                 .send(Event::Finished(self.index, Box::new(totals)));
@@ -897,8 +609,8 @@ impl Worker {
 
     /// Open loop: send what is due, and say when to wake for the next message.
     fn pace(&mut self, now: u64) -> Option<u64> {
-        self.ctx.open_loop?;
-        for slot in std::mem::take(&mut self.ctx.unblocked) {
+        self.ctx.pace.open_loop?;
+        for slot in std::mem::take(&mut self.ctx.queues.unblocked) {
             self.reschedule(slot);
         }
         while let Some(&Reverse((due, slot))) = self.schedule.peek() {
@@ -918,7 +630,7 @@ impl Worker {
     }
 
     fn reschedule(&mut self, slot: usize) {
-        let Some(open) = self.ctx.open_loop else {
+        let Some(open) = self.ctx.pace.open_loop else {
             return;
         };
         if let (false, Some(due)) = (self.scheduled[slot], self.conns[slot].next_due()) {
@@ -931,7 +643,7 @@ impl Worker {
     /// to wait for yet) wakes this thread, to wake that much before each send is due. Closed
     /// loops wake on IO and keep a zero margin.
     pub fn calibrate_wake(&mut self, wait: impl FnMut(Duration)) {
-        if self.ctx.open_loop.is_some() || self.storm_rate.is_some() {
+        if self.ctx.pace.open_loop.is_some() || self.storm_rate.is_some() {
             self.wake = WakeMargin::calibrate(wait);
         }
     }
@@ -971,27 +683,27 @@ impl Worker {
             Ok(Go::Start { start, record_from }) => {
                 let now = self.clock();
                 self.ctx.now = now;
-                self.ctx.record_from = record_from;
-                self.ctx.record_until = self.control.end_ns.load(Ordering::Relaxed);
-                self.ctx.sending = true;
+                self.ctx.window.record_from = record_from;
+                self.ctx.window.record_until = self.control.end_ns.load(Ordering::Relaxed);
+                self.ctx.window.sending = true;
                 self.iv_index = self.index_of(now);
                 self.iv_start = now;
                 self.state = State::Running;
-                if self.ctx.storm && self.storm_rate.is_some() {
+                if self.ctx.load.storm && self.storm_rate.is_some() {
                     self.storm_start = start;
                     self.free = (0..self.conns.len()).rev().collect();
                     self.start_due(now);
-                } else if self.ctx.storm {
+                } else if self.ctx.load.storm {
                     for slot in 0..self.conns.len() {
                         self.conns[slot].start_cycle(now, now);
                         self.ctx.count_sent();
-                        self.ctx.reconnect.push(slot);
+                        self.ctx.queues.reconnect.push(slot);
                     }
                 }
                 if let Some(OpenLoop {
                     interval_ns: interval,
                     ..
-                }) = self.ctx.open_loop
+                }) = self.ctx.pace.open_loop
                 {
                     // Connection `id` of `c` starts `id/c` of an interval late: the total is
                     // evenly spread, not in bursts of `c` messages.
@@ -1056,11 +768,11 @@ impl Worker {
     /// The window is over (or every connection failed): ship the last interval, stop
     /// sending, start the close handshakes.
     fn end_window(&mut self, now: u64) {
-        let end = now.min(self.ctx.record_until);
+        let end = now.min(self.ctx.window.record_until);
         self.rotate(end);
         self.ship(end, true);
         self.count_not_started(end);
-        self.ctx.sending = false;
+        self.ctx.window.sending = false;
         // Slots that never had an attempt have nothing to close.
         for slot in std::mem::take(&mut self.free) {
             if self.conns[slot].phase() == Phase::Connecting {
@@ -1087,27 +799,27 @@ impl Worker {
             if due >= end {
                 break;
             }
-            if due >= self.ctx.record_from {
+            if due >= self.ctx.window.record_from {
                 not_started += 1;
                 late += u64::from(!(j == self.attempt && self.late_counted));
             }
             j += 1;
         }
-        if let Some(p) = &mut self.ctx.totals.phases {
+        if let Some(p) = &mut self.ctx.stats.totals.phases {
             p.late += late;
             p.not_started += not_started;
         }
     }
 
     fn index_of(&self, t: u64) -> i64 {
-        (t as i64 - self.ctx.record_from as i64).div_euclid(INTERVAL_NS as i64)
+        (t as i64 - self.ctx.window.record_from as i64).div_euclid(INTERVAL_NS as i64)
     }
 
     /// End of the current interval: the next whole second from the window's start, or the
     /// window's end.
     fn iv_end(&self) -> u64 {
-        let next = self.ctx.record_from as i64 + (self.iv_index + 1) * INTERVAL_NS as i64;
-        (next as u64).min(self.ctx.record_until)
+        let next = self.ctx.window.record_from as i64 + (self.iv_index + 1) * INTERVAL_NS as i64;
+        (next as u64).min(self.ctx.window.record_until)
     }
 
     /// Ship every interval that ended at or before `now`, except the window's last, which
@@ -1115,7 +827,7 @@ impl Worker {
     fn rotate(&mut self, now: u64) {
         loop {
             let end = self.iv_end();
-            if now < end || end >= self.ctx.record_until {
+            if now < end || end >= self.ctx.window.record_until {
                 return;
             }
             self.ship(end, false);
@@ -1123,16 +835,16 @@ impl Worker {
     }
 
     fn ship(&mut self, end: u64, last: bool) {
-        let hists = self.ctx.hists.take();
+        let hists = self.ctx.stats.hists.take();
         let interval = Interval {
             worker: self.index,
             index: self.iv_index,
             start_ns: self.iv_start,
             end_ns: end,
             hists,
-            messages: std::mem::take(&mut self.ctx.iv_messages),
-            bytes: std::mem::take(&mut self.ctx.iv_bytes),
-            errors: std::mem::take(&mut self.ctx.iv_errors),
+            messages: std::mem::take(&mut self.ctx.stats.iv_messages),
+            bytes: std::mem::take(&mut self.ctx.stats.iv_bytes),
+            errors: std::mem::take(&mut self.ctx.stats.iv_errors),
             last,
         };
         let _ = self.events.send(Event::Interval(Box::new(interval)));
@@ -1146,49 +858,15 @@ fn ramp_turn(id: usize, ramp: u64) -> u64 {
     (id as u128 * 1_000_000_000 / u128::from(ramp)).min(u128::from(u64::MAX / 2)) as u64
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rng_varies() {
-        let mut r = Rng::new(0);
-        let a = r.next_u64();
-        let b = r.next_u64();
-        assert_ne!(a, b);
-        assert_ne!(r.mask_key(), r.mask_key());
-        assert_ne!(Rng::seeded(0).next_u64(), Rng::seeded(0).next_u64());
-    }
-
-    #[test]
-    fn a_tick_holds_messages_until_its_end() {
-        let spread = OpenLoop {
-            interval_ns: 100,
-            tick_ns: 0,
-        };
-        assert_eq!(spread.intended(1_234), 1_234);
-        let ticked = OpenLoop {
-            interval_ns: 100,
-            tick_ns: 1_000,
-        };
-        assert_eq!(ticked.intended(1), 1_000);
-        assert_eq!(ticked.intended(999), 1_000);
-        assert_eq!(ticked.intended(1_000), 1_000);
-        assert_eq!(ticked.intended(1_001), 2_000);
-        assert_eq!(ticked.intended(u64::MAX - 5), u64::MAX);
-    }
-
-    #[test]
-    fn totals_add_keeps_the_first_error_text() {
-        let mut a = Totals::default();
-        a.error(&ConnError::new(Cause::Reset, "first"));
-        let mut b = Totals::default();
-        b.error(&ConnError::new(Cause::Reset, "second"));
-        b.error(&ConnError::new(Cause::Eof, "eof"));
-        b.sent = 3;
-        a.add(&b);
-        assert_eq!(a.errors[&Cause::Reset], (2, "first".to_owned()));
-        assert_eq!(a.errors[&Cause::Eof].0, 1);
-        assert_eq!(a.sent, 3);
+impl ConnectRecord {
+    /// From the merged phase histograms.
+    pub fn of(p: &Phases) -> Self {
+        Self {
+            tcp_ns: Latency::of(&p.tcp),
+            tls_ns: (!p.tls.is_empty()).then(|| Latency::of(&p.tls)),
+            upgrade_ns: Latency::of(&p.upgrade),
+            late: p.late,
+            not_started: p.not_started,
+        }
     }
 }

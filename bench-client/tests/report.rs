@@ -9,7 +9,7 @@ use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 use wsport_bench::cli::format_size;
 use wsport_bench::hlog::encode_histogram;
-use wsport_bench::publish;
+use wsport_bench_report::publish;
 
 const SERVERS: [&str; 2] = ["tokio", "monoio-uring"];
 

@@ -585,10 +585,10 @@ fn a_late_client_is_flagged() {
             report.warnings
         );
         let doc = serde_json::to_value(&report).unwrap();
-        let parsed = wsport_bench::runs::Run::parse("x.json".into(), doc).unwrap();
+        let parsed = wsport_bench_report::runs::Run::parse("x.json".into(), doc).unwrap();
         assert_eq!(
             parsed.client_bound,
-            Some(wsport_bench::runs::ClientLimit::Late),
+            Some(wsport_bench_report::runs::ClientLimit::Late),
             "{engine}"
         );
     }

@@ -11,7 +11,6 @@
 //! Layout, top-down: [`run`] takes the parsed [`cli::Cli`], [`runner`] runs cases in
 //! parallel, [`cases`] holds the case list, [`session`] plays Autobahn's fuzzing client
 //! protocol over a [`transport::Conn`], [`verdict`] judges, [`report`] writes the results.
-#![deny(unsafe_code)]
 
 pub mod cases;
 pub mod cli;

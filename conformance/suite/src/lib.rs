@@ -33,8 +33,6 @@
 //! over the harnesses' own frame codec ([`frame`], from wsport-harness) that can send
 //! anything, including what a server must reject.
 
-#![deny(unsafe_code)]
-
 pub mod config;
 pub mod http;
 pub mod raw;

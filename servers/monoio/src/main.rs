@@ -35,9 +35,8 @@
 //! legacy driver's operations are readiness waits that can be dropped at any time, so the same
 //! code is merely careful there.
 
-#![deny(unsafe_code)]
-
 mod closing;
+mod conn;
 mod raw;
 mod sys;
 
@@ -52,9 +51,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context};
 use clap::{Parser, ValueEnum};
 use monoio::buf::{IoBuf, IoBufMut};
-use monoio::io::{
-    AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable,
-};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::{TcpListener, TcpStream};
 use monoio::{IoUringDriver, LegacyDriver, Runtime, RuntimeBuilder};
 use wsport_server_common::cli::ServerArgs;
@@ -67,6 +64,7 @@ use wsport_server_common::shutdown::POLL_INTERVAL;
 use wsport_server_common::{socket, ListenSpec, Scheme};
 
 use crate::closing::{Closing, Subscription};
+use crate::conn::{Conn, Writer};
 use crate::sys::SocketFd;
 
 #[derive(Parser, Debug)]
@@ -375,53 +373,10 @@ async fn accept_loop(listener: Rc<TcpListener>, context: Rc<Accept>) {
         monoio::spawn(async move {
             match serve {
                 Serve::WebSocket(session) => connection(stream, session, &context).await,
-                Serve::Raw => raw::connection(stream, &context).await,
+                Serve::Raw => raw::connection(stream, &context.counters, &context.closing).await,
             }
             context.active.set(context.active.get() - 1);
         });
-    }
-}
-
-type Reader = OwnedReadHalf<TcpStream>;
-type Writer = OwnedWriteHalf<TcpStream>;
-
-/// An accepted stream, split so that a ping or a close frame can be written while a read is
-/// in flight, with its descriptor at hand to shut it down under that read.
-struct Conn {
-    fd: SocketFd,
-    /// Always `Some` until dropped.
-    halves: Option<(Reader, Writer)>,
-}
-
-impl Conn {
-    fn new(stream: TcpStream) -> Conn {
-        // The descriptor stays valid while `halves` holds the stream, i.e. as long as `fd`.
-        Conn {
-            fd: SocketFd::of(&stream),
-            halves: Some(stream.into_split()),
-        }
-    }
-}
-
-impl Conn {
-    /// The descriptor and both halves, borrowed together: a read stays in flight on one half
-    /// while the other writes.
-    fn parts(&mut self) -> (&SocketFd, &mut Reader, &mut Writer) {
-        let (reader, writer) = self
-            .halves
-            .as_mut()
-            .expect("Conn holds its halves until dropped");
-        (&self.fd, reader, writer)
-    }
-}
-
-impl Drop for Conn {
-    fn drop(&mut self) {
-        // Reunited, the stream is just closed; a dropped write half would first shut the
-        // write side down, which the tokio server does not do.
-        if let Some((reader, writer)) = self.halves.take() {
-            drop(reader.reunite(writer));
-        }
     }
 }
 

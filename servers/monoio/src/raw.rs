@@ -5,12 +5,16 @@
 
 use std::net::Shutdown as SocketShutdown;
 use std::pin::pin;
+use std::rc::Rc;
 
 use monoio::buf::IoBuf;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 
-use crate::{Accept, Conn};
+use wsport_server_common::counters::Counters;
+
+use crate::closing::Closing;
+use crate::conn::Conn;
 
 /// Bytes one read may take: the room a WebSocket connection's read gets
 /// (`wsport_server_common::session`'s read chunk).
@@ -18,9 +22,8 @@ const CHUNK: usize = 16 * 1024;
 
 /// Echo until the peer closes, an error, or shutdown. As in the WebSocket loop, the read in
 /// flight is never dropped: shutdown shuts the socket for reading, which completes it.
-pub(crate) async fn connection(stream: TcpStream, context: &Accept) {
-    let counters = &*context.counters;
-    let closing = context.closing.subscribe();
+pub(crate) async fn connection(stream: TcpStream, counters: &Counters, closing: &Rc<Closing>) {
+    let closing = closing.subscribe();
     if closing.is_closed() {
         return;
     }

@@ -213,7 +213,9 @@ async fn accept_loop(listener: TcpListener, stopper: StdListener, context: Rc<Ac
         tokio_uring::spawn(async move {
             match serve {
                 Serve::WebSocket(session) => connection(stream, session, &context).await,
-                Serve::Raw => raw::connection(stream, &context).await,
+                Serve::Raw => {
+                    raw::connection(stream, &context.counters, context.closing.clone()).await
+                }
             }
             context.active.set(context.active.get() - 1);
         });

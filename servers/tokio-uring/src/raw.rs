@@ -9,7 +9,8 @@ use std::pin::pin;
 use tokio_uring::buf::BoundedBuf;
 use tokio_uring::net::TcpStream;
 
-use crate::Accept;
+use tokio::sync::watch;
+use wsport_server_common::counters::Counters;
 
 /// Bytes one read may take: the room a WebSocket connection's read gets
 /// (`wsport_server_common::session`'s read chunk).
@@ -17,9 +18,11 @@ const CHUNK: usize = 16 * 1024;
 
 /// Echo until the peer closes, an error, or shutdown. As in the WebSocket loop, the read in
 /// flight is never dropped: shutdown shuts the socket so that the kernel completes it.
-pub(crate) async fn connection(stream: TcpStream, context: &Accept) {
-    let counters = &context.counters;
-    let mut closing = context.closing.clone();
+pub(crate) async fn connection(
+    stream: TcpStream,
+    counters: &Counters,
+    mut closing: watch::Receiver<bool>,
+) {
     if *closing.borrow() {
         return;
     }

@@ -184,7 +184,9 @@ async fn accept_loop(listener: TcpListener, context: Arc<Accept>) {
         tokio::spawn(async move {
             match serve {
                 Serve::WebSocket(session) => connection(stream, session, &context).await,
-                Serve::Raw => raw::connection(stream, &context).await,
+                Serve::Raw => {
+                    raw::connection(stream, &context.counters, context.closing.clone()).await
+                }
             }
             context.active.fetch_sub(1, Ordering::AcqRel);
         });

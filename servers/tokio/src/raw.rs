@@ -6,16 +6,19 @@
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::Accept;
+use tokio::sync::watch;
+use wsport_server_common::counters::Counters;
 
 /// Bytes one read may take: the room a WebSocket connection's read gets
 /// (`wsport_server_common::session`'s read chunk).
 const CHUNK: usize = 16 * 1024;
 
 /// Echo until the peer closes, an error, or shutdown.
-pub(crate) async fn connection(mut stream: TcpStream, context: &Accept) {
-    let counters = &context.counters;
-    let mut closing = context.closing.clone();
+pub(crate) async fn connection(
+    mut stream: TcpStream,
+    counters: &Counters,
+    mut closing: watch::Receiver<bool>,
+) {
     if *closing.borrow() {
         return;
     }

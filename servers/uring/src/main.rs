@@ -14,8 +14,6 @@
 //! loop, timers firing, shutdown), `accept`, `io` (a connection's receives, replies and
 //! ending), `conn` (a connection's state and buffers), `timers` (the per-thread timer queue).
 
-#![deny(unsafe_code)]
-
 #[allow(unsafe_code)]
 mod accept;
 #[allow(unsafe_code)]

@@ -42,7 +42,7 @@ pub fn render(runs: &[Run], baseline: &str, plots: &[Plot]) -> String {
          rather than sleeps just before each send). The throughput of such a row is the \
          client's limit; compare servers by server CPU per message instead. A rate run that \
          delivered less than {:.0}% of its target says so in its notes.\n",
-        duration(Some(crate::SEND_LAG_LIMIT_NS as f64)),
+        duration(Some(wsport_bench_record::SEND_LAG_LIMIT_NS as f64)),
         RATE_MISSED_BELOW * 100.0
     );
     let overview: Vec<&Plot> = plots.iter().filter(|p| p.scenario.is_none()).collect();

@@ -11,7 +11,7 @@
 //! | hold | server memory per connection, bytes | what idle connections cost |
 //!
 //! The decision rule ([`decide`]) is the same for all. A scenario in which either side has a
-//! run whose client sent late (send-lag p99 over [`crate::SEND_LAG_LIMIT_NS`]) is not judged:
+//! run whose client sent late (send-lag p99 over [`wsport_bench_record::SEND_LAG_LIMIT_NS`]) is not judged:
 //! its figures describe the client as much as the server. The verdicts also go out as
 //! github-action-benchmark and Bencher JSON, so a CI can keep their history.
 
@@ -381,7 +381,7 @@ mod tests {
             )
             .unwrap()
         };
-        let on_time = crate::SEND_LAG_LIMIT_NS;
+        let on_time = wsport_bench_record::SEND_LAG_LIMIT_NS;
         let base = [run(7.0, on_time), run(7.01, on_time)];
         let slower = [run(9.0, on_time), run(9.01, on_time)];
         assert_eq!(

@@ -16,9 +16,9 @@
 use hdrhistogram::Histogram;
 
 use crate::chart::{self, Bar, BarChart, Bars, Line, PercentileChart, Series};
-use crate::cli::format_size;
 use crate::runs::{self, by_server, decode_histogram, scenarios, spread, Run, ServerOrder};
 use crate::svg::PALETTE;
+use wsport_bench_record::format_size;
 
 /// The folder of a result directory the plots go to.
 pub const PLOTS_DIR: &str = "plots";
@@ -40,7 +40,8 @@ pub struct Plot {
 const CLIENT_FLAG: &str =
     "* the client was the bottleneck in at least one repeat (rule in summary.md): that bar is the client's limit";
 
-/// Every plot that `runs` support.
+/// The echo, rate, connect and hold plots that `runs` support (the load sweep's are
+/// [`crate::sweep::plots`], which [`crate::publish`] adds after these).
 pub fn plots(runs: &[Run], order: &ServerOrder) -> Vec<Plot> {
     let mut out = Vec::new();
     let echo = scenarios(runs, "echo");
@@ -65,8 +66,6 @@ pub fn plots(runs: &[Run], order: &ServerOrder) -> Vec<Plot> {
         out.extend(handshake(family, &list, order));
     }
     out.extend(memory(&scenarios(runs, "hold"), order));
-    out.extend(crate::sweep::plots(runs, order));
-    out.extend(crate::scale::plots(runs, order));
     out
 }
 
@@ -364,8 +363,8 @@ fn handshake(family: &str, list: &[&Run], order: &ServerOrder) -> Option<Plot> {
                     flagged: mine.iter().any(|r| r.client_bound.is_some()),
                     tooltip: format!(
                         "{server}, {what}: p50 {}, p99 {} (medians of {} runs)",
-                        crate::report::format_ns(p50 as u64),
-                        crate::report::format_ns(p99 as u64),
+                        wsport_bench_record::format_ns(p50 as u64),
+                        wsport_bench_record::format_ns(p99 as u64),
                         mine.len()
                     ),
                 })

@@ -141,7 +141,7 @@ pub enum ClientLimit {
     /// connection as the server, so with equal cores it saturates first.
     Costlier,
     /// A scheduled run (`rate`, `hold`, `connect --rate`) whose own sends were late: send-lag
-    /// p99 over [`crate::SEND_LAG_LIMIT_NS`], so its corrected latency is partly the client's.
+    /// p99 over [`wsport_bench_record::SEND_LAG_LIMIT_NS`], so its corrected latency is partly the client's.
     Late,
     /// The run flagged itself (`results.client_bottleneck`) for a reason the figures do not
     /// show here.
@@ -295,7 +295,7 @@ impl Run {
     /// 2. in a closed loop (`echo`, `connect`), where both sides go as fast as they can, the
     ///    client spent at least as much CPU per message (connection) as the server: with equal
     ///    cores it saturates first, so msgs/s (handshakes/s) is its limit, not the server's;
-    /// 3. a scheduled run sent late: send-lag p99 over [`crate::SEND_LAG_LIMIT_NS`];
+    /// 3. a scheduled run sent late: send-lag p99 over [`wsport_bench_record::SEND_LAG_LIMIT_NS`];
     /// 4. or the run flagged itself (`client_bottleneck`).
     ///
     /// At a fixed rate (`rate`, `hold`) the second does not apply: per-message CPU is compared
@@ -306,7 +306,7 @@ impl Run {
     fn judge_client(&self) -> Option<ClientLimit> {
         let late = self
             .send_lag
-            .is_some_and(|lag| lag.p99 > crate::SEND_LAG_LIMIT_NS as f64);
+            .is_some_and(|lag| lag.p99 > wsport_bench_record::SEND_LAG_LIMIT_NS as f64);
         let busy = self.send_lag.is_none()
             && self
                 .client_cpu_percent

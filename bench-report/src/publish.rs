@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use crate::plot::{self, PLOTS_DIR};
 use crate::runs::{self, RunsError, ServerOrder, RUNS_JSONL};
-use crate::summary;
+use crate::{summary, sweep};
 
 /// What [`regenerate`] wrote.
 #[derive(Debug)]
@@ -41,7 +41,9 @@ pub fn regenerate(dir: &Path, baseline: &str) -> Result<Published, RunsError> {
         files.push(write(&dir.join(RUNS_JSONL), &text)?);
     }
     let order = ServerOrder::of(&runs, baseline);
-    let plots = plot::plots(&runs, &order);
+    let mut plots = plot::plots(&runs, &order);
+    plots.extend(sweep::plots(&runs, &order));
+    plots.extend(crate::scale::plots(&runs, &order));
     let plots_dir = dir.join(PLOTS_DIR);
     remove_old_plots(&plots_dir)?;
     if !plots.is_empty() {

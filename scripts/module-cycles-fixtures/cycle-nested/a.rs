@@ -1,0 +1,2 @@
+use crate::b::inner::Thing;
+pub fn go(_: Thing) {}

@@ -1,0 +1,5 @@
+use super::super::a;
+pub struct Thing;
+pub fn call() {
+    a::go(Thing);
+}

@@ -1,0 +1,5 @@
+use crate::a;
+pub struct Bee;
+pub fn call() {
+    a::go(Bee);
+}

@@ -1,0 +1,5 @@
+mod a;
+pub fn run() {
+    a::go();
+}
+pub(crate) fn helper() {}
