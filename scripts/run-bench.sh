@@ -91,6 +91,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/abuse.sh
 source scripts/lib/abuse.sh
 . scripts/lib/nginx.sh
+. scripts/lib/servers.sh
 . scripts/lib/netns.sh
 . scripts/lib/topology.sh
 # shellcheck source=scripts/lib/scale.sh
@@ -204,19 +205,7 @@ server_threads=$(echo "$server_cores" | tr ',' '\n' | grep -c .)
 bin=target/release
 server_bin=$bin
 server_cmd() {
-    case "$1" in
-        tokio) echo "$server_bin/wsport-tokio" ;;
-        tokio-multi) echo "$server_bin/wsport-tokio --flavor multi" ;;
-        tokio-uring) echo "$server_bin/wsport-tokio-uring" ;;
-        monoio-uring) echo "$server_bin/wsport-monoio --driver uring" ;;
-        monoio-uring-dt) echo "$server_bin/wsport-monoio --driver uring --defer-taskrun" ;;
-        tokio-uring-coop) echo "$server_bin/wsport-tokio-uring --coop-taskrun" ;;
-        monoio-epoll) echo "$server_bin/wsport-monoio --driver epoll" ;;
-        uring) echo "$server_bin/wsport-uring" ;;
-        fastwebsockets) echo "$server_bin/wsport-ref-fastwebsockets" ;;
-        tokio-tungstenite) echo "$server_bin/wsport-ref-tungstenite" ;;
-        *) echo "run-bench.sh: unknown server '$1' (tokio, tokio-multi, tokio-uring, monoio-uring, monoio-uring-dt, tokio-uring-coop, monoio-epoll, uring, fastwebsockets, tokio-tungstenite)" >&2; exit 2 ;;
-    esac
+    wsport_server_cmd "$1" "$server_bin" || exit 2
 }
 is_reference() { case "$1" in fastwebsockets|tokio-tungstenite) return 0 ;; *) return 1 ;; esac; }
 # Whether server $1 takes part in cell "$2": a reference serves ws echo and connect only (it
