@@ -46,23 +46,10 @@ stop() { if [ -n "$server_pid" ]; then kill "$server_pid" 2> /dev/null || true; 
 trap stop EXIT
 
 # Start server $1 on a kernel-chosen port: sets server_pid and port.
-port=""
 start() {
-    local log=$out/server.out
-    port=""
-    # Gone before the start: the child truncates it only once it runs, and a grep in between
-    # would read the last server's port.
-    rm -f "$log"
-    # shellcheck disable=SC2046
-    $(wsport_server_cmd "$1" target/release) --listen ws://127.0.0.1:0 --cpus "$server_cpu" \
-        --threads 1 > "$log" 2> "$out/server.err" &
-    server_pid=$!
-    for _ in $(seq 1 50); do
-        port=$(grep -m1 -o 'listening ws://127.0.0.1:[0-9]*' "$log" 2> /dev/null | cut -d: -f3 || true)
-        [ -n "$port" ] && break
-        sleep 0.1
-    done
-    [ -n "$port" ] || { echo "c-client.sh: $1 did not start: $(head -1 "$out/server.err")" >&2; exit 1; }
+    wsport_start_any_port "$(wsport_server_cmd "$1" target/release)" "$server_cpu" "$out/server.out"
+    server_pid=$wsport_pid port=$wsport_port
+    [ -n "$port" ] || { echo "c-client.sh: $1 did not start: $(head -1 "$out/server.out")" >&2; exit 1; }
 }
 
 echo -e "server\trepeat\tmsgs_per_s\tserver_us_per_msg\tclient_us_per_msg\tclient_msgs_per_wait" > "$out/runs.tsv"
@@ -79,7 +66,7 @@ for r in $(seq 1 "$repeat"); do
         echo "[$n/$total] $s r$r: $(get msgs_per_s) msgs/s, server $(get server_us_per_msg) µs/msg, client $(get client_us_per_msg) µs/msg, $(get client_msgs_per_wait) msgs per client wait"
     done
 done
-rm -f "$out/server.out" "$out/server.err"
+rm -f "$out/server.out"
 
 python3 - "$out" "$conns" "$size" "$list" <<'PY' > "$out/summary.md"
 import csv, statistics, sys

@@ -50,15 +50,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# shellcheck disable=SC2086
-$cmd --listen ws://127.0.0.1:0 --cpus "$server_cpu" --threads 1 > "$work/server.out" 2>&1 &
-server_pid=$!
-port=""
-for _ in $(seq 1 50); do
-    port=$(grep -m1 -o 'listening ws://127.0.0.1:[0-9]*' "$work/server.out" 2> /dev/null | cut -d: -f3 || true)
-    [ -n "$port" ] && break
-    sleep 0.1
-done
+wsport_start_any_port "$cmd" "$server_cpu" "$work/server.out"
+server_pid=$wsport_pid port=$wsport_port
 [ -n "$port" ] || { echo "profile.sh: $server did not start: $(head -1 "$work/server.out")" >&2; exit 1; }
 workload=(echo)
 [ -n "$rate" ] && workload=(rate --rate "$rate")

@@ -47,17 +47,10 @@ trap stop EXIT
 # Measure server $1 from build dir $2 with extra flags $3: prints calls per message (total and
 # by kind as JSON), or "unavailable: why".
 measure() {
-    local cmd port=""
+    local cmd port
     cmd="$(wsport_server_cmd "$1" "$2") $3"
-    rm -f "$out/server.out"
-    # shellcheck disable=SC2086
-    $cmd --listen ws://127.0.0.1:0 --cpus 0 --threads 1 > "$out/server.out" 2>&1 &
-    pid=$!
-    for _ in $(seq 1 50); do
-        port=$(grep -m1 -o 'listening ws://127.0.0.1:[0-9]*' "$out/server.out" 2> /dev/null | cut -d: -f3 || true)
-        [ -n "$port" ] && break
-        sleep 0.1
-    done
+    wsport_start_any_port "$cmd" 0 "$out/server.out"
+    pid=$wsport_pid port=$wsport_port
     if [ -z "$port" ]; then
         echo "unavailable: $(head -1 "$out/server.out")"
         stop

@@ -19,3 +19,23 @@ wsport_server_cmd() {
             ;;
     esac
 }
+
+# wsport_start_any_port "COMMAND" CPUS LOG: start a server command on one kernel-chosen ws port
+# of 127.0.0.1, pinned to CPUS, one thread, its stdout and stderr in LOG; sets wsport_pid, and
+# wsport_port once it listens ("" when it did not start: LOG says why).
+wsport_start_any_port() {
+    local log=$3
+    wsport_port=""
+    # Gone before the start: the child truncates it only once it runs, and a grep in between
+    # would read the last server's port.
+    rm -f "$log"
+    # shellcheck disable=SC2086
+    $1 --listen ws://127.0.0.1:0 --cpus "$2" --threads 1 > "$log" 2>&1 &
+    wsport_pid=$!
+    for _ in $(seq 1 50); do
+        wsport_port=$(grep -m1 -o 'listening ws://127.0.0.1:[0-9]*' "$log" 2> /dev/null | cut -d: -f3 || true)
+        [ -n "$wsport_port" ] && return
+        kill -0 "$wsport_pid" 2> /dev/null || return
+        sleep 0.1
+    done
+}

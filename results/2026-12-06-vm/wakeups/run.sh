@@ -31,16 +31,8 @@ IFS=, read -ra rate_list <<< "$rates"
 for r in $(seq 1 "$repeats"); do
     for rate in "${rate_list[@]}"; do
         for s in "${servers[@]}"; do
-            rm -f "$out/server.out"
-            # shellcheck disable=SC2046
-            $(server_of "$s") --listen ws://127.0.0.1:0 --cpus 0 --threads 1 > "$out/server.out" 2>&1 &
-            pid=$!
-            port=""
-            for _ in $(seq 1 50); do
-                port=$(grep -m1 -o 'listening ws://127.0.0.1:[0-9]*' "$out/server.out" 2> /dev/null | cut -d: -f3 || true)
-                [ -n "$port" ] && break
-                sleep 0.1
-            done
+            wsport_start_any_port "$(server_of "$s")" 0 "$out/server.out"
+            pid=$wsport_pid port=$wsport_port
             before=$(irqs)
             "$bin/wsport-bench" rate --rate "$rate" -c 100 --size 64 --duration 3s --warmup 1s \
                 --url "ws://127.0.0.1:$port/" --server-pid "$pid" --cpus 1 --engine io-uring \
