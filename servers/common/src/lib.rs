@@ -30,6 +30,7 @@
 //! - [`deadline`]: one lazily armed timer per connection for all its deadlines,
 //! - [`faults`]: the hidden `--debug-*` faults, chosen once per connection,
 //! - [`shutdown`]: SIGINT/SIGTERM as a flag the runtimes poll,
+//! - [`ending`]: how a connection ends (linger, forced close) and how a thread drains,
 //! - [`session`]: driving one connection (TLS + WebSocket) over caller-owned buffers,
 //! - [`hub`], [`publish`]: `--broadcast`, one process-wide fan-out for every runtime.
 #![warn(missing_docs)]
@@ -40,6 +41,7 @@ pub mod cli;
 pub mod config;
 pub mod counters;
 pub mod deadline;
+pub mod ending;
 pub mod faults;
 pub mod hub;
 #[allow(unsafe_code)]

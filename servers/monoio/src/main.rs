@@ -30,7 +30,7 @@
 //! - a write that outlives [`WRITE_TIMEOUT`] is ended the same way, by shutting the socket;
 //! - accept loops are ended by shutting their listeners down.
 //!
-//! Only if the kernel did not complete an operation [`FORCE_GRACE`] after its socket was shut
+//! Only if the kernel did not complete an operation [`ending::FORCE_GRACE`] after its socket was shut
 //! down would it be abandoned (never seen; a last resort against hanging a shutdown). The
 //! legacy driver's operations are readiness waits that can be dropped at any time, so the same
 //! code is merely careful there.
@@ -57,11 +57,11 @@ use monoio::{IoUringDriver, LegacyDriver, Runtime, RuntimeBuilder};
 use wsport_server_common::cli::ServerArgs;
 use wsport_server_common::counters::Counters;
 use wsport_server_common::deadline;
+use wsport_server_common::ending::{self, AfterDeadline, AfterRead, Ending};
 use wsport_server_common::faults::{Faults, NoFaults};
 use wsport_server_common::hub::{deliveries, Taken};
 use wsport_server_common::process::{self, Process, RuntimeThread, Serve, Shared};
-use wsport_server_common::session::{drain_time, Control, End, Session, LINGER, WRITE_TIMEOUT};
-use wsport_server_common::shutdown::POLL_INTERVAL;
+use wsport_server_common::session::{Control, End, Session, WRITE_TIMEOUT};
 use wsport_server_common::{socket, ListenSpec, Scheme};
 
 use crate::closing::{Closing, Subscription};
@@ -102,10 +102,6 @@ impl DriverKind {
         }
     }
 }
-
-/// How long an operation may take to complete once its socket is shut down (see the crate
-/// doc); it should take microseconds.
-const FORCE_GRACE: Duration = Duration::from_secs(1);
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -318,23 +314,29 @@ fn start(
 /// Serve until shutdown, then stop accepting, close every connection with 1001 and wait for
 /// them to finish.
 async fn serve(accepting: Accepting, shared: &Shared) {
-    // Signals arrive on another thread (see `Shutdown`); a short poll keeps this
-    // runtime-agnostic and costs nothing measurable.
-    while !shared.shutdown.is_requested() {
-        monoio::time::sleep(POLL_INTERVAL).await;
-    }
-    accepting.closing.close();
-    // Each accept loop has an accept in flight: shutting the listener down completes it (and
-    // resets the connections queued on this thread's listener, as closing it would), and the
-    // loop, seeing `closing`, ends and drops the listener.
-    for listener in &accepting.listeners {
-        let _ = sys::shutdown(&**listener, SocketShutdown::Read);
-    }
-    drop(accepting.listeners);
-    let give_up = Instant::now() + drain_time(&shared.config);
-    while accepting.active.get() > 0 && Instant::now() < give_up {
-        monoio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let Accepting {
+        listeners,
+        closing,
+        active,
+    } = accepting;
+    let close_all = || {
+        closing.close();
+        // Each accept loop has an accept in flight: shutting the listener down completes it
+        // (and resets the connections queued on this thread's listener, as closing it would),
+        // and the loop, seeing `closing`, ends and drops the listener.
+        for listener in &listeners {
+            let _ = sys::shutdown(&**listener, SocketShutdown::Read);
+        }
+        drop(listeners);
+    };
+    ending::drain(
+        &shared.shutdown,
+        &shared.config,
+        monoio::time::sleep,
+        close_all,
+        || active.get(),
+    )
+    .await;
 }
 
 /// What an accept loop hands each connection task.
@@ -381,25 +383,10 @@ async fn accept_loop(listener: Rc<TcpListener>, context: Rc<Accept>) {
     }
 }
 
-/// Where a connection stands while a read is in flight.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Ending {
-    /// Serving the protocol.
-    No,
-    /// Our FIN is sent ([`End::Linger`]): discard what arrives until the peer's FIN or this
-    /// instant.
-    Linger(Instant),
-    /// The socket is shut down for reading so that the read in flight completes; this is the
-    /// instant to stop waiting for it (see [`FORCE_GRACE`]).
-    Drop(Instant),
-}
-
-impl Ending {
-    /// Shut the socket down for reading so the read in flight completes, and wait for it.
-    fn force(fd: &SocketFd, now: Instant) -> Ending {
-        let _ = fd.shutdown(SocketShutdown::Read);
-        Ending::Drop(now + FORCE_GRACE)
-    }
+/// Shut the socket down for reading so the read in flight completes, and wait for it.
+fn force(fd: &SocketFd, now: Instant) -> Ending {
+    let _ = fd.shutdown(SocketShutdown::Read);
+    Ending::forced(now)
 }
 
 enum Event<R> {
@@ -463,15 +450,12 @@ async fn serve_connection(
         // Timers, shutdown and endings are served with the read in flight; it is always
         // awaited to completion (see the crate doc).
         let (result, slice) = loop {
-            let wake_at = match ending {
-                Ending::No => session.next_deadline(),
-                Ending::Linger(at) | Ending::Drop(at) => Some(at),
-            };
+            let wake_at = ending.wake_at(&session);
             let event = monoio::select! {
                 done = &mut read => Event::Read(done),
                 () = timer.until(wake_at, counters) => Event::Deadline,
-                () = closing.closed(), if ending == Ending::No && !shutting_down => Event::Shutdown,
-                taken = deliveries(subscription.as_ref(), &mut inbox), if subscription.is_some() && ending == Ending::No => Event::Delivery(taken),
+                () = closing.closed(), if ending.is_serving() && !shutting_down => Event::Shutdown,
+                taken = deliveries(subscription.as_ref(), &mut inbox), if subscription.is_some() && ending.is_serving() => Event::Delivery(taken),
             };
             let now = Instant::now();
             let control = match (event, ending) {
@@ -481,12 +465,14 @@ async fn serve_connection(
                     shutting_down = true;
                     session.begin_shutdown(now)
                 }
-                (Event::Deadline, Ending::Linger(_)) => {
-                    ending = Ending::force(fd, now);
-                    continue;
-                }
-                // Last resort: the kernel did not complete the read on a shut socket.
-                (Event::Deadline, Ending::Drop(_)) => return,
+                (Event::Deadline, _) => match ending.after_deadline(now) {
+                    AfterDeadline::Force(_) => {
+                        ending = force(fd, now);
+                        continue;
+                    }
+                    // Last resort: the kernel did not complete the read on a shut socket.
+                    AfterDeadline::GiveUp => return,
+                },
                 (Event::Delivery(Taken::Frames), _) => {
                     let mut control = Control::default();
                     session.deliver(&inbox, &mut control.output);
@@ -501,37 +487,32 @@ async fn serve_connection(
             let sent = send(writer, fd, control.output, &mut timer, now, counters).await;
             if sent.is_none() {
                 session.handle_eof();
-                ending = Ending::force(fd, now);
+                ending = force(fd, now);
                 continue;
             }
             match control.end {
                 None => {}
-                Some(End::Drop) => ending = Ending::force(fd, now),
+                Some(End::Drop) => ending = force(fd, now),
                 Some(End::Linger) => {
                     let _ = writer.shutdown().await;
-                    ending = Ending::Linger(now + LINGER);
+                    ending = Ending::linger(now);
                 }
             }
         };
         buf = slice.into_inner();
-        match ending {
-            Ending::No => {}
-            Ending::Drop(_) => return,
+        let n = match ending.after_read(&result) {
+            AfterRead::Serve(n) => n,
             // Lingering: discard, and read again until EOF or the linger deadline.
-            Ending::Linger(_) => match result {
-                Ok(n) if n > 0 => {
-                    buf.clear();
-                    continue;
+            AfterRead::Discard => {
+                buf.clear();
+                continue;
+            }
+            AfterRead::Over => {
+                if ending.is_serving() {
+                    session.handle_eof();
                 }
-                _ => return,
-            },
-        }
-        let n = match result {
-            Ok(0) | Err(_) => {
-                session.handle_eof();
                 return;
             }
-            Ok(n) => n,
         };
         counters.add_bytes_in(n as u64);
         let now = Instant::now();
@@ -558,7 +539,7 @@ async fn serve_connection(
                 // FIN, then drain: unread input must not turn our close into a reset that
                 // could destroy the answer before the peer reads it.
                 let _ = writer.shutdown().await;
-                ending = Ending::Linger(now + LINGER);
+                ending = Ending::linger(now);
                 buf.clear();
             }
         }
@@ -598,7 +579,7 @@ async fn send<T: IoBuf + 'static>(
             // a timer of its own (once per connection at most).
             let _ = fd.shutdown(SocketShutdown::Both);
             counters.timer_armed();
-            let _ = monoio::time::timeout(FORCE_GRACE, write).await;
+            let _ = monoio::time::timeout(ending::FORCE_GRACE, write).await;
             None
         }
     }

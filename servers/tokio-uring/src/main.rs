@@ -26,10 +26,9 @@
 mod raw;
 
 use std::cell::Cell;
-use std::future::Future;
 use std::net::{Shutdown as Halves, TcpListener as StdListener};
 use std::ops::Range;
-use std::pin::{pin, Pin};
+use std::pin::pin;
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -44,11 +43,11 @@ use tokio_uring::net::{TcpListener, TcpStream};
 use wsport_server_common::cli::ServerArgs;
 use wsport_server_common::counters::Counters;
 use wsport_server_common::deadline;
+use wsport_server_common::ending::{self, AfterDeadline, AfterRead, Ending};
 use wsport_server_common::faults::{Faults, NoFaults};
 use wsport_server_common::hub::{deliveries, Taken};
 use wsport_server_common::process::{self, Process, RuntimeThread, Serve, Shared};
-use wsport_server_common::session::{drain_time, Control, End, Session, LINGER, WRITE_TIMEOUT};
-use wsport_server_common::shutdown::POLL_INTERVAL;
+use wsport_server_common::session::{Control, End, Session, WRITE_TIMEOUT};
 use wsport_server_common::{socket, uring, ListenSpec, Scheme};
 
 #[derive(Parser, Debug)]
@@ -152,16 +151,17 @@ async fn serve(
         });
         tokio_uring::spawn(accept_loop(listener, stopper, context));
     }
-    // Signals arrive on another thread (see `Shutdown`); a short poll keeps this
-    // runtime-agnostic and costs nothing measurable.
-    while !shared.shutdown.is_requested() {
-        tokio::time::sleep(POLL_INTERVAL).await;
-    }
-    let _ = closing_tx.send(true);
-    let give_up = Instant::now() + drain_time(&shared.config);
-    while active.get() > 0 && Instant::now() < give_up {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let close_all = || {
+        let _ = closing_tx.send(true);
+    };
+    ending::drain(
+        &shared.shutdown,
+        &shared.config,
+        tokio::time::sleep,
+        close_all,
+        || active.get(),
+    )
+    .await;
     Ok(())
 }
 
@@ -269,9 +269,8 @@ async fn serve_connection(
     }
     let mut buf = Session::new_buffer();
     let mut timer = timer();
-    // Set once the connection ends with `End::Linger`: our FIN is out, and reads only drain
-    // what the peer still sends, until its FIN or this instant.
-    let mut linger_until: Option<Instant> = None;
+    // How the connection ends with its read in flight (see `wsport_server_common::ending`).
+    let mut ending = Ending::No;
     let mut subscription = context.shared.hub.as_ref().map(|hub| hub.subscribe());
     let mut inbox = Vec::new();
     loop {
@@ -283,22 +282,28 @@ async fn serve_connection(
         let start = buf.len();
         let mut read = pin!(stream.read(buf.slice(start..)));
         let (result, slice) = loop {
-            let deadline = linger_until.or_else(|| session.next_deadline());
+            let wake_at = ending.wake_at(&session);
             // Only the read is polled to completion here; the losing timer and `changed`
             // futures are cancel-safe, and the read is polled again on the next turn.
             let wake = tokio::select! {
                 biased;
                 done = read.as_mut() => break done,
-                () = timer.until(deadline, counters) => Wake::Deadline,
-                _ = closing.changed(), if !shutting_down && linger_until.is_none() => Wake::Shutdown,
-                taken = deliveries(subscription.as_ref(), &mut inbox), if subscription.is_some() && linger_until.is_none() => Wake::Delivery(taken),
+                () = timer.until(wake_at, counters) => Wake::Deadline,
+                _ = closing.changed(), if !shutting_down && ending.is_serving() => Wake::Shutdown,
+                taken = deliveries(subscription.as_ref(), &mut inbox), if subscription.is_some() && ending.is_serving() => Wake::Delivery(taken),
             };
-            if linger_until.is_some() {
-                // LINGER is over without the peer's FIN.
-                abandon(&stream, read, counters).await;
-                return;
-            }
             let now = Instant::now();
+            if !ending.is_serving() {
+                // Only the timer wakes an ending connection: the linger ran out without the
+                // peer's FIN, or the forced read did not complete.
+                match ending.after_deadline(now) {
+                    AfterDeadline::Force(_) => ending = force(&stream, now),
+                    // Last resort: the read is dropped in flight, and the runtime, which keeps
+                    // its buffer until the kernel lets go, cancels it when it shuts down.
+                    AfterDeadline::GiveUp => return,
+                }
+                continue;
+            }
             let control = match wake {
                 Wake::Deadline => session.handle_deadline(now),
                 Wake::Shutdown => {
@@ -321,39 +326,36 @@ async fn serve_connection(
             let (written, _) = write(&stream, control.output, &mut timer, now, counters).await;
             if !written {
                 session.handle_eof();
-                abandon(&stream, read, counters).await;
-                return;
+                ending = force(&stream, now);
+                continue;
             }
             match control.end {
                 None => {}
-                Some(End::Drop) => {
-                    abandon(&stream, read, counters).await;
-                    return;
-                }
+                Some(End::Drop) => ending = force(&stream, now),
                 Some(End::Linger) => {
                     // The read in flight becomes the first draining read.
                     let _ = stream.shutdown(Halves::Write);
-                    linger_until = Some(Instant::now() + LINGER);
+                    ending = Ending::linger(now);
                 }
             }
         };
         buf = slice.into_inner();
-        let n = match result {
-            Ok(n) if n > 0 => n,
+        let n = match ending.after_read(&result) {
+            AfterRead::Serve(n) => n,
+            // Draining: what the peer sends after our close is read and dropped, so that our
+            // close does not turn into a reset.
+            AfterRead::Discard => {
+                buf.clear();
+                continue;
+            }
             // EOF or a socket error: the peer is gone (or, lingering, has answered our FIN).
-            _ => {
-                if linger_until.is_none() {
+            AfterRead::Over => {
+                if ending.is_serving() {
                     session.handle_eof();
                 }
                 return;
             }
         };
-        if linger_until.is_some() {
-            // Draining: what the peer sends after our close is read and dropped, so that our
-            // close does not turn into a reset.
-            buf.clear();
-            continue;
-        }
         counters.add_bytes_in(n as u64);
         let now = Instant::now();
         let step = session.handle_read(&mut buf, now);
@@ -377,7 +379,7 @@ async fn serve_connection(
             Some(End::Linger) => {
                 // Our FIN; then read and discard until the peer's FIN or LINGER (see `End`).
                 let _ = stream.shutdown(Halves::Write);
-                linger_until = Some(Instant::now() + LINGER);
+                ending = Ending::linger(now);
                 buf.clear();
             }
         }
@@ -386,15 +388,10 @@ async fn serve_connection(
 
 /// End a connection whose read is still in flight: `shutdown(2)` makes the kernel complete
 /// the read (it returns 0, or the bytes that just arrived, which no one wants any more), and
-/// the completion hands the buffer back. Only then may the read's future be dropped.
-async fn abandon<F: Future>(stream: &TcpStream, read: Pin<&mut F>, counters: &Counters) {
+/// the completion hands the buffer back; the loop awaits it up to `FORCE_GRACE`.
+fn force(stream: &TcpStream, now: Instant) -> Ending {
     let _ = stream.shutdown(Halves::Both);
-    // The kernel completes reads on a shut-down socket at once; the bound only guards against
-    // the unforeseen. Past it the read is dropped in flight, and the runtime, which keeps its
-    // buffer until the kernel lets go, cancels it when it shuts down. Once per connection at
-    // most, so a timer of its own.
-    counters.timer_armed();
-    let _ = tokio::time::timeout(LINGER, read).await;
+    Ending::forced(now)
 }
 
 /// Send `buf[range]`, started at `now`; false when the peer is gone or does not read for too

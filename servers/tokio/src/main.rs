@@ -22,12 +22,12 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use wsport_server_common::cli::ServerArgs;
 use wsport_server_common::counters::Counters;
-use wsport_server_common::deadline;
 use wsport_server_common::faults::{Faults, NoFaults};
 use wsport_server_common::hub::{deliveries, Taken};
 use wsport_server_common::process::{self, Process, RuntimeThread, Serve, Shared};
-use wsport_server_common::session::{drain_time, End, Session, LINGER, WRITE_TIMEOUT};
+use wsport_server_common::session::{End, Session, WRITE_TIMEOUT};
 use wsport_server_common::{affinity, socket, ListenSpec, Scheme};
+use wsport_server_common::{deadline, ending};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -142,19 +142,20 @@ async fn serve(
         });
         accept_tasks.push(tokio::spawn(accept_loop(listener, context)));
     }
-    // Signals arrive on another thread (see `Shutdown`); a short poll keeps this
-    // runtime-agnostic and costs nothing measurable.
-    while !shared.shutdown.is_requested() {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    for task in &accept_tasks {
-        task.abort();
-    }
-    let _ = closing_tx.send(true);
-    let give_up = Instant::now() + drain_time(&shared.config);
-    while active.load(Ordering::Acquire) > 0 && Instant::now() < give_up {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let close_all = || {
+        for task in &accept_tasks {
+            task.abort();
+        }
+        let _ = closing_tx.send(true);
+    };
+    ending::drain(
+        &shared.shutdown,
+        &shared.config,
+        tokio::time::sleep,
+        close_all,
+        || active.load(Ordering::Acquire),
+    )
+    .await;
     Ok(())
 }
 
@@ -337,7 +338,7 @@ async fn finish(mut stream: TcpStream, end: End, timer: &mut Timer, counters: &C
         return;
     }
     let _ = stream.shutdown().await;
-    let linger_until = Instant::now() + LINGER;
+    let linger_until = ending::linger_until(Instant::now());
     let mut sink = [0u8; 4096];
     let drain = async { while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {} };
     tokio::select! {

@@ -8,8 +8,9 @@
 use std::time::Instant;
 
 use io_uring::{cqueue, opcode, squeue};
+use wsport_server_common::ending::linger_until;
 use wsport_server_common::faults::Faults;
-use wsport_server_common::session::{Control, End, Step, LINGER, WRITE_TIMEOUT};
+use wsport_server_common::session::{Control, End, Step, WRITE_TIMEOUT};
 
 use crate::bufring::BUF_GROUP;
 use crate::conn::{Held, Outgoing, State};
@@ -340,7 +341,7 @@ impl<F: Faults> Worker<F> {
         }
     }
 
-    /// Our FIN, then discard input until the peer's FIN or [`LINGER`] (RFC 6455 §7.1.1: the
+    /// Our FIN, then discard input until the peer's FIN or the linger's end (RFC 6455 §7.1.1: the
     /// server closes TCP first), so unread input does not turn our close into a reset that
     /// could destroy the close frame or the HTTP answer before the peer reads it.
     fn linger(&mut self, key: u32) -> Result<(), UringError> {
@@ -348,7 +349,7 @@ impl<F: Faults> Worker<F> {
         let Some(conn) = slot(&mut self.conns, key) else {
             return Ok(());
         };
-        conn.state = State::Linger(now + LINGER);
+        conn.state = State::Linger(linger_until(now));
         conn.fresh = false;
         conn.shutdowns += 1;
         self.push_shutdown(key, libc::SHUT_WR)?;

@@ -89,6 +89,24 @@ pub struct Listener {
     pub armed: bool,
 }
 
+impl Listener {
+    fn new(scheme: Scheme, socket: TcpListener) -> Result<Listener, UringError> {
+        // io_uring waits for readiness itself; accepted sockets inherit TCP_NODELAY from the
+        // listener (Linux copies it), so registered sockets, which have no descriptor to set
+        // it on, get it too.
+        socket
+            .set_nonblocking(false)
+            .map_err(|e| UringError::io("making a listener blocking", e))?;
+        socket::configure_stream(&socket)
+            .map_err(|e| UringError::io("setting TCP_NODELAY on a listener", e))?;
+        Ok(Listener {
+            scheme,
+            socket,
+            armed: false,
+        })
+    }
+}
+
 pub struct Worker<F> {
     // Field order is drop order: the ring (and its registrations) before the buffers.
     pub ring: Ring,
@@ -139,22 +157,11 @@ impl<F: Faults> Worker<F> {
                 Some(bufs)
             }
         };
-        let mut listeners = Vec::new();
-        for (spec, socket) in thread.listeners {
-            // io_uring waits for readiness itself; accepted sockets inherit TCP_NODELAY from
-            // the listener (Linux copies it), so registered sockets, which have no descriptor
-            // to set it on, get it too.
-            socket
-                .set_nonblocking(false)
-                .map_err(|e| UringError::io("making a listener blocking", e))?;
-            socket::configure_stream(&socket)
-                .map_err(|e| UringError::io("setting TCP_NODELAY on a listener", e))?;
-            listeners.push(Listener {
-                scheme: spec.scheme,
-                socket,
-                armed: false,
-            });
-        }
+        let listeners = thread
+            .listeners
+            .into_iter()
+            .map(|(spec, socket)| Listener::new(spec.scheme, socket))
+            .collect::<Result<_, _>>()?;
         let fanout = match &thread.shared.hub {
             Some(hub) => Some(
                 Fanout::new(Arc::clone(hub))
