@@ -46,7 +46,10 @@ trap 'rm -rf "$tmp"' EXIT
 report_into() {
     local src=$1 dst=$2
     rm -rf "$dst" && cp -r "$src" "$dst"
-    "$bin/wsport-bench" report "$dst" > /dev/null
+    "$bin/wsport-bench" report "$dst" > "$tmp/report.out" 2>&1 || {
+        cat "$tmp/report.out" >&2
+        return 1
+    }
 }
 
 # Slim directory $1 in place (no checks).
