@@ -9,12 +9,12 @@
 #   summary.md and plots/ byte for byte as committed (the same set of plots too). A
 #   directory written by an older report (listed below with what changed since) is only
 #   checked to read back whole: same run count, report succeeds;
-# - abuse/ (runs.jsonl of scripts/lib/abuse.sh): `wsport-abuse summary` of a copy must write
-#   summary.md as committed (skipped, and said, without the wsport-abuse binary);
+# - abuse/ (runs.jsonl.gz of scripts/lib/abuse.sh): `wsport-abuse summary` of a copy must
+#   write summary.md as committed (skipped, and said, without the wsport-abuse binary);
 # - any other summary.md (c-client/: written by scripts/c-client.sh during its run) is
 #   listed as not regenerable, not failed;
-# - results/ stays slim: no *.hlog, no wsport-bench/1 runs.jsonl left unslimmed
-#   (scripts/slim-results.sh DIR slims one).
+# - results/ stays slim: no *.hlog, no runs.jsonl left unslimmed (scripts/slim-results.sh DIR
+#   slims one).
 # Run by scripts/test.sh; about a second of report per directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,6 +51,16 @@ pass() { echo "ok   $1"; }
 fail() { echo "FAIL $1"; failures=$((failures + 1)); }
 note() { echo "--   $1"; }
 
+# The first run of directory $1 (its runs.jsonl or runs.jsonl.gz), empty without one.
+first_run() {
+    if [ -f "$1/runs.jsonl" ]; then
+        head -1 "$1/runs.jsonl"
+    elif [ -f "$1/runs.jsonl.gz" ]; then
+        # gzip stops on a closed pipe once head has its line: not a failure.
+        gzip -dc "$1/runs.jsonl.gz" 2> /dev/null | head -1 || true
+    fi
+}
+
 # The "N runs of M servers" line of a summary.
 runs_line() { grep -m1 -o '^[0-9]* runs of [0-9]* servers' "$1" || true; }
 
@@ -59,8 +69,8 @@ while IFS= read -r summary; do
     dir=$(dirname "$summary")
     n=$((n + 1))
     copy="$tmp/$n"
-    if [ -f "$dir/runs.jsonl.gz" ] || { [ -f "$dir/runs.jsonl" ] \
-        && head -1 "$dir/runs.jsonl" | grep -q '"schema":"wsport-bench/1"'; }; then
+    first=$(first_run "$dir")
+    if grep -q '"schema":"wsport-bench/1"' <<< "$first"; then
         cp -r "$dir" "$copy"
         if ! "$bin/wsport-bench" report "$copy" > "$tmp/out" 2>&1; then
             fail "$dir: report failed: $(tail -1 "$tmp/out")"
@@ -78,9 +88,9 @@ while IFS= read -r summary; do
             pass "$dir: summary.md and plots regenerate byte for byte"
         else
             fail "$dir: regenerates differently:"
-            diff -r -q "$dir" "$copy" | sed 's/^/       /' | head -10
+            { diff -r -q "$dir" "$copy" || true; } | sed 's/^/       /' | head -10
         fi
-    elif [ -f "$dir/runs.jsonl" ] && head -1 "$dir/runs.jsonl" | grep -q '"mode":'; then
+    elif grep -q '"mode":' <<< "$first"; then
         abuse=$bin/wsport-abuse
         [ -x "$abuse" ] || abuse=target/debug/wsport-abuse
         if [ ! -x "$abuse" ]; then
@@ -103,9 +113,7 @@ while IFS= read -r f; do
     fail "$f: run scripts/slim-results.sh $(dirname "$f")"
 done < <(find results -name '*.hlog' | sort | head -5)
 while IFS= read -r f; do
-    if head -1 "$f" | grep -q '"schema":"wsport-bench/1"'; then
-        fail "$f: not slimmed: run scripts/slim-results.sh $(dirname "$f")"
-    fi
+    fail "$f: not slimmed: run scripts/slim-results.sh $(dirname "$f")"
 done < <(find results -name runs.jsonl | sort)
 
 [ "$n" -gt 0 ] || fail "no summary.md under results/"

@@ -5,20 +5,21 @@
 #   scripts/slim-results.sh results/<date>-<host>/<name> [DIR...]
 #   scripts/slim-results.sh --bin target/release DIR      # where wsport-bench is
 #
-# Per directory (one that scripts/run-bench.sh left: runs.jsonl, *.hlog, summary.md, plots):
+# Per directory (one that scripts/run-bench.sh left: runs.jsonl, *.hlog, summary.md, plots;
+# or its abuse/ directory, whose runs.jsonl `wsport-abuse summary` reads):
 # - runs.jsonl -> runs.jsonl.gz (gzip -9n: the same bytes, uncompressed; about half the
-#   size, since the histograms' base64 is most of a line). Every field stays: the report and
-#   `compare` read the gzipped file as they read the plain one (bench-report/src/runs.rs).
+#   size, since the histograms' base64 is most of a line). Every field stays: the report,
+#   `compare` and `wsport-abuse summary` read the gzipped file as they read the plain one
+#   (bench-report/src/runs.rs, abuse/src/main.rs).
 # - *.hlog removed: the per-second interval logs. runs.jsonl keeps each run's whole-window
 #   histograms (the ones the report merges and plots) and its per-second figures
 #   (`intervals`: messages, p50, p99, max); only the per-second histograms go.
 # - nothing else: summary.md, plots, README.md and a failed run's *.txt and server logs stay.
 #
-# It first proves the slimmed directory reports the same: `report` of a copy before and of a
-# slimmed copy after must write byte-identical summary.md and plots, and runs.jsonl.gz must
-# uncompress to runs.jsonl byte for byte; only then is the directory itself changed.
-# A directory whose runs.jsonl is not wsport-bench/1 runs (abuse/, read by `wsport-abuse
-# summary`) is left as it is. scripts/check-results.sh checks every committed directory.
+# It first proves the slimmed directory reports the same: `report` (abuse/: `wsport-abuse
+# summary`) of a copy before and of a slimmed copy after must write byte-identical summary.md
+# and plots, and runs.jsonl.gz must uncompress to runs.jsonl byte for byte; only then is the
+# directory itself changed. scripts/check-results.sh checks every committed directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,16 +38,22 @@ done
     echo "no $bin/wsport-bench: cargo build --release -p wsport-bench (or --bin DIR)" >&2
     exit 2
 }
+[ -x "$bin/wsport-abuse" ] || [ -x target/debug/wsport-abuse ] || echo "note: no wsport-abuse binary: abuse/ directories are left as they are" >&2
 command -v gzip > /dev/null || { echo "gzip not found" >&2; exit 2; }
 
 tmp=$(mktemp -d /tmp/wsport-slim.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 
-# What report writes, of directory $1, into $2 (summary.md and plots/).
+# What the report of kind $3 (bench|abuse) writes, of directory $1, into a copy $2.
 report_into() {
-    local src=$1 dst=$2
+    local src=$1 dst=$2 kind=$3 cmd
     rm -rf "$dst" && cp -r "$src" "$dst"
-    "$bin/wsport-bench" report "$dst" > "$tmp/report.out" 2>&1 || {
+    if [ "$kind" = abuse ]; then
+        cmd=("$abuse" summary "$dst")
+    else
+        cmd=("$bin/wsport-bench" report "$dst")
+    fi
+    "${cmd[@]}" > "$tmp/report.out" 2>&1 || {
         cat "$tmp/report.out" >&2
         return 1
     }
@@ -77,14 +84,27 @@ for dir in "${dirs[@]}"; do
         status=1
         continue
     fi
-    if ! head -1 "$dir/runs.jsonl" | grep -q '"schema":"wsport-bench/1"'; then
-        echo "$dir: runs.jsonl is not wsport-bench/1 runs (another tool reads it): left as it is"
+    first=$(head -1 "$dir/runs.jsonl")
+    if grep -q '"schema":"wsport-bench/1"' <<< "$first"; then
+        kind=bench
+    elif grep -q '"mode":' <<< "$first"; then
+        kind=abuse
+        abuse=$bin/wsport-abuse
+        [ -x "$abuse" ] || abuse=target/debug/wsport-abuse
+        if [ ! -x "$abuse" ]; then
+            echo "$dir: abuse runs and no wsport-abuse binary (cargo build --release -p wsport-abuse): left as it is" >&2
+            status=1
+            continue
+        fi
+    else
+        echo "$dir: runs.jsonl of neither wsport-bench nor scripts/lib/abuse.sh: left as it is" >&2
+        status=1
         continue
     fi
     before_files=$(find "$dir" -type f | wc -l)
     before_bytes=$(du -sb "$dir" | cut -f1)
     rm -rf "$tmp/before" "$tmp/after"
-    report_into "$dir" "$tmp/before"
+    report_into "$dir" "$tmp/before" "$kind"
     cp -r "$dir" "$tmp/slim"
     slim_in_place "$tmp/slim"
     if ! gzip -dc "$tmp/slim/runs.jsonl.gz" | cmp -s - "$dir/runs.jsonl"; then
@@ -93,7 +113,7 @@ for dir in "${dirs[@]}"; do
         rm -rf "$tmp/slim"
         continue
     fi
-    report_into "$tmp/slim" "$tmp/after"
+    report_into "$tmp/slim" "$tmp/after" "$kind"
     rm -rf "$tmp/slim"
     # Everything but the slimmed files is the same: summary.md, plots, READMEs, logs.
     if ! diff -r -q -x runs.jsonl -x runs.jsonl.gz -x '*.hlog' "$tmp/before" "$tmp/after" > /dev/null; then
