@@ -15,3 +15,5 @@ cargo test --workspace "$@"
 # run-bench.sh's deployment paths: nginx config, the "unavailable" paths, no leftovers.
 cargo build --release -p wsport-tokio -p wsport-bench
 scripts/test-deploy-paths.sh
+# Every committed summary regenerates from what results/ keeps, and results/ stays slim.
+scripts/check-results.sh

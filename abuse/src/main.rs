@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! wsport-abuse run --addr 127.0.0.1:8080 --duration 5s --server-pid PID --json abuse.json
-//! wsport-abuse summary DIR        # DIR/runs.jsonl -> DIR/summary.md
+//! wsport-abuse summary DIR        # DIR/runs.jsonl (or .gz) -> DIR/summary.md
 //! ```
 //! `run` exits 3 when a connection did not end the RFC way or the server's RSS passed its
 //! bound.
@@ -29,7 +29,7 @@ struct Cli {
 enum Command {
     /// Run the abuse against one ws:// listener until --duration.
     Run(RunArgs),
-    /// Write DIR/summary.md from DIR/runs.jsonl (scripts/lib/abuse.sh's runs).
+    /// Write DIR/summary.md from DIR/runs.jsonl or DIR/runs.jsonl.gz (scripts/lib/abuse.sh's runs).
     Summary { dir: PathBuf },
 }
 
@@ -101,14 +101,30 @@ fn real_main() -> Result<ExitCode> {
     match Cli::parse().command {
         Command::Run(args) => run(args),
         Command::Summary { dir } => {
-            let jsonl = std::fs::read_to_string(dir.join("runs.jsonl"))
-                .with_context(|| format!("reading {}/runs.jsonl", dir.display()))?;
+            let jsonl = read_runs(&dir)?;
             let md = wsport_abuse::summary::markdown(&jsonl)?;
             std::fs::write(dir.join("summary.md"), &md)?;
             print!("{md}");
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// DIR/runs.jsonl, or DIR/runs.jsonl.gz uncompressed (a committed result, slimmed by
+/// scripts/slim-results.sh).
+fn read_runs(dir: &std::path::Path) -> Result<String> {
+    let plain = dir.join("runs.jsonl");
+    let gz = dir.join("runs.jsonl.gz");
+    if plain.is_file() || !gz.is_file() {
+        return std::fs::read_to_string(&plain)
+            .with_context(|| format!("reading {}", plain.display()));
+    }
+    let mut text = String::new();
+    std::fs::File::open(&gz)
+        .map(flate2::read::MultiGzDecoder::new)
+        .and_then(|mut z| std::io::Read::read_to_string(&mut z, &mut text))
+        .with_context(|| format!("reading {}", gz.display()))?;
+    Ok(text)
 }
 
 fn run(args: RunArgs) -> Result<ExitCode> {

@@ -1,6 +1,7 @@
 //! A result directory's runs, read back: every `*.json` (schema `wsport-bench/1`) of the
 //! directory, or its `runs.jsonl` when it holds no JSON files (a committed result keeps the
-//! one file), parsed into the figures that `report` and `compare` use.
+//! one file, gzipped as `runs.jsonl.gz` by scripts/slim-results.sh), parsed into the figures
+//! that `report` and `compare` use.
 //!
 //! Runs of the same scenario and server are repeats. The scenario of a run is its name without
 //! the server's label and without the ports (servers start on port 0, so ports differ between
@@ -8,6 +9,7 @@
 //! `tokio`.
 
 use std::cmp::Ordering;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -17,6 +19,10 @@ use serde_json::Value;
 
 /// The file `report` writes and reads back when a directory has no JSON runs.
 pub const RUNS_JSONL: &str = "runs.jsonl";
+
+/// The same lines gzipped: a committed result keeps its runs in this file (about half the
+/// size; the histograms' base64 is most of what is left), read back as [`RUNS_JSONL`] is.
+pub const RUNS_JSONL_GZ: &str = "runs.jsonl.gz";
 
 /// Why a directory could not be read or its documents written.
 #[derive(Debug, thiserror::Error)]
@@ -39,7 +45,7 @@ pub enum RunsError {
         why: String,
     },
     /// No result file at all.
-    #[error("no wsport-bench results (*.json or runs.jsonl) in {}", .0.display())]
+    #[error("no wsport-bench results (*.json, runs.jsonl or runs.jsonl.gz) in {}", .0.display())]
     Empty(PathBuf),
     /// An output file could not be written.
     #[error("cannot write {}: {source}", file.display())]
@@ -377,7 +383,8 @@ pub fn decode_histogram(data: &str) -> Option<Histogram<u64>> {
     Deserializer::new().deserialize(&mut &bytes[..]).ok()
 }
 
-/// Read every run of `dir`: its `*.json` files, or, when it has none, its `runs.jsonl`.
+/// Read every run of `dir`: its `*.json` files, or, when it has none, its `runs.jsonl` (or
+/// `runs.jsonl.gz`; a directory holding both is refused, since either may be stale).
 /// Returns the runs in a stable order (scenario, server, start) and whether they came from
 /// `runs.jsonl`. Files of another schema are skipped.
 pub fn load(dir: &Path) -> Result<(Vec<Run>, bool), RunsError> {
@@ -399,20 +406,20 @@ pub fn load(dir: &Path) -> Result<(Vec<Run>, bool), RunsError> {
         }
     }
     let mut from_jsonl = false;
-    let jsonl = dir.join(RUNS_JSONL);
-    if runs.is_empty() && jsonl.is_file() {
-        from_jsonl = true;
-        let text = std::fs::read_to_string(&jsonl).map_err(|e| bad(&jsonl, e.to_string()))?;
-        for (i, line) in text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-        {
-            let doc: Value = serde_json::from_str(line)
-                .map_err(|e| bad(&jsonl, format!("line {}: {e}", i + 1)))?;
-            let name = PathBuf::from(format!("{}:{}", jsonl.display(), i + 1));
-            if let Some(run) = accept(&name, doc)? {
-                runs.push(run);
+    if runs.is_empty() {
+        if let Some((jsonl, text)) = read_jsonl(dir)? {
+            from_jsonl = true;
+            for (i, line) in text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+            {
+                let doc: Value = serde_json::from_str(line)
+                    .map_err(|e| bad(&jsonl, format!("line {}: {e}", i + 1)))?;
+                let name = PathBuf::from(format!("{}:{}", jsonl.display(), i + 1));
+                if let Some(run) = accept(&name, doc)? {
+                    runs.push(run);
+                }
             }
         }
     }
@@ -427,6 +434,32 @@ pub fn load(dir: &Path) -> Result<(Vec<Run>, bool), RunsError> {
             .then_with(|| a.file.cmp(&b.file))
     });
     Ok((runs, from_jsonl))
+}
+
+/// The text of `dir`'s `runs.jsonl`, or of its `runs.jsonl.gz` uncompressed, with the file's
+/// path; `None` when it has neither.
+fn read_jsonl(dir: &Path) -> Result<Option<(PathBuf, String)>, RunsError> {
+    let plain = dir.join(RUNS_JSONL);
+    let gz = dir.join(RUNS_JSONL_GZ);
+    match (plain.is_file(), gz.is_file()) {
+        (true, true) => Err(bad(
+            &gz,
+            format!("{RUNS_JSONL} beside it: keep one (either may be stale)"),
+        )),
+        (true, false) => std::fs::read_to_string(&plain)
+            .map(|text| Some((plain.clone(), text)))
+            .map_err(|e| bad(&plain, e.to_string())),
+        (false, true) => {
+            let file = std::fs::File::open(&gz).map_err(|e| bad(&gz, e.to_string()))?;
+            let mut text = String::new();
+            // Multi-member, as `cat a.gz b.gz` and `gzip` of an appended file make.
+            flate2::read::MultiGzDecoder::new(file)
+                .read_to_string(&mut text)
+                .map_err(|e| bad(&gz, e.to_string()))?;
+            Ok(Some((gz, text)))
+        }
+        (false, false) => Ok(None),
+    }
 }
 
 fn bad(file: &Path, why: String) -> RunsError {
@@ -651,6 +684,45 @@ mod tests {
             names("rate-50000ps-64B-100c-1t-tokio-ws-9", "tokio").0,
             "rate-50000ps-64B-100c-1t-ws"
         );
+    }
+
+    #[test]
+    fn gzipped_runs_read_back_as_the_plain_ones() {
+        use std::io::Write as _;
+        let line = |port: u32| {
+            serde_json::json!({
+                "schema": "wsport-bench/1", "workload": "echo",
+                "scenario": format!("echo-64B-1c-1t-x-ws-{port}"), "flags": {"label": "x"},
+                "started_unix_s": port,
+                "results": {"msgs_per_sec": port, "latency_ns": {"p50": 1}}
+            })
+            .to_string()
+        };
+        let text = format!("{}\n{}\n", line(2), line(1));
+        let root = std::env::temp_dir().join(format!("wsport-runs-gz-{}", std::process::id()));
+        let (plain, gz) = (root.join("plain"), root.join("gz"));
+        std::fs::create_dir_all(&plain).unwrap();
+        std::fs::create_dir_all(&gz).unwrap();
+        std::fs::write(plain.join(RUNS_JSONL), &text).unwrap();
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        enc.write_all(text.as_bytes()).unwrap();
+        std::fs::write(gz.join(RUNS_JSONL_GZ), enc.finish().unwrap()).unwrap();
+
+        let figures = |dir: &Path| {
+            let (runs, from_jsonl) = load(dir).unwrap();
+            assert!(from_jsonl);
+            runs.iter()
+                .map(|r| (r.doc.clone(), r.msgs_per_sec))
+                .collect::<Vec<_>>()
+        };
+        let read = figures(&gz);
+        assert_eq!(read, figures(&plain));
+        assert_eq!(read.len(), 2);
+
+        // Both files: either may be stale, so neither is read.
+        std::fs::write(gz.join(RUNS_JSONL), &text).unwrap();
+        assert!(matches!(load(&gz), Err(RunsError::BadFile { .. })));
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
