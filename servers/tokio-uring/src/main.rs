@@ -267,6 +267,9 @@ async fn serve_connection(
     if shutting_down {
         return;
     }
+    // One wait for shutdown for the connection's life, polled on every turn: a fresh
+    // `changed()` per message would join and leave the channel's waiter list each time.
+    let mut shutdown = pin!(closing.changed());
     let mut buf = Session::new_buffer();
     let mut timer = timer();
     // How the connection ends with its read in flight (see `wsport_server_common::ending`).
@@ -289,7 +292,7 @@ async fn serve_connection(
                 biased;
                 done = read.as_mut() => break done,
                 () = timer.until(wake_at, counters) => Wake::Deadline,
-                _ = closing.changed(), if !shutting_down && ending.is_serving() => Wake::Shutdown,
+                _ = &mut shutdown, if !shutting_down && ending.is_serving() => Wake::Shutdown,
                 taken = deliveries(subscription.as_ref(), &mut inbox), if subscription.is_some() && ending.is_serving() => Wake::Delivery(taken),
             };
             let now = Instant::now();

@@ -238,6 +238,9 @@ async fn serve_connection(
     if shutting_down {
         return;
     }
+    // One wait for shutdown for the connection's life, polled on every turn: a fresh
+    // `changed()` per message would join and leave the channel's waiter list each time.
+    let mut shutdown = pin!(closing.changed());
     let mut buf = Session::new_buffer();
     let mut timer = timer();
     let mut subscription = context.shared.hub.as_ref().map(|hub| hub.subscribe());
@@ -249,7 +252,7 @@ async fn serve_connection(
         let event = tokio::select! {
             read = stream.read_buf(&mut buf) => Event::Read(read),
             () = timer.until(deadline, counters) => Event::Deadline,
-            _ = closing.changed(), if !shutting_down => Event::Shutdown,
+            _ = &mut shutdown, if !shutting_down => Event::Shutdown,
             taken = deliveries(subscription.as_ref(), &mut inbox), if subscription.is_some() => Event::Delivery(taken),
         };
         let now = Instant::now();
