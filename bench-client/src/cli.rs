@@ -48,6 +48,11 @@ pub enum Command {
     /// at --rate attempts per second in total); TCP connect, TLS handshake, upgrade and the
     /// total are timed separately.
     Connect(ConnectArgs),
+    /// Fan-out through a server's --broadcast mode: --subscribers connections only receive,
+    /// --publishers connections publish --rate messages per second in total (spread evenly);
+    /// measures publish-to-delivery latency, deliveries per second and server CPU per
+    /// delivery, and checks that every subscriber got every message, in order, once.
+    Broadcast(BroadcastArgs),
 }
 
 impl Command {
@@ -58,6 +63,7 @@ impl Command {
             Self::Rate(a) => &a.common,
             Self::Hold(a) => &a.common,
             Self::Connect(a) => &a.common,
+            Self::Broadcast(a) => &a.common,
         }
     }
 }
@@ -201,6 +207,35 @@ pub struct ConnectArgs {
     /// is late, and its wait counts in the total). Default: each slot starts over at once.
     #[arg(long, value_name = "PER_SEC", value_parser = clap::value_parser!(u64).range(1..))]
     pub rate: Option<u64>,
+}
+
+/// `broadcast` options.
+#[derive(Debug, Clone, Args, Serialize)]
+pub struct BroadcastArgs {
+    /// Targets and output; -c is ignored: the connections are --publishers + --subscribers.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub common: CommonArgs,
+    /// What to send and for how long (--size at least 40: the header every published message
+    /// carries, publisher, sequence number and publish time).
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub messages: MessageArgs,
+    /// Connections that publish.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub publishers: u32,
+    /// Connections that only receive; all are open before the first message is published.
+    #[arg(long, default_value_t = 1000)]
+    pub subscribers: usize,
+    /// Messages published per second, all publishers together; each is delivered to every
+    /// subscriber (and to the other publishers), so deliveries/s = rate × subscribers.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub rate: u64,
+    /// After the window: how long subscribers may take to receive everything published
+    /// before they close; what has not arrived by then is lost.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    #[serde(serialize_with = "crate::cli::ser_duration")]
+    pub drain: Duration,
 }
 
 /// What every message workload sends, and for how long.
@@ -574,8 +609,23 @@ pub struct Plan {
     pub max: Option<crate::maxconn::MaxPlan>,
     /// Hidden `rate --debug-wake-late`: how late the workers wake for each message.
     pub debug_wake_late: Duration,
+    /// `broadcast`: who publishes and who subscribes.
+    pub broadcast: Option<BroadcastPlan>,
     /// The scenario name, e.g. `echo-64B-100c-1t-ws-8080`.
     pub scenario: String,
+}
+
+/// `broadcast`: connections `0..publishers` publish, the others subscribe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BroadcastPlan {
+    /// Publishing connections (the first ids).
+    pub publishers: usize,
+    /// Receiving connections.
+    pub subscribers: usize,
+    /// Published messages per second, all publishers.
+    pub rate: u64,
+    /// Time subscribers have after the window to receive what was published.
+    pub drain: Duration,
 }
 
 impl Plan {
@@ -610,7 +660,65 @@ impl Plan {
             }
             Command::Hold(a) => Self::hold(a),
             Command::Rate(a) => Self::rate(a),
+            Command::Broadcast(a) => Self::broadcast(a),
         }
+    }
+
+    /// `broadcast`: the publishers are paced like `rate` connections at --rate over
+    /// --publishers; subscribers never send. Every message is published once and delivered
+    /// to every other connection, so nothing is ever "in flight" on a publisher.
+    fn broadcast(a: &BroadcastArgs) -> Result<Self, BenchError> {
+        let publishers = a.publishers as usize;
+        if a.subscribers == 0 {
+            return Err(BenchError::Usage("--subscribers must be at least 1".into()));
+        }
+        if let Some(&small) = a
+            .messages
+            .size
+            .0
+            .iter()
+            .find(|&&s| s < crate::broadcast::HEADER_LEN)
+        {
+            return Err(BenchError::Usage(format!(
+                "--size {small} is too small for broadcast: each message carries a {}-byte header \
+                 (publisher, sequence number, publish time)",
+                crate::broadcast::HEADER_LEN
+            )));
+        }
+        let interval_ns = (publishers as u128 * 1_000_000_000 / u128::from(a.rate))
+            .min(u128::from(u64::MAX)) as u64;
+        if interval_ns == 0 {
+            return Err(BenchError::Usage(format!(
+                "--rate {} over {publishers} publishers is more than one message per nanosecond each",
+                a.rate
+            )));
+        }
+        let pacing = Pacing::Open {
+            rate: a.rate,
+            interval_ns,
+            // Publishers expect no answer, so nothing holds them back; the cap only sizes
+            // their send buffers (as for a `rate` connection with many messages queued).
+            max_in_flight: BROADCAST_QUEUE,
+            tick_ns: 0,
+        };
+        let mut common = a.common.clone();
+        common.connections = publishers + a.subscribers;
+        let mut plan = Self::build("broadcast", &common, Messages::of(&a.messages), pacing)?;
+        plan.broadcast = Some(BroadcastPlan {
+            publishers,
+            subscribers: a.subscribers,
+            rate: a.rate,
+            drain: a.drain,
+        });
+        plan.scenario =
+            broadcast_scenario(&plan, publishers, a.subscribers, a.common.label.as_deref());
+        Ok(plan)
+    }
+
+    /// Whether latency is also measured from the actual send time. Not for `broadcast`: the
+    /// payload carries the intended publish time (see [`crate::broadcast::Stamp`]).
+    pub fn as_sent_latency(&self) -> bool {
+        self.pacing.scheduled() && self.broadcast.is_none()
     }
 
     /// `rate`: --rate messages per second over the connections (with --max, as many as the
@@ -767,6 +875,7 @@ impl Plan {
             ramp: None,
             max: None,
             debug_wake_late: Duration::ZERO,
+            broadcast: None,
             scenario,
         })
     }
@@ -848,6 +957,48 @@ fn scenario_name(
         // `raw` speaks plain TCP whatever the URL's scheme.
         let scheme = if kind == "raw" { "tcp" } else { t.scheme() };
         let part = format!("{scheme}-{}", t.port);
+        if !seen.contains(&part) {
+            seen.push(part);
+        }
+    }
+    name.push('-');
+    name.push_str(&seen.join("+"));
+    name
+}
+
+/// `broadcast`: messages a publisher may have queued but not yet handed to the kernel before
+/// it waits for its socket (they leave as soon as it is writable again).
+const BROADCAST_QUEUE: usize = 1024;
+
+/// `broadcast-1p-1000s-100ps-64B-1t-tokio-ws-8080`: publishers, subscribers, publish rate,
+/// sizes, threads, label, targets.
+fn broadcast_scenario(
+    plan: &Plan,
+    publishers: usize,
+    subscribers: usize,
+    label: Option<&str>,
+) -> String {
+    let sizes = plan
+        .sizes
+        .iter()
+        .map(|&s| format_size(s))
+        .collect::<Vec<_>>()
+        .join("+");
+    let rate = match plan.pacing {
+        Pacing::Open { rate, .. } => rate,
+        _ => 0,
+    };
+    let mut name = format!(
+        "broadcast-{publishers}p-{subscribers}s-{rate}ps-{sizes}-{}t",
+        plan.threads
+    );
+    if let Some(label) = label {
+        name.push('-');
+        name.push_str(label);
+    }
+    let mut seen: Vec<String> = Vec::new();
+    for t in &plan.targets {
+        let part = format!("{}-{}", t.scheme(), t.port);
         if !seen.contains(&part) {
             seen.push(part);
         }
