@@ -236,6 +236,10 @@ pub struct BroadcastArgs {
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     #[serde(serialize_with = "crate::cli::ser_duration")]
     pub drain: Duration,
+    /// Open the connections at this many per second in total before the warmup (default: all
+    /// at once), so that 10,000 subscribers do not overflow the server's accept queue.
+    #[arg(long, value_name = "PER_SEC", value_parser = clap::value_parser!(u64).range(1..))]
+    pub ramp: Option<u64>,
 }
 
 /// What every message workload sends, and for how long.
@@ -704,6 +708,7 @@ impl Plan {
         let mut common = a.common.clone();
         common.connections = publishers + a.subscribers;
         let mut plan = Self::build("broadcast", &common, Messages::of(&a.messages), pacing)?;
+        plan.ramp = a.ramp;
         plan.broadcast = Some(BroadcastPlan {
             publishers,
             subscribers: a.subscribers,

@@ -648,6 +648,7 @@ impl Report {
         let unit = match self.workload {
             "connect" => "connection",
             "hold" => "ping",
+            "broadcast" => "delivery",
             _ => "message",
         };
         writeln!(f, "  endings    {}", r.endings.line())?;
