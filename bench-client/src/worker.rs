@@ -599,8 +599,10 @@ impl Worker {
                 self.until(wake)
             }
             State::Draining if self.subscribers_until.is_some() => {
-                self.drain_subscribers(now);
-                self.poll_after_change()
+                if self.drain_subscribers(now) {
+                    return self.poll_after_change();
+                }
+                self.until(self.next_drain_check)
             }
             State::Draining => {
                 if self.done == self.conns.len() || now >= self.drain_deadline {
@@ -840,17 +842,17 @@ impl Worker {
     }
 
     /// `broadcast`, draining: once every subscriber of this worker has received everything
-    /// every publisher published (or the drain is over), close them; what has not arrived by
-    /// then is lost.
-    fn drain_subscribers(&mut self, now: u64) {
+    /// every publisher published (or the drain is over), close them, and say so; what has not
+    /// arrived by then is lost.
+    fn drain_subscribers(&mut self, now: u64) -> bool {
         let Some(until) = self.subscribers_until else {
-            return;
+            return false;
         };
         if now < until && now < self.next_drain_check {
-            return;
+            return false;
         }
         // Checking thousands of subscribers after every batch would slow their receiving.
-        self.next_drain_check = now + DRAIN_CHECK_NS;
+        self.next_drain_check = (now + DRAIN_CHECK_NS).min(until);
         let complete = now >= until
             || self
                 .control
@@ -865,7 +867,7 @@ impl Worker {
                     })
                 });
         if !complete {
-            return;
+            return false;
         }
         self.subscribers_until = None;
         for slot in 0..self.conns.len() {
@@ -873,6 +875,7 @@ impl Worker {
             self.settle(slot, outcome);
         }
         self.drain_deadline = now + DRAIN.as_nanos() as u64;
+        true
     }
 
     /// The worker's totals, with what its subscribers counted (`broadcast`) added.
