@@ -352,3 +352,159 @@ fn a_size_too_small_for_the_header_is_refused() {
     let e = run(&opts).map(|_| ()).unwrap_err();
     assert!(e.to_string().contains("too small for broadcast"), "{e}");
 }
+
+/// A real server binary started with `--broadcast` on a kernel-chosen ws port; killed (by its
+/// own pid) when dropped.
+struct RealServer {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for RealServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Where a server binary is: `$WSPORT_BIN_DIR`, this test's profile directory, or the
+/// workspace's `target/release` and `target/debug`.
+fn binary(name: &str) -> Option<std::path::PathBuf> {
+    let mut candidates = Vec::new();
+    if let Some(dir) = std::env::var_os("WSPORT_BIN_DIR") {
+        candidates.push(std::path::PathBuf::from(dir).join(name));
+    }
+    let exe = std::env::current_exe().ok()?;
+    let mut dir = exe.parent()?.to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    candidates.push(dir.join(name));
+    let workspace = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    for profile in ["release", "debug"] {
+        candidates.push(workspace.join("target").join(profile).join(name));
+    }
+    candidates.into_iter().find(|p| p.exists())
+}
+
+/// Start `name --broadcast`, or say why the test cannot run here (`Err`): the binary is not
+/// built, it has no `--broadcast` (built before the server side existed), or the host refuses
+/// io_uring. Any other failure to start is a failure of the test.
+fn start_real(name: &str, extra: &[&str]) -> Result<RealServer, String> {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let bin = binary(name).ok_or_else(|| format!("{name} is not built"))?;
+    let mut child = Command::new(&bin)
+        .args([
+            "--listen",
+            "ws://127.0.0.1:0",
+            "--threads",
+            "2",
+            "--broadcast",
+        ])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
+    let stdout = child.stdout.take().expect("piped");
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(url) = line.strip_prefix("listening ") {
+                let _ = tx.send(url.trim().to_owned());
+            }
+        }
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(10)) {
+        Ok(url) => Ok(RealServer {
+            child,
+            url: format!("{url}/"),
+        }),
+        Err(_) => {
+            let _ = child.kill();
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = e.read_to_string(&mut err);
+            }
+            let _ = child.wait();
+            let skip = err.contains("--broadcast") || err.to_lowercase().contains("io_uring");
+            assert!(skip, "{name} --broadcast did not start: {err}");
+            Err(format!(
+                "{name}: {}",
+                err.lines().next().unwrap_or("did not start")
+            ))
+        }
+    }
+}
+
+/// Every wsport server's `--broadcast`: 1 publisher, 50 subscribers, a short run under each
+/// client engine; every subscriber gets every message in order, and the counts add up.
+#[test]
+fn real_servers_deliver_every_message_in_order() {
+    let mut ran = 0;
+    for name in [
+        "wsport-tokio",
+        "wsport-tokio-uring",
+        "wsport-monoio",
+        "wsport-uring",
+    ] {
+        let server = match start_real(name, &[]) {
+            Ok(s) => s,
+            Err(why) => {
+                eprintln!("skipped: {why}");
+                continue;
+            }
+        };
+        for engine in ["io-uring", "epoll"] {
+            let pid = server.child.id().to_string();
+            let opts = broadcast_opts(&[
+                "--url",
+                &server.url,
+                "--publishers",
+                "1",
+                "--subscribers",
+                "50",
+                "--rate",
+                "200",
+                "--duration",
+                "1s",
+                "--warmup",
+                "300ms",
+                "--engine",
+                engine,
+                "--server-pid",
+                &pid,
+            ]);
+            let report = run(&opts).unwrap_or_else(|e| panic!("{name} {engine}: {e}"));
+            assert_broadcast_counts(&report);
+            let b = report.results.broadcast.as_ref().unwrap();
+            assert!(b.ok, "{name} {engine}: {:?}\n{report}", b.failures);
+            assert!(
+                b.published >= 200,
+                "{name} {engine}: published {}",
+                b.published
+            );
+            assert_eq!(b.delivered, b.published * 50);
+            assert_eq!(b.to_publishers, 0, "one publisher hears nobody");
+            let per_sec = report.results.msgs_per_sec;
+            assert!(
+                (0.8 * 10_000.0..=1.1 * 10_000.0).contains(&per_sec),
+                "{name} {engine}: {per_sec} deliveries/s, expected about 200 x 50"
+            );
+            assert!(
+                b.server_cpu_us_per_delivery.is_some_and(|c| c > 0.0),
+                "{name} {engine}: server CPU per delivery measured"
+            );
+        }
+        ran += 1;
+    }
+    if ran == 0 {
+        eprintln!(
+            "skipped: no server binary with --broadcast is built (cargo build -p wsport-tokio)"
+        );
+    }
+}
