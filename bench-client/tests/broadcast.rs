@@ -508,3 +508,46 @@ fn real_servers_deliver_every_message_in_order() {
         );
     }
 }
+
+/// A broadcast run's JSON read back by the report: the Broadcast section and its delivery
+/// latency plot.
+#[test]
+fn the_report_has_a_broadcast_section_and_plot() {
+    let mock = Mock::start(Fault::None);
+    let dir = common::temp_dir("broadcast-report");
+    let json = dir.join("run.json");
+    let opts = broadcast_opts(&[
+        "--url",
+        &mock.url,
+        "--subscribers",
+        "10",
+        "--rate",
+        "200",
+        "--duration",
+        "500ms",
+        "--warmup",
+        "100ms",
+        "--label",
+        "mock",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let report = run(&opts).expect("run");
+    assert!(report.output_errors.is_empty());
+    let published = wsport_bench_report::publish::regenerate(&dir, "mock").expect("report");
+    let s = &published.summary;
+    assert!(s.contains("## Broadcast (fan-out)"), "{s}");
+    assert!(s.contains("### broadcast-1p-10s-200ps-64B-1t-ws\n"), "{s}");
+    assert!(
+        s.contains("| mock | 1 | 10 | 200 |") && s.contains("| ok |"),
+        "{s}"
+    );
+    let plot = dir.join("plots/latency-broadcast-1p-10s-200ps-64B-1t-ws.svg");
+    let svg = std::fs::read_to_string(&plot).expect("the delivery latency plot");
+    assert!(svg.contains("Delivery latency by percentile"), "{svg}");
+    assert!(
+        s.contains("(plots/latency-broadcast-1p-10s-200ps-64B-1t-ws.svg)"),
+        "{s}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
