@@ -127,8 +127,14 @@ pub struct ServerArgs {
     /// Raw TCP echo, for measuring the runtime's floor: the same accept and read/write loop
     /// with no WebSocket session — every byte read is written back as it came (no handshake,
     /// no frames, no timeouts). ws:// listeners only.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "broadcast")]
     pub raw_tcp: bool,
+
+    /// Broadcast instead of echo: every data message a connection sends is sent to every
+    /// other open connection, on all threads, in the order the server received them; the
+    /// sender gets no echo. A receiver more than 4 MiB of messages behind is closed with 1008.
+    #[arg(long)]
+    pub broadcast: bool,
 
     /// DEBUG ONLY, to prove the benchmark: every DUR, block the runtime thread that serves the
     /// next read for --debug-stall-for (a GC pause or a blocking call). Off by default.
@@ -292,6 +298,7 @@ impl ServerArgs {
                 work_per_message: self.debug_work_per_message.filter(|n| *n > 0),
             },
             raw_tcp: self.raw_tcp,
+            broadcast: self.broadcast,
         })
     }
 }

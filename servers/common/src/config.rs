@@ -57,6 +57,9 @@ pub struct ServerConfig {
     /// `--raw-tcp`: echo the bytes of every connection as they come, with no WebSocket
     /// session (no handshake, no frames, no deadlines): the runtime's floor.
     pub raw_tcp: bool,
+    /// `--broadcast`: data messages go to every other connection instead of back (see
+    /// [`crate::hub`]).
+    pub broadcast: bool,
 }
 
 /// Faults a server injects only when asked by its hidden `--debug-*` flags, so that tests can

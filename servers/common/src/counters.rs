@@ -46,11 +46,13 @@ pub enum ErrorKind {
     Io,
     /// Refused at accept because `--max-connections` were open.
     OverCapacity,
+    /// `--broadcast`: fell too far behind the publishes; closed with 1008.
+    TooSlow,
 }
 
 impl ErrorKind {
     /// Every kind, in the order the JSON line lists them.
-    pub const ALL: [ErrorKind; 10] = [
+    pub const ALL: [ErrorKind; 11] = [
         ErrorKind::HandshakeRejected,
         ErrorKind::Protocol,
         ErrorKind::InvalidUtf8,
@@ -61,6 +63,7 @@ impl ErrorKind {
         ErrorKind::Tls,
         ErrorKind::Io,
         ErrorKind::OverCapacity,
+        ErrorKind::TooSlow,
     ];
 
     /// The counter's name, as it appears in the JSON `errors` object.
@@ -76,6 +79,7 @@ impl ErrorKind {
             ErrorKind::Tls => "tls",
             ErrorKind::Io => "io",
             ErrorKind::OverCapacity => "over_capacity",
+            ErrorKind::TooSlow => "too_slow",
         }
     }
 }
@@ -122,6 +126,8 @@ pub struct Counters {
     pub io: AtomicU64,
     /// See [`ErrorKind::OverCapacity`].
     pub over_capacity: AtomicU64,
+    /// See [`ErrorKind::TooSlow`].
+    pub too_slow: AtomicU64,
 }
 
 impl Counters {
@@ -193,6 +199,7 @@ impl Counters {
             ErrorKind::Tls => &self.tls,
             ErrorKind::Io => &self.io,
             ErrorKind::OverCapacity => &self.over_capacity,
+            ErrorKind::TooSlow => &self.too_slow,
         }
     }
 }
@@ -256,6 +263,9 @@ pub struct ErrorStats {
     pub io: u64,
     /// See [`ErrorKind::OverCapacity`].
     pub over_capacity: u64,
+    /// See [`ErrorKind::TooSlow`]; absent from lines of servers that predate it.
+    #[serde(default)]
+    pub too_slow: u64,
 }
 
 impl ErrorStats {
@@ -272,6 +282,7 @@ impl ErrorStats {
             ErrorKind::Tls => self.tls,
             ErrorKind::Io => self.io,
             ErrorKind::OverCapacity => self.over_capacity,
+            ErrorKind::TooSlow => self.too_slow,
         }
     }
 
@@ -327,6 +338,7 @@ pub fn snapshot(all: &[Arc<Counters>]) -> Stats {
             tls: sum(|c| &c.tls),
             io: sum(|c| &c.io),
             over_capacity: sum(|c| &c.over_capacity),
+            too_slow: sum(|c| &c.too_slow),
         },
     }
 }

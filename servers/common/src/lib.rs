@@ -30,7 +30,8 @@
 //! - [`deadline`]: one lazily armed timer per connection for all its deadlines,
 //! - [`faults`]: the hidden `--debug-*` faults, chosen once per connection,
 //! - [`shutdown`]: SIGINT/SIGTERM as a flag the runtimes poll,
-//! - [`session`]: driving one connection (TLS + WebSocket) over caller-owned buffers.
+//! - [`session`]: driving one connection (TLS + WebSocket) over caller-owned buffers,
+//! - [`hub`], [`publish`]: `--broadcast`, one process-wide fan-out for every runtime.
 #![warn(missing_docs)]
 
 #[allow(unsafe_code)]
@@ -40,10 +41,12 @@ pub mod config;
 pub mod counters;
 pub mod deadline;
 pub mod faults;
+pub mod hub;
 #[allow(unsafe_code)]
 pub mod limits;
 pub mod listen;
 pub mod process;
+pub mod publish;
 pub mod session;
 pub mod shutdown;
 pub mod socket;

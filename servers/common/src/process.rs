@@ -11,6 +11,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crate::counters::{self, ConnectionLimit, Counters};
+use crate::hub::Hub;
 use crate::listen::{announce, ListenSpec, Scheme};
 use crate::session::Session;
 use crate::shutdown::Shutdown;
@@ -25,6 +26,8 @@ pub struct Shared {
     pub limit: ConnectionLimit,
     /// Set by SIGINT/SIGTERM; runtimes poll it (see [`Shutdown`]).
     pub shutdown: Shutdown,
+    /// `--broadcast`: the fan-out every connection subscribes to.
+    pub hub: Option<Arc<Hub>>,
 }
 
 /// What one runtime thread is given: its index, its own SO_REUSEPORT listeners and counters.
@@ -57,10 +60,12 @@ impl Process {
         limits::raise_nofile()?;
         let limit = ConnectionLimit::new(config.max_connections);
         let counters = (0..config.threads).map(|_| Arc::default()).collect();
+        let hub = config.broadcast.then(Hub::new);
         let shared = Arc::new(Shared {
             config,
             limit,
             shutdown,
+            hub,
         });
         Ok(Self {
             shared,

@@ -39,7 +39,9 @@ use wsport_core::{CloseCode, Limits, ProtocolError};
 
 use crate::config::ServerConfig;
 use crate::counters::{ConnectionLimit, ConnectionPermit, Counters, ErrorKind};
+use crate::hub::Frames;
 use crate::listen::Scheme;
+use crate::publish::Publisher;
 
 /// Room the next read gets at least: a syscall's worth of small messages.
 const READ_CHUNK: usize = 16 * 1024;
@@ -117,6 +119,8 @@ pub struct Session {
     /// A ping was sent and no byte arrived since: the peer must answer by then.
     pong_deadline: Option<Instant>,
     shutdown_deadline: Option<Instant>,
+    /// `--broadcast`: where the data messages go instead of back to the peer.
+    publisher: Option<Publisher>,
 }
 
 impl Session {
@@ -158,6 +162,7 @@ impl Session {
             next_ping: None,
             pong_deadline: None,
             shutdown_deadline: None,
+            publisher: config.broadcast.then(Publisher::default),
         })
     }
 
@@ -374,7 +379,10 @@ impl Session {
         match &mut self.phase {
             Phase::Handshake => self.handle_handshake(buf),
             Phase::Open(conn) => {
-                let echo = conn.echo_in_place(buf, 0..0, 0);
+                let mut echo = conn.echo_in_place(buf, 0..0, 0);
+                if let Some(publisher) = self.publisher.as_mut() {
+                    echo.output = publisher.take_data(buf, echo.output);
+                }
                 self.account_echo(&echo);
                 Step {
                     output: echo.output,
@@ -428,7 +436,12 @@ impl Session {
             max_message_bytes: self.config.max_message_bytes,
         };
         let mut conn = ServerConnection::new(limits);
-        let echo = conn.echo_in_place(buf, 0..response_len, response_len);
+        let mut echo = conn.echo_in_place(buf, 0..response_len, response_len);
+        if let Some(publisher) = self.publisher.as_mut() {
+            // The 101 response goes back; frames sent right behind it are published.
+            let frames = publisher.take_data(buf, response_len..echo.output.end);
+            echo.output.end = frames.end;
+        }
         self.phase = Phase::Open(conn);
         self.account_echo(&echo);
         Step {
@@ -540,6 +553,41 @@ impl Session {
             self.phase = Phase::Done;
             End::Linger
         })
+    }
+
+    /// `--broadcast`: the messages received since the last call, as server frames encoded
+    /// once for every subscriber (hand them to [`crate::hub::Subscription::publish`]).
+    pub fn take_published(&mut self) -> Option<Frames> {
+        let frames = self.publisher.as_mut()?.take_published()?;
+        Some(Frames::from(frames))
+    }
+
+    /// `--broadcast`: append other connections' publishes to `out` as this connection sends
+    /// them — as they are over ws, encrypted over wss. False, appending nothing, when this
+    /// connection takes no data: before its upgrade, or once a close frame was sent.
+    pub fn deliver(&mut self, frames: &[Frames], out: &mut Vec<u8>) -> bool {
+        let Phase::Open(conn) = &self.phase else {
+            return false;
+        };
+        if conn.close_sent() {
+            return false;
+        }
+        match self.tls.as_mut() {
+            None => frames.iter().for_each(|f| out.extend_from_slice(f)),
+            Some(tls) => {
+                // One TLS record run for the whole batch rather than one per publish.
+                let plain: Vec<u8> = frames.concat();
+                encrypt(tls, &plain, out);
+            }
+        }
+        true
+    }
+
+    /// `--broadcast`: this connection fell too far behind the publishes (see
+    /// [`crate::hub::MAX_QUEUED_BYTES`]): close it with 1008 (RFC 6455 §7.4.1, policy violation).
+    pub fn close_too_slow(&mut self, now: Instant) -> Control {
+        self.counters.error(ErrorKind::TooSlow);
+        self.close(CloseCode::POLICY_VIOLATION, "too slow", now)
     }
 
     /// Whether the WebSocket handshake completed (for counting open connections).

@@ -98,6 +98,7 @@ fn json_line_has_the_documented_fields() {
         "tls",
         "io",
         "over_capacity",
+        "too_slow",
     ];
     assert_eq!(v.as_object().unwrap().len(), top.len(), "{line}");
     assert_eq!(

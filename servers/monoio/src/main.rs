@@ -58,8 +58,9 @@ use wsport_server_common::cli::ServerArgs;
 use wsport_server_common::counters::Counters;
 use wsport_server_common::deadline;
 use wsport_server_common::faults::{Faults, NoFaults};
+use wsport_server_common::hub::{deliveries, Taken};
 use wsport_server_common::process::{self, Process, RuntimeThread, Serve, Shared};
-use wsport_server_common::session::{drain_time, End, Session, LINGER, WRITE_TIMEOUT};
+use wsport_server_common::session::{drain_time, Control, End, Session, LINGER, WRITE_TIMEOUT};
 use wsport_server_common::shutdown::POLL_INTERVAL;
 use wsport_server_common::{socket, ListenSpec, Scheme};
 
@@ -405,6 +406,8 @@ enum Event<R> {
     Read(R),
     Deadline,
     Shutdown,
+    /// `--broadcast`: other connections' messages are waiting in the inbox.
+    Delivery(Taken),
 }
 
 /// A connection's one timer, for all its deadlines (see `wsport_server_common::deadline`).
@@ -444,6 +447,8 @@ async fn serve_connection(
     let mut ending = Ending::No;
     let mut buf = Session::new_buffer();
     let mut timer = timer();
+    let mut subscription = context.shared.hub.as_ref().map(|hub| hub.subscribe());
+    let mut inbox = Vec::new();
     loop {
         // The read appends to `buf`: the kernel gets its spare capacity, which
         // `Session::after_write` keeps non-empty (an empty read would look like EOF). The
@@ -466,6 +471,7 @@ async fn serve_connection(
                 done = &mut read => Event::Read(done),
                 () = timer.until(wake_at, counters) => Event::Deadline,
                 () = closing.closed(), if ending == Ending::No && !shutting_down => Event::Shutdown,
+                taken = deliveries(subscription.as_ref(), &mut inbox), if subscription.is_some() && ending == Ending::No => Event::Delivery(taken),
             };
             let now = Instant::now();
             let control = match (event, ending) {
@@ -481,6 +487,16 @@ async fn serve_connection(
                 }
                 // Last resort: the kernel did not complete the read on a shut socket.
                 (Event::Deadline, Ending::Drop(_)) => return,
+                (Event::Delivery(Taken::Frames), _) => {
+                    let mut control = Control::default();
+                    session.deliver(&inbox, &mut control.output);
+                    inbox.clear();
+                    control
+                }
+                (Event::Delivery(Taken::TooSlow), _) => {
+                    subscription = None;
+                    session.close_too_slow(now)
+                }
             };
             let sent = send(writer, fd, control.output, &mut timer, now, counters).await;
             if sent.is_none() {
@@ -521,6 +537,11 @@ async fn serve_connection(
         let now = Instant::now();
         let step = session.handle_read(&mut buf, now);
         faults.after_read(now, step.messages);
+        if let Some(subscription) = &subscription {
+            if let Some(frames) = session.take_published() {
+                subscription.publish(&frames);
+            }
+        }
         let output = buf.slice(step.output.clone());
         buf = match send(writer, fd, output, &mut timer, now, counters).await {
             Some(output) => output.into_inner(),

@@ -45,8 +45,9 @@ use wsport_server_common::cli::ServerArgs;
 use wsport_server_common::counters::Counters;
 use wsport_server_common::deadline;
 use wsport_server_common::faults::{Faults, NoFaults};
+use wsport_server_common::hub::{deliveries, Taken};
 use wsport_server_common::process::{self, Process, RuntimeThread, Serve, Shared};
-use wsport_server_common::session::{drain_time, End, Session, LINGER, WRITE_TIMEOUT};
+use wsport_server_common::session::{drain_time, Control, End, Session, LINGER, WRITE_TIMEOUT};
 use wsport_server_common::shutdown::POLL_INTERVAL;
 use wsport_server_common::{socket, uring, ListenSpec, Scheme};
 
@@ -226,6 +227,8 @@ async fn accept_loop(listener: TcpListener, stopper: StdListener, context: Rc<Ac
 enum Wake {
     Deadline,
     Shutdown,
+    /// `--broadcast`: other connections' messages are waiting in the inbox.
+    Delivery(Taken),
 }
 
 /// A connection's one timer, for all its deadlines (see `wsport_server_common::deadline`).
@@ -269,6 +272,8 @@ async fn serve_connection(
     // Set once the connection ends with `End::Linger`: our FIN is out, and reads only drain
     // what the peer still sends, until its FIN or this instant.
     let mut linger_until: Option<Instant> = None;
+    let mut subscription = context.shared.hub.as_ref().map(|hub| hub.subscribe());
+    let mut inbox = Vec::new();
     loop {
         // The read appends after the bytes the buffer holds (an incomplete frame). A bare
         // `Vec` would be read into from index 0 (tokio-uring reads into the whole capacity
@@ -286,6 +291,7 @@ async fn serve_connection(
                 done = read.as_mut() => break done,
                 () = timer.until(deadline, counters) => Wake::Deadline,
                 _ = closing.changed(), if !shutting_down && linger_until.is_none() => Wake::Shutdown,
+                taken = deliveries(subscription.as_ref(), &mut inbox), if subscription.is_some() && linger_until.is_none() => Wake::Delivery(taken),
             };
             if linger_until.is_some() {
                 // LINGER is over without the peer's FIN.
@@ -298,6 +304,16 @@ async fn serve_connection(
                 Wake::Shutdown => {
                     shutting_down = true;
                     session.begin_shutdown(now)
+                }
+                Wake::Delivery(Taken::Frames) => {
+                    let mut control = Control::default();
+                    session.deliver(&inbox, &mut control.output);
+                    inbox.clear();
+                    control
+                }
+                Wake::Delivery(Taken::TooSlow) => {
+                    subscription = None;
+                    session.close_too_slow(now)
                 }
             };
             // A ping or close frame, from its own buffer, while the read stays in flight:
@@ -342,6 +358,11 @@ async fn serve_connection(
         let now = Instant::now();
         let step = session.handle_read(&mut buf, now);
         faults.after_read(now, step.messages);
+        if let Some(subscription) = &subscription {
+            if let Some(frames) = session.take_published() {
+                subscription.publish(&frames);
+            }
+        }
         let written;
         (written, buf) =
             write_range(&stream, buf, step.output.clone(), &mut timer, now, counters).await;

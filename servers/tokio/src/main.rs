@@ -24,6 +24,7 @@ use wsport_server_common::cli::ServerArgs;
 use wsport_server_common::counters::Counters;
 use wsport_server_common::deadline;
 use wsport_server_common::faults::{Faults, NoFaults};
+use wsport_server_common::hub::{deliveries, Taken};
 use wsport_server_common::process::{self, Process, RuntimeThread, Serve, Shared};
 use wsport_server_common::session::{drain_time, End, Session, LINGER, WRITE_TIMEOUT};
 use wsport_server_common::{affinity, socket, ListenSpec, Scheme};
@@ -79,10 +80,13 @@ fn run(args: Args) -> anyhow::Result<()> {
             })??;
         }
         Flavor::Multi => {
-            // One runtime: the first thread's listeners serve all workers.
+            // One runtime: the first thread's listeners serve all workers. The others are
+            // closed now: SO_REUSEPORT would hand them connections no one accepts.
+            let first = listeners.swap_remove(0);
+            drop(listeners);
             let thread = RuntimeThread {
                 index: 0,
-                listeners: listeners.swap_remove(0),
+                listeners: first,
                 counters: Arc::clone(process.counters(0)),
                 shared: Arc::clone(process.shared()),
             };
@@ -197,6 +201,8 @@ enum Event {
     Read(std::io::Result<usize>),
     Deadline,
     Shutdown,
+    /// `--broadcast`: other connections' messages are waiting in `inbox`.
+    Delivery(Taken),
 }
 
 /// A connection's one timer, for all its deadlines (see `wsport_server_common::deadline`).
@@ -233,14 +239,17 @@ async fn serve_connection(
     }
     let mut buf = Session::new_buffer();
     let mut timer = timer();
+    let mut subscription = context.shared.hub.as_ref().map(|hub| hub.subscribe());
+    let mut inbox = Vec::new();
     loop {
         let deadline = session.next_deadline();
-        // Every branch is cancel-safe: `read_buf` only appends what it read, and the timer
-        // stays armed.
+        // Every branch is cancel-safe: `read_buf` only appends what it read, the timer
+        // stays armed, and the inbox is taken only when the branch completes.
         let event = tokio::select! {
             read = stream.read_buf(&mut buf) => Event::Read(read),
             () = timer.until(deadline, counters) => Event::Deadline,
             _ = closing.changed(), if !shutting_down => Event::Shutdown,
+            taken = deliveries(subscription.as_ref(), &mut inbox), if subscription.is_some() => Event::Delivery(taken),
         };
         let now = Instant::now();
         let (output, end) = match event {
@@ -252,6 +261,11 @@ async fn serve_connection(
                 counters.add_bytes_in(n as u64);
                 let step = session.handle_read(&mut buf, now);
                 faults.after_read(now, step.messages);
+                if let Some(subscription) = &subscription {
+                    if let Some(frames) = session.take_published() {
+                        subscription.publish(&frames);
+                    }
+                }
                 let output = &buf[step.output.clone()];
                 if !write(&mut stream, output, &mut timer, now, counters).await {
                     session.handle_eof();
@@ -267,6 +281,17 @@ async fn serve_connection(
             Event::Shutdown => {
                 shutting_down = true;
                 let control = session.begin_shutdown(now);
+                (control.output, control.end)
+            }
+            Event::Delivery(Taken::Frames) => {
+                let mut output = Vec::new();
+                session.deliver(&inbox, &mut output);
+                inbox.clear();
+                (output, None)
+            }
+            Event::Delivery(Taken::TooSlow) => {
+                subscription = None;
+                let control = session.close_too_slow(now);
                 (control.output, control.end)
             }
         };

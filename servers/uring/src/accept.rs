@@ -87,7 +87,12 @@ impl<F: Faults> Worker<F> {
             Session::new_buffer()
         };
         let raw = shared.config.raw_tcp;
-        let conn = Conn::new(self.next_id, session, spill, self.now, raw);
+        let mut conn = Conn::new(self.next_id, session, spill, self.now, raw);
+        if let Some(fanout) = &self.fanout {
+            let (subscription, waker) = fanout.subscribe(key);
+            conn.subscription = Some(subscription);
+            conn.waker = Some(waker);
+        }
         let slot = key as usize;
         if self.conns.len() <= slot {
             self.conns.resize_with(slot + 1, || None);

@@ -11,10 +11,12 @@
 //! - with `--no-buffer-ring`, the spill is the connection's own read buffer, kept for life.
 
 use std::ops::Range;
+use std::task::Waker;
 use std::time::Instant;
 
 use wsport_core::conn::compact;
 use wsport_server_common::deadline::Alarm;
+use wsport_server_common::hub::Subscription;
 use wsport_server_common::session::{Control, End, Session, Step, WRITE_TIMEOUT};
 
 /// Input kept while a reply waits for the peer, past which reading pauses.
@@ -119,6 +121,9 @@ pub struct Conn {
     /// `--raw-tcp`: bytes are echoed as they come; the session is never handed them and its
     /// deadlines (handshake, idle, heartbeat) do not apply.
     pub raw: bool,
+    /// `--broadcast`: this connection's place in the hub, and the waker that lists it ready.
+    pub subscription: Option<Subscription>,
+    pub waker: Option<Waker>,
 }
 
 impl Conn {
@@ -139,6 +144,8 @@ impl Conn {
             alarm: Alarm::default(),
             send_since: now,
             raw,
+            subscription: None,
+            waker: None,
         }
     }
 

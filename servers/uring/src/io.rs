@@ -226,6 +226,11 @@ impl<F: Faults> Worker<F> {
         } else {
             conn.session.handle_read(&mut buf, now)
         };
+        if let Some(subscription) = &conn.subscription {
+            if let Some(frames) = conn.session.take_published() {
+                subscription.publish(&frames);
+            }
+        }
         self.faults.after_read(now, step.messages);
         conn.out = Some(Outgoing::reply(buf, held, &step));
         conn.send_since = now;
@@ -300,6 +305,7 @@ impl<F: Faults> Worker<F> {
         if conn.fresh {
             self.process_spill(key)?;
         }
+        self.deliver(key)?;
         self.ensure_recv(key)?;
         self.rearm(key);
         Ok(())

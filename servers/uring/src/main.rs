@@ -19,7 +19,11 @@ mod accept;
 #[allow(unsafe_code)]
 mod bufring;
 mod conn;
+#[allow(unsafe_code)]
+mod deliver;
 mod error;
+#[allow(unsafe_code)]
+mod fanout;
 mod features;
 #[allow(unsafe_code)]
 mod io;

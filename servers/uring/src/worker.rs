@@ -25,6 +25,7 @@ use wsport_server_common::{socket, Scheme};
 use crate::bufring::BufRing;
 use crate::conn::Conn;
 use crate::error::UringError;
+use crate::fanout::Fanout;
 use crate::features::{Features, Receive};
 use crate::ring::Ring;
 use crate::timers::{Owner, Timers};
@@ -41,6 +42,8 @@ pub enum Op {
     Close = 5,
     /// Cancelling a multishot receive (its own completion carries nothing to do).
     Cancel = 6,
+    /// `--broadcast`: the eventfd another thread's publish writes (see `fanout`).
+    Wake = 7,
 }
 
 impl Op {
@@ -52,6 +55,7 @@ impl Op {
             Op::Shutdown,
             Op::Close,
             Op::Cancel,
+            Op::Wake,
         ]
         .into_iter()
         .find(|op| *op as u64 == user_data & 0xff)
@@ -109,6 +113,8 @@ pub struct Worker<F> {
     pub draining: Option<Instant>,
     /// Accepts failed (EMFILE, a full file table): try again at this instant.
     pub accept_retry: Option<Instant>,
+    /// `--broadcast`: this thread's side of the hub.
+    pub fanout: Option<Fanout>,
 }
 
 impl<F: Faults> Worker<F> {
@@ -149,6 +155,13 @@ impl<F: Faults> Worker<F> {
                 armed: false,
             });
         }
+        let fanout = match &thread.shared.hub {
+            Some(hub) => Some(
+                Fanout::new(Arc::clone(hub))
+                    .map_err(|e| UringError::io("creating the broadcast eventfd", e))?,
+            ),
+            None => None,
+        };
         Ok(Worker {
             ring,
             bufs,
@@ -166,6 +179,7 @@ impl<F: Faults> Worker<F> {
             now: Instant::now(),
             draining: None,
             accept_retry: None,
+            fanout,
         })
     }
 
@@ -189,8 +203,15 @@ impl<F: Faults> Worker<F> {
             } else {
                 self.arm_accepts()?;
             }
-            let wait = self.wait_time();
+            self.arm_wake()?;
+            let wait = match &self.fanout {
+                Some(fanout) if !fanout.may_sleep() => Duration::ZERO,
+                _ => self.wait_time(),
+            };
             self.ring.submit_and_wait(wait)?;
+            if let Some(fanout) = &self.fanout {
+                fanout.woke();
+            }
             self.now = Instant::now();
             completions.clear();
             completions.extend(
@@ -203,6 +224,7 @@ impl<F: Faults> Worker<F> {
                 self.complete(user_data, result, flags)?;
             }
             self.fire_timers()?;
+            self.deliver_ready()?;
             self.refill()?;
         }
         self.exit();
@@ -230,6 +252,7 @@ impl<F: Faults> Worker<F> {
             Some(Op::Recv) => self.on_recv(key, result, flags),
             Some(Op::Send) => self.on_send(key, result),
             Some(Op::Shutdown) => self.on_shutdown(key),
+            Some(Op::Wake) => self.on_wake(),
             Some(Op::Close | Op::Cancel) | None => Ok(()),
         }
     }
