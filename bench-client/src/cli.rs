@@ -715,6 +715,14 @@ impl Plan {
             rate: a.rate,
             drain: a.drain,
         });
+        // Worker 0 holds the publishers alone (`connections_of`); more workers than
+        // subscribers would leave some with nothing to do.
+        if plan.threads > a.subscribers + 1 {
+            plan.threads = a.subscribers + 1;
+            if let Some(p) = &mut plan.pinning {
+                p.truncate(plan.threads);
+            }
+        }
         plan.scenario =
             broadcast_scenario(&plan, publishers, a.subscribers, a.common.label.as_deref());
         Ok(plan)
@@ -907,6 +915,20 @@ impl Plan {
         self.workload == "raw"
     }
 
+    /// The connections (ids) worker `index` owns: round-robin, `id % threads`. `broadcast`
+    /// with two workers or more puts the publishers on worker 0 alone and spreads the
+    /// subscribers over the others: a worker handles a burst of deliveries (one message to a
+    /// thousand subscribers) in one go, and a publish due meanwhile would wait behind it.
+    pub fn connections_of(&self, index: usize) -> Vec<usize> {
+        match self.broadcast {
+            Some(b) if self.threads >= 2 && index == 0 => (0..b.publishers).collect(),
+            Some(b) if self.threads >= 2 => (b.publishers + index - 1..self.connections)
+                .step_by(self.threads - 1)
+                .collect(),
+            _ => (index..self.connections).step_by(self.threads).collect(),
+        }
+    }
+
     /// Largest payload.
     pub fn max_size(&self) -> usize {
         self.sizes.iter().copied().max().unwrap_or(0)
@@ -1074,6 +1096,75 @@ mod tests {
 
     fn echo(args: &[&str]) -> Result<Plan, BenchError> {
         plan("echo", args)
+    }
+
+    #[test]
+    fn broadcast_plans_publishers_first_and_on_a_worker_of_their_own() {
+        let url = "ws://127.0.0.1:9/";
+        let one = plan(
+            "broadcast",
+            &["--url", url, "--subscribers", "5", "--rate", "100"],
+        )
+        .unwrap();
+        assert_eq!((one.connections, one.threads), (6, 1));
+        assert_eq!(one.connections_of(0), (0..6).collect::<Vec<_>>());
+        assert!(
+            !one.as_sent_latency(),
+            "the payload has only the intended time"
+        );
+        assert_eq!(one.scenario, "broadcast-1p-5s-100ps-64B-1t-ws-9");
+        let b = one.broadcast.unwrap();
+        assert_eq!((b.publishers, b.subscribers, b.rate), (1, 5, 100));
+        assert!(matches!(
+            one.pacing,
+            Pacing::Open {
+                interval_ns: 10_000_000,
+                ..
+            }
+        ));
+        let args = [
+            "--url",
+            url,
+            "--publishers",
+            "2",
+            "--subscribers",
+            "5",
+            "--rate",
+            "100",
+            "--threads",
+            "3",
+        ];
+        let three = plan("broadcast", &args).unwrap();
+        // Two publishers share the rate: each publishes every 20 ms.
+        assert!(matches!(
+            three.pacing,
+            Pacing::Open {
+                interval_ns: 20_000_000,
+                ..
+            }
+        ));
+        assert_eq!(three.connections_of(0), vec![0, 1]);
+        assert_eq!(three.connections_of(1), vec![2, 4, 6]);
+        assert_eq!(three.connections_of(2), vec![3, 5]);
+        let many = plan(
+            "broadcast",
+            &[
+                "--url",
+                url,
+                "--subscribers",
+                "2",
+                "--rate",
+                "1",
+                "--threads",
+                "8",
+            ],
+        );
+        assert_eq!(
+            many.unwrap().threads,
+            3,
+            "one for the publisher, one per subscriber at most"
+        );
+        assert!(echo(&["--url", url, "-c", "3"]).unwrap().connections_of(0) == vec![0, 1, 2]);
     }
 
     #[test]

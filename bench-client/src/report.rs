@@ -701,6 +701,14 @@ fn latency_line(f: &mut fmt::Formatter<'_>, name: &str, l: &Latency) -> fmt::Res
 }
 
 /// `  server     pid ...: CPU, CPU per unit, RSS`, and its system calls.
+/// `message` -> `messages`, `delivery` -> `deliveries`.
+fn plural(unit: &str) -> String {
+    match unit.strip_suffix('y') {
+        Some(stem) => format!("{stem}ies"),
+        None => format!("{unit}s"),
+    }
+}
+
 fn process_line(
     f: &mut fmt::Formatter<'_>,
     name: &str,
@@ -725,24 +733,25 @@ fn process_line(
         p.pid, p.cpu_percent, p.cpu_us_per_msg
     )?;
     match &p.syscalls {
-            Some(SyscallsRecord::Counted(c)) => writeln!(
-                f,
-                "  {:<10} {:.2} system calls per {unit} ({}), {} {unit}s per wait (warmup's last second)",
-                "",
-                c.per_msg,
-                c.per_msg_by_call
-                    .iter()
-                    .filter(|(_, &v)| v > 0.0)
-                    .map(|(k, v)| format!("{k} {v:.2}"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                c.msgs_per_wait.map_or("–".into(), |m| format!("{m:.1}")),
-            ),
-            Some(SyscallsRecord::Unavailable { unavailable }) => {
-                writeln!(f, "  {:<10} system calls not counted: {unavailable}", "")
-            }
-            None => Ok(()),
+        Some(SyscallsRecord::Counted(c)) => writeln!(
+            f,
+            "  {:<10} {:.2} system calls per {unit} ({}), {} {} per wait (warmup's last second)",
+            "",
+            c.per_msg,
+            c.per_msg_by_call
+                .iter()
+                .filter(|(_, &v)| v > 0.0)
+                .map(|(k, v)| format!("{k} {v:.2}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            c.msgs_per_wait.map_or("–".into(), |m| format!("{m:.1}")),
+            plural(unit),
+        ),
+        Some(SyscallsRecord::Unavailable { unavailable }) => {
+            writeln!(f, "  {:<10} system calls not counted: {unavailable}", "")
         }
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]

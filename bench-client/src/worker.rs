@@ -214,7 +214,8 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Worker `index` of `plan.threads`, with connections `index, index + threads, ...`.
+    /// Worker `index` of `plan.threads`, with connections `index, index + threads, ...` (see
+    /// [`Plan::connections_of`]).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         index: usize,
@@ -275,7 +276,7 @@ impl Worker {
             targets,
             tls_config,
         };
-        let ids: Vec<usize> = (index..plan.connections).step_by(plan.threads).collect();
+        let ids = plan.connections_of(index);
         let mut conns = Vec::with_capacity(ids.len());
         for (slot, id) in ids.into_iter().enumerate() {
             let target = id % plan.targets.len();
