@@ -362,6 +362,7 @@ cat > "$out/README.md" <<EOF
   (rate: $rate msgs/s at ${conn_list[0]} connections; connect: $storm_conns at once; hold: $hold_conns
   connections); $duration after $warmup warm-up; $repeat repeats, interleaved; ports: $ports
 - command: \`$command_line\`
+$(broadcast_readme "$scenarios")
 $(for side in "${sides[@]}"; do echo "- side $side: servers from \`${side_bin[$side]}\`${side_extra[$side]:+, with \`${side_extra[$side]}\`}"; done)
 $(topology_readme "${paths[@]}")
 

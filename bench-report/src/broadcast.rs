@@ -30,7 +30,9 @@ pub fn section(runs: &[Run], server_order: &ServerOrder, plots: &[Plot]) -> Stri
          window ÷ the deliveries in it (median, range of the repeats); latency from each \
          message's intended publish time to its arrival at each subscriber; *check*: every \
          subscriber got every message, in order, once (a failed check lists what went wrong: \
-         such a run measured a broken fan-out, and its figures are not compared).\n\n",
+         such a run measured a broken fan-out, and its figures are not compared); ⚠ as in the \
+         other tables: here, the publishers sent late (send lag p99 over the limit), so part \
+         of the latency is the client's.\n\n",
     );
     for (scenario, list) in &groups {
         let _ = writeln!(out, "### {scenario}\n");
@@ -68,7 +70,7 @@ fn table(out: &mut String, servers: &[(&str, Vec<&Run>)]) {
         let cpu = spread(runs.iter().filter_map(|r| r.server_us_per_msg));
         let _ = writeln!(
             out,
-            "| {server} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {server} | {} | {} | {} | {}{} | {} | {} | {} | {} | {} | {} | {} |",
             runs.len(),
             b("subscribers").map_or("–".into(), |s| thousands(s as u64)),
             b("publish_rate").map_or("–".into(), |r| thousands(r as u64)),
@@ -78,6 +80,7 @@ fn table(out: &mut String, servers: &[(&str, Vec<&Run>)]) {
                 thousands(lo as u64),
                 thousands(hi as u64)
             )),
+            client_mark(runs),
             median(runs.iter().filter_map(|r| r.server_cpu_percent))
                 .map_or("–".into(), |p| format!("{p:.0}%")),
             cpu.map_or("–".into(), |(m, lo, hi)| format!(
@@ -93,6 +96,16 @@ fn table(out: &mut String, servers: &[(&str, Vec<&Run>)]) {
         );
     }
     out.push('\n');
+}
+
+/// ` ⚠` (every run) or ` ⚠ 1/3` (some) where the client limited the run by the rule of the
+/// summary's preamble (at a fixed rate: it sent late), as the other tables mark it.
+fn client_mark(runs: &[&Run]) -> String {
+    match runs.iter().filter(|r| r.client_bound.is_some()).count() {
+        0 => String::new(),
+        n if n == runs.len() => " ⚠".into(),
+        n => format!(" ⚠ {n}/{}", runs.len()),
+    }
 }
 
 fn ns(value: Option<f64>) -> String {
@@ -175,6 +188,11 @@ mod tests {
 
     /// A fabricated broadcast run of `label` (its repeat `r`) at `cpu` µs per delivery.
     fn run(label: &str, r: u16, subscribers: u64, cpu: f64, ok: bool) -> Run {
+        late(label, r, subscribers, cpu, ok, 20_000)
+    }
+
+    /// The same, with the publishers' send lag p99 at `lag_p99` ns.
+    fn late(label: &str, r: u16, subscribers: u64, cpu: f64, ok: bool, lag_p99: u64) -> Run {
         let lost = if ok { 0 } else { 7 };
         Run::parse(
             PathBuf::from(format!("{label}-{r}.json")),
@@ -188,7 +206,7 @@ mod tests {
                 "results": {
                     "msgs_per_sec": 99_000.0 + f64::from(r),
                     "latency_ns": {"p50": 1_500_000, "p90": 3_000_000, "p99": 4_000_000, "p99_9": 4_500_000, "max": 5_000_000},
-                    "send_lag_ns": {"p50": 1, "p90": 1, "p99": 20_000, "p99_9": 30_000, "max": 40_000},
+                    "send_lag_ns": {"p50": 1, "p90": 1, "p99": lag_p99, "p99_9": lag_p99, "max": lag_p99},
                     "server": {"cpu_us_per_msg": cpu, "cpu_percent": 60.0},
                     "client": {"cpu_us_per_msg": 1.0, "cpu_percent": 50.0, "cores": 1},
                     "errors": if ok { serde_json::json!({}) } else { serde_json::json!({"closed_by_server": {"count": 1, "first": "1008"}}) },
@@ -273,5 +291,15 @@ mod tests {
         assert!(s.contains("### broadcast-1p-1000s-100ps-64B-1t-ws\n"));
         assert!(s.contains("### broadcast-1p-10000s-100ps-64B-1t-ws\n"));
         assert_eq!(render(&[]), "");
+    }
+
+    #[test]
+    fn runs_whose_publishers_sent_late_are_marked() {
+        let runs = vec![
+            late("tokio", 1, 1000, 1.0, true, 20_000),
+            late("tokio", 2, 1000, 1.0, true, 5_000_000),
+        ];
+        let s = render(&runs);
+        assert!(s.contains("| 99,001 (99,001–99,002) ⚠ 1/2 |"), "{s}");
     }
 }

@@ -50,3 +50,11 @@ broadcast_args() {
     if [ "$subs" -gt "$ramp" ]; then echo -n " --ramp $ramp --connect-timeout 30s"; fi
     echo
 }
+
+# The result README's line about this scenario (empty when it is not in the run): $1 is the
+# scenario list.
+broadcast_readme() {
+    case ",$1," in
+        *,broadcast,*) echo "- broadcast: servers with --broadcast, 1 publisher × $broadcast_subscribers subscribers at $broadcast_deliveries deliveries/s in total (publish rate = that ÷ subscribers)" ;;
+    esac
+}
