@@ -32,6 +32,13 @@
 #            p99 with/without, abusive connections by outcome, server RSS against its bound;
 #            --abuse-slowloris N (1000), --abuse-rate N conns/s (200), --abuse-cores LIST (the
 #            client's; a core of its own keeps the abuse off the legitimate client); in DIR/abuse/
+#   broadcast (in --full, not in the quick default) fan-out: every server with --broadcast, one
+#            publisher × --broadcast-subscribers subscribers (1000,10000), the first --sizes
+#            (64 B), at --broadcast-deliveries deliveries per second in total (100000, which a
+#            2-core host sustains: the publish rate is that ÷ subscribers, 100/s and 10/s), so
+#            every cell does the same work: deliveries/s, server CPU per delivery, publish-to-
+#            delivery latency, and every subscriber checked to get every message in order
+#            (scripts/lib/broadcast.sh)
 #   heartbeat (not in the default) idle connections held through nginx with a short
 #            proxy_read_timeout (--proxy-read-timeout, 10s) for that long plus 5 s, without
 #            pings and with a ping every half the timeout: how many the proxy cut, and when
@@ -67,6 +74,7 @@
 # Other options: --schemes ws,wss  --sizes 64,1024  --conns 100,1000  --duration 5s  --warmup 1s
 #   --repeat N  --rate N  --storm-conns N  --hold-conns N  --out DIR  --server-cores LIST
 #   --client-cores LIST  --client-engines LIST  --sweep-from N  --sweep-max N
+#   --broadcast-subscribers LIST  --broadcast-deliveries N
 #   --server-args "..." (added to every server, e.g. the hidden
 #   --debug-spin-per-message of the regression-gate proof)  --no-build (use target/release as
 #   it is: a caller that runs many, like scripts/gate-proof.sh, builds once).
@@ -96,6 +104,8 @@ source scripts/lib/abuse.sh
 . scripts/lib/topology.sh
 # shellcheck source=scripts/lib/scale.sh
 source scripts/lib/scale.sh
+# shellcheck source=scripts/lib/broadcast.sh
+source scripts/lib/broadcast.sh
 
 servers="tokio,tokio-uring,monoio-uring,monoio-epoll,uring"
 scenarios="echo,rate,connect,hold"
@@ -162,6 +172,7 @@ while [ $# -gt 0 ]; do
         --side) sides+=("${2%%=*}"); side_bin[${2%%=*}]="${2#*=}"; shift ;;
         --side-args) side_extra[${2%%=*}]="${2#*=}"; shift ;;
         -h|--help) usage; exit 0 ;;
+        --broadcast-*) broadcast_option "$1" "${2:-}" || { echo "run-bench.sh: unknown argument '$1'" >&2; exit 2; }; shift ;;
         --scale-*) scale_option "$1" "${2:-}" || { echo "run-bench.sh: unknown argument '$1'" >&2; exit 2; }; shift ;;
         *) echo "run-bench.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
@@ -176,6 +187,7 @@ if [ "${#sides[@]}" -eq 0 ]; then
     [ -n "$servers_given" ] || [ -z "$full" ] || servers+=",tokio-tungstenite"
     [ -n "$scenarios_given" ] || scenarios+=",raw"
     [ -n "$scenarios_given" ] || [ -z "$full" ] || scenarios+=",abuse"
+    [ -n "$scenarios_given" ] || [ -z "$full" ] || scenarios+=",broadcast"
 fi
 # A paired run compares base with head: --base-bin alone means head is this checkout's build.
 if [ "${sides[*]}" = base ]; then
@@ -220,8 +232,8 @@ for s in "${server_list[@]}"; do server_cmd "$s" > /dev/null; done
 IFS=, read -ra scenario_list <<< "$scenarios"
 for sc in "${scenario_list[@]}"; do
     case "$sc" in
-        echo|rate|connect|hold|sweep|raw|abuse|heartbeat|scale) ;;
-        *) echo "run-bench.sh: unknown scenario '$sc' (echo, rate, connect, hold, sweep, raw, abuse, heartbeat, scale)" >&2; exit 2 ;;
+        echo|rate|connect|hold|sweep|raw|abuse|heartbeat|scale|broadcast) ;;
+        *) echo "run-bench.sh: unknown scenario '$sc' (echo, rate, connect, hold, sweep, raw, abuse, heartbeat, scale, broadcast)" >&2; exit 2 ;;
     esac
 done
 IFS=, read -ra scheme_list <<< "$schemes"
@@ -287,6 +299,7 @@ for sc in "${scenario_list[@]}"; do
             hold) cells+=("hold $scheme - $hold_conns $first_engine") ;;
             scale) first_scheme=""; [ "$scheme" = "${scheme_list[0]}" ] && first_scheme=1
                    mapfile -t -O "${#cells[@]}" cells < <(scale_cells "$scheme" "$first_engine" "${size_list[0]}" "$first_scheme") ;;
+            broadcast) mapfile -t -O "${#cells[@]}" cells < <(broadcast_cells "$scheme" "$first_engine" "${size_list[0]}") ;;
             sweep) sweep_schemes+=" $scheme" ;;
             abuse) ;; # its own loop: scripts/lib/abuse.sh, after the matrix
             # Through nginx's TLS: once, whatever the schemes; size is the ping interval.
@@ -349,6 +362,7 @@ cat > "$out/README.md" <<EOF
   (rate: $rate msgs/s at ${conn_list[0]} connections; connect: $storm_conns at once; hold: $hold_conns
   connections); $duration after $warmup warm-up; $repeat repeats, interleaved; ports: $ports
 - command: \`$command_line\`
+$(broadcast_readme "$scenarios")
 $(for side in "${sides[@]}"; do echo "- side $side: servers from \`${side_bin[$side]}\`${side_extra[$side]:+, with \`${side_extra[$side]}\`}"; done)
 $(topology_readme "${paths[@]}")
 
@@ -422,6 +436,7 @@ cell_args() {
         connect) echo "connect -c $c --duration $duration --warmup $warmup" ;;
         hold) echo "hold $(scale_count_args "$c" "$scheme") --ping-interval 1s --duration $duration --warmup $warmup" ;;
         heartbeat) echo "hold -c $c --ping-interval $size --duration $(heartbeat_hold) --warmup 1s" ;;
+        broadcast) broadcast_args "$size" "$c" "$scheme" "$duration" "$warmup" ;;
     esac
 }
 
@@ -450,6 +465,7 @@ run_cell() {
         echo) name="echo-${size}B-${c}c-${label}-${scheme}-${engine}-r$r" ;;
         raw) name="raw-${size}B-${c}c-${label}-${engine}-r$r" ;;
         rate) name="rate-${cell_rate}ps-${size}B-${c}c-${label}-${scheme}-r$r" ;;
+        broadcast) name="broadcast-${size}B-1p-${c}s-${label}-${scheme}-r$r" ;;
         *) name="$sc-${c}c-${label}-${scheme}-r$r" ;;
     esac
     last_cpu="" last_achieved="" last_late=""
@@ -467,6 +483,7 @@ run_cell() {
     fi
     local extra=""
     [ "$sc" = raw ] && extra=" --raw-tcp"
+    [ "$sc" = broadcast ] && extra=" --broadcast"
     if ! start_server "$s" "$serve_scheme" "$name" "$extra"; then
         echo "[$n/$total] $name: unavailable: ${unavailable[$s]}"
         echo "- $s: unavailable: ${unavailable[$s]}" >> "$out/README.md"
@@ -492,7 +509,8 @@ run_cell() {
         # "messages 283,757 echoed: 56,751 msgs/s", "opened 4,128 connections: 4128 per
         # second", "pongs 1,000 answered pings: 1000 per second", "server pid N: 84.0% CPU,
         # 203.49 µs CPU per connection", "memory server RSS 10.0 KiB per connection (...)"
-        awk '/^  (messages|opened|pongs) / {what = ($1 == "opened") ? " handshakes/s" : " pongs/s"
+        awk '/^  deliveries / {sub(/^ *deliveries +/, ""); sub(/^[^:]*: /, ""); sub(/;.*/, ""); printf "%s", $0}
+             /^  (messages|opened|pongs) / {what = ($1 == "opened") ? " handshakes/s" : " pongs/s"
                  sub(/^ *[a-z]+ +/, ""); sub(/^[^:]*: /, ""); sub(/ per second/, what); printf "%s", $0}
              /^  server +pid/ {sub(/,$/, "", $10); printf ", server %s CPU, %s µs CPU per %s", $4, $6, $10}
              /^  proxy +pid/ {sub(/,$/, "", $10); printf ", nginx %s CPU, %s µs CPU per %s", $4, $6, $10}

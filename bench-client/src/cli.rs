@@ -48,6 +48,11 @@ pub enum Command {
     /// at --rate attempts per second in total); TCP connect, TLS handshake, upgrade and the
     /// total are timed separately.
     Connect(ConnectArgs),
+    /// Fan-out through a server's --broadcast mode: --subscribers connections only receive,
+    /// --publishers connections publish --rate messages per second in total (spread evenly);
+    /// measures publish-to-delivery latency, deliveries per second and server CPU per
+    /// delivery, and checks that every subscriber got every message, in order, once.
+    Broadcast(BroadcastArgs),
 }
 
 impl Command {
@@ -58,6 +63,7 @@ impl Command {
             Self::Rate(a) => &a.common,
             Self::Hold(a) => &a.common,
             Self::Connect(a) => &a.common,
+            Self::Broadcast(a) => &a.common,
         }
     }
 }
@@ -201,6 +207,39 @@ pub struct ConnectArgs {
     /// is late, and its wait counts in the total). Default: each slot starts over at once.
     #[arg(long, value_name = "PER_SEC", value_parser = clap::value_parser!(u64).range(1..))]
     pub rate: Option<u64>,
+}
+
+/// `broadcast` options.
+#[derive(Debug, Clone, Args, Serialize)]
+pub struct BroadcastArgs {
+    /// Targets and output; -c is ignored: the connections are --publishers + --subscribers.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub common: CommonArgs,
+    /// What to send and for how long (--size at least 40: the header every published message
+    /// carries, publisher, sequence number and publish time).
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub messages: MessageArgs,
+    /// Connections that publish.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub publishers: u32,
+    /// Connections that only receive; all are open before the first message is published.
+    #[arg(long, default_value_t = 1000)]
+    pub subscribers: usize,
+    /// Messages published per second, all publishers together; each is delivered to every
+    /// subscriber (and to the other publishers), so deliveries/s = rate × subscribers.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub rate: u64,
+    /// After the window: how long subscribers may take to receive everything published
+    /// before they close; what has not arrived by then is lost.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    #[serde(serialize_with = "crate::cli::ser_duration")]
+    pub drain: Duration,
+    /// Open the connections at this many per second in total before the warmup (default: all
+    /// at once), so that 10,000 subscribers do not overflow the server's accept queue.
+    #[arg(long, value_name = "PER_SEC", value_parser = clap::value_parser!(u64).range(1..))]
+    pub ramp: Option<u64>,
 }
 
 /// What every message workload sends, and for how long.
@@ -574,8 +613,23 @@ pub struct Plan {
     pub max: Option<crate::maxconn::MaxPlan>,
     /// Hidden `rate --debug-wake-late`: how late the workers wake for each message.
     pub debug_wake_late: Duration,
+    /// `broadcast`: who publishes and who subscribes.
+    pub broadcast: Option<BroadcastPlan>,
     /// The scenario name, e.g. `echo-64B-100c-1t-ws-8080`.
     pub scenario: String,
+}
+
+/// `broadcast`: connections `0..publishers` publish, the others subscribe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BroadcastPlan {
+    /// Publishing connections (the first ids).
+    pub publishers: usize,
+    /// Receiving connections.
+    pub subscribers: usize,
+    /// Published messages per second, all publishers.
+    pub rate: u64,
+    /// Time subscribers have after the window to receive what was published.
+    pub drain: Duration,
 }
 
 impl Plan {
@@ -610,7 +664,74 @@ impl Plan {
             }
             Command::Hold(a) => Self::hold(a),
             Command::Rate(a) => Self::rate(a),
+            Command::Broadcast(a) => Self::broadcast(a),
         }
+    }
+
+    /// `broadcast`: the publishers are paced like `rate` connections at --rate over
+    /// --publishers; subscribers never send. Every message is published once and delivered
+    /// to every other connection, so nothing is ever "in flight" on a publisher.
+    fn broadcast(a: &BroadcastArgs) -> Result<Self, BenchError> {
+        let publishers = a.publishers as usize;
+        if a.subscribers == 0 {
+            return Err(BenchError::Usage("--subscribers must be at least 1".into()));
+        }
+        if let Some(&small) = a
+            .messages
+            .size
+            .0
+            .iter()
+            .find(|&&s| s < crate::broadcast::HEADER_LEN)
+        {
+            return Err(BenchError::Usage(format!(
+                "--size {small} is too small for broadcast: each message carries a {}-byte header \
+                 (publisher, sequence number, publish time)",
+                crate::broadcast::HEADER_LEN
+            )));
+        }
+        let interval_ns = (publishers as u128 * 1_000_000_000 / u128::from(a.rate))
+            .min(u128::from(u64::MAX)) as u64;
+        if interval_ns == 0 {
+            return Err(BenchError::Usage(format!(
+                "--rate {} over {publishers} publishers is more than one message per nanosecond each",
+                a.rate
+            )));
+        }
+        let pacing = Pacing::Open {
+            rate: a.rate,
+            interval_ns,
+            // Publishers expect no answer, so nothing holds them back; the cap only sizes
+            // their send buffers (as for a `rate` connection with many messages queued).
+            max_in_flight: BROADCAST_QUEUE,
+            tick_ns: 0,
+        };
+        let mut common = a.common.clone();
+        common.connections = publishers + a.subscribers;
+        let mut plan = Self::build("broadcast", &common, Messages::of(&a.messages), pacing)?;
+        plan.ramp = a.ramp;
+        plan.broadcast = Some(BroadcastPlan {
+            publishers,
+            subscribers: a.subscribers,
+            rate: a.rate,
+            drain: a.drain,
+        });
+        // Worker 0 holds the publishers alone (`connections_of`); more workers than
+        // subscribers would leave some with nothing to do.
+        if plan.threads > a.subscribers + 1 {
+            plan.threads = a.subscribers + 1;
+            if let Some(p) = &mut plan.pinning {
+                p.truncate(plan.threads);
+            }
+        }
+        plan.scenario =
+            broadcast_scenario(&plan, publishers, a.subscribers, a.common.label.as_deref());
+        Ok(plan)
+    }
+
+    /// Whether latency is also measured from the actual send time. Not for `broadcast`: the
+    /// payload carries the intended publish time (see [`crate::broadcast::Stamp`]).
+    pub fn as_sent_latency(&self) -> bool {
+        self.pacing.scheduled() && self.broadcast.is_none()
     }
 
     /// `rate`: --rate messages per second over the connections (with --max, as many as the
@@ -767,6 +888,7 @@ impl Plan {
             ramp: None,
             max: None,
             debug_wake_late: Duration::ZERO,
+            broadcast: None,
             scenario,
         })
     }
@@ -791,6 +913,20 @@ impl Plan {
     /// `echo --raw`: plain TCP, no WebSocket.
     pub fn raw(&self) -> bool {
         self.workload == "raw"
+    }
+
+    /// The connections (ids) worker `index` owns: round-robin, `id % threads`. `broadcast`
+    /// with two workers or more puts the publishers on worker 0 alone and spreads the
+    /// subscribers over the others: a worker handles a burst of deliveries (one message to a
+    /// thousand subscribers) in one go, and a publish due meanwhile would wait behind it.
+    pub fn connections_of(&self, index: usize) -> Vec<usize> {
+        match self.broadcast {
+            Some(b) if self.threads >= 2 && index == 0 => (0..b.publishers).collect(),
+            Some(b) if self.threads >= 2 => (b.publishers + index - 1..self.connections)
+                .step_by(self.threads - 1)
+                .collect(),
+            _ => (index..self.connections).step_by(self.threads).collect(),
+        }
     }
 
     /// Largest payload.
@@ -848,6 +984,48 @@ fn scenario_name(
         // `raw` speaks plain TCP whatever the URL's scheme.
         let scheme = if kind == "raw" { "tcp" } else { t.scheme() };
         let part = format!("{scheme}-{}", t.port);
+        if !seen.contains(&part) {
+            seen.push(part);
+        }
+    }
+    name.push('-');
+    name.push_str(&seen.join("+"));
+    name
+}
+
+/// `broadcast`: messages a publisher may have queued but not yet handed to the kernel before
+/// it waits for its socket (they leave as soon as it is writable again).
+const BROADCAST_QUEUE: usize = 1024;
+
+/// `broadcast-1p-1000s-100ps-64B-1t-tokio-ws-8080`: publishers, subscribers, publish rate,
+/// sizes, threads, label, targets.
+fn broadcast_scenario(
+    plan: &Plan,
+    publishers: usize,
+    subscribers: usize,
+    label: Option<&str>,
+) -> String {
+    let sizes = plan
+        .sizes
+        .iter()
+        .map(|&s| format_size(s))
+        .collect::<Vec<_>>()
+        .join("+");
+    let rate = match plan.pacing {
+        Pacing::Open { rate, .. } => rate,
+        _ => 0,
+    };
+    let mut name = format!(
+        "broadcast-{publishers}p-{subscribers}s-{rate}ps-{sizes}-{}t",
+        plan.threads
+    );
+    if let Some(label) = label {
+        name.push('-');
+        name.push_str(label);
+    }
+    let mut seen: Vec<String> = Vec::new();
+    for t in &plan.targets {
+        let part = format!("{}-{}", t.scheme(), t.port);
         if !seen.contains(&part) {
             seen.push(part);
         }
@@ -918,6 +1096,75 @@ mod tests {
 
     fn echo(args: &[&str]) -> Result<Plan, BenchError> {
         plan("echo", args)
+    }
+
+    #[test]
+    fn broadcast_plans_publishers_first_and_on_a_worker_of_their_own() {
+        let url = "ws://127.0.0.1:9/";
+        let one = plan(
+            "broadcast",
+            &["--url", url, "--subscribers", "5", "--rate", "100"],
+        )
+        .unwrap();
+        assert_eq!((one.connections, one.threads), (6, 1));
+        assert_eq!(one.connections_of(0), (0..6).collect::<Vec<_>>());
+        assert!(
+            !one.as_sent_latency(),
+            "the payload has only the intended time"
+        );
+        assert_eq!(one.scenario, "broadcast-1p-5s-100ps-64B-1t-ws-9");
+        let b = one.broadcast.unwrap();
+        assert_eq!((b.publishers, b.subscribers, b.rate), (1, 5, 100));
+        assert!(matches!(
+            one.pacing,
+            Pacing::Open {
+                interval_ns: 10_000_000,
+                ..
+            }
+        ));
+        let args = [
+            "--url",
+            url,
+            "--publishers",
+            "2",
+            "--subscribers",
+            "5",
+            "--rate",
+            "100",
+            "--threads",
+            "3",
+        ];
+        let three = plan("broadcast", &args).unwrap();
+        // Two publishers share the rate: each publishes every 20 ms.
+        assert!(matches!(
+            three.pacing,
+            Pacing::Open {
+                interval_ns: 20_000_000,
+                ..
+            }
+        ));
+        assert_eq!(three.connections_of(0), vec![0, 1]);
+        assert_eq!(three.connections_of(1), vec![2, 4, 6]);
+        assert_eq!(three.connections_of(2), vec![3, 5]);
+        let many = plan(
+            "broadcast",
+            &[
+                "--url",
+                url,
+                "--subscribers",
+                "2",
+                "--rate",
+                "1",
+                "--threads",
+                "8",
+            ],
+        );
+        assert_eq!(
+            many.unwrap().threads,
+            3,
+            "one for the publisher, one per subscriber at most"
+        );
+        assert!(echo(&["--url", url, "-c", "3"]).unwrap().connections_of(0) == vec![0, 1, 2]);
     }
 
     #[test]

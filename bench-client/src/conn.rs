@@ -19,6 +19,10 @@
 //! Every echo is checked: message `n` of a connection carries `n` in hex in its first 16 bytes
 //! (fewer for short payloads) and fixed per-connection bytes after, so a reordered, lost,
 //! duplicated or corrupted echo shows up as a mismatch (`verify`).
+//!
+//! `broadcast` gives each connection a [`Role`]: a publisher sends on the open-loop schedule
+//! and expects no echo (the server sends its messages to everyone else), a subscriber never
+//! sends and checks each delivery's order per publisher ([`crate::broadcast`]).
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -26,6 +30,7 @@ use std::io::{self, Read, Write};
 use wsport_core::handshake::{self, HandshakeError};
 use wsport_core::{ClientConnection, CloseCode, Decoded, FrameKind, Limits, OpCode};
 
+use crate::broadcast::{Arrival, Stamp, Subscriber};
 use crate::ctx::Ctx;
 use crate::endings::Ending;
 use crate::error::{Cause, ConnError};
@@ -78,6 +83,18 @@ const UNSTAMPED: u64 = u64::MAX;
 
 /// Bytes of the sequence stamp at the start of each payload (hex digits of the message number).
 const STAMP_LEN: usize = 16;
+
+/// What a connection does with messages.
+#[derive(Debug)]
+pub enum Role {
+    /// Sends messages and checks their echoes (every workload but `broadcast`).
+    Echo,
+    /// `broadcast`: publisher number `n`; sends on schedule, reads and discards what the
+    /// other publishers publish.
+    Publisher(u32),
+    /// `broadcast`: sends nothing, checks every delivery (boxed: one order per publisher).
+    Subscriber(Box<Subscriber>),
+}
 
 /// One connection; see the module doc for the calling order.
 pub struct Conn {
@@ -144,6 +161,8 @@ pub struct Conn {
     ending: Option<Ending>,
     /// The server's close frame (code, reason) that arrived while messages were flowing.
     peer_close: Option<(Option<u16>, String)>,
+    /// Echo, or which side of a broadcast.
+    role: Role,
 }
 
 impl Conn {
@@ -155,6 +174,11 @@ impl Conn {
         ctx: &mut Ctx,
     ) -> Result<Self, rustls::Error> {
         let max = ctx.load.sizes.iter().copied().max().unwrap_or(0);
+        let role = match ctx.load.publishers {
+            None => Role::Echo,
+            Some(p) if id < p => Role::Publisher(id as u32),
+            Some(p) => Role::Subscriber(Box::new(Subscriber::new(p))),
+        };
         // A server echo has a header of at most 10 bytes. Room for a few echoes lets one
         // recv take in a whole pipelined burst; one full frame is the minimum, and the
         // largest upgrade answer accepted (8 KiB) too.
@@ -169,8 +193,13 @@ impl Conn {
         } else {
             0
         };
-        let send_cap =
-            ctx.pace.max_in_flight.min(64) * (max + 14 + if tls.is_some() { 64 } else { 0 }) + 512;
+        // A subscriber sends only its upgrade request, pongs and a close frame.
+        let sending = if matches!(role, Role::Subscriber(_)) {
+            1
+        } else {
+            ctx.pace.max_in_flight.min(64)
+        };
+        let send_cap = sending * (max + 14 + if tls.is_some() { 64 } else { 0 }) + 512;
         let mut template = vec![0u8; max].into_boxed_slice();
         fill_template(&mut template, ctx.load.text, &mut ctx.rng);
         Ok(Self {
@@ -214,6 +243,7 @@ impl Conn {
             opened_at: 0,
             ending: None,
             peer_close: None,
+            role,
         })
     }
 
@@ -254,6 +284,20 @@ impl Conn {
     /// `connect --rate`: a slot that never had an attempt is done, with nothing to account.
     pub fn retire(&mut self) {
         self.phase = Phase::Done;
+    }
+
+    /// Echo, publisher or subscriber.
+    pub fn role(&self) -> &Role {
+        &self.role
+    }
+
+    /// `broadcast`: a publisher's number and how many messages it has published (queued
+    /// ones included: they leave before its close frame).
+    pub fn published(&self) -> Option<(usize, u64)> {
+        match self.role {
+            Role::Publisher(n) => Some((n as usize, self.send_seq)),
+            _ => None,
+        }
     }
 
     /// Where the connection is.
@@ -553,7 +597,10 @@ impl Conn {
     /// Send what the pacing allows now: closed loop, until `max_in_flight` are in flight;
     /// open loop, every message whose intended time has come, up to `max_in_flight`.
     pub fn fill(&mut self, ctx: &mut Ctx) -> Result<(), ConnError> {
-        if !ctx.window.sending || self.phase != Phase::Open {
+        if !ctx.window.sending
+            || self.phase != Phase::Open
+            || matches!(self.role, Role::Subscriber(_))
+        {
             return Ok(());
         }
         let before = self.send_seq;
@@ -591,7 +638,8 @@ impl Conn {
     /// Open loop: when the next message is due; `None` while blocked by `max_in_flight` or
     /// finished (an echo or the end unblocks or retires it).
     pub fn next_due(&self) -> Option<u64> {
-        (self.phase == Phase::Open && !self.blocked).then_some(self.next_due)
+        let sends = !matches!(self.role, Role::Subscriber(_));
+        (self.phase == Phase::Open && !self.blocked && sends).then_some(self.next_due)
     }
 
     fn send_message(&mut self, intended: u64, ctx: &mut Ctx) -> Result<(), ConnError> {
@@ -602,7 +650,16 @@ impl Conn {
         };
         let seq = self.send_seq;
         let size = ctx.load.sizes[(seq % ctx.load.sizes.len() as u64) as usize];
-        stamp(&mut self.template[..size], seq);
+        match self.role {
+            // The intended publish time goes inside: the subscribers' clock is the same.
+            Role::Publisher(publisher) => Stamp {
+                publisher,
+                seq,
+                published_ns: intended,
+            }
+            .write(&mut self.template[..size]),
+            _ => stamp(&mut self.template[..size], seq),
+        }
         if ctx.load.raw {
             self.queued.extend_from_slice(&self.template[..size]);
         } else {
@@ -650,6 +707,15 @@ impl Conn {
             }
         }
         self.unstamped = 0;
+        if let Role::Publisher(_) = self.role {
+            // No echo will answer a published message: once its send lag is measured it is
+            // no longer in flight, and a publisher that filled its queue may go on.
+            self.times.drain(..end);
+            if self.blocked {
+                self.blocked = false;
+                ctx.queues.unblocked.push(self.slot);
+            }
+        }
     }
 
     /// `n` bytes of [`Self::pending`] were sent.
@@ -828,6 +894,10 @@ impl Conn {
         ctx: &mut Ctx,
     ) -> Result<(), ConnError> {
         match kind {
+            FrameKind::Text | FrameKind::Binary if fin && !matches!(self.role, Role::Echo) => {
+                self.on_delivery(kind == FrameKind::Text, payload, ctx);
+                Ok(())
+            }
             FrameKind::Text | FrameKind::Binary if fin && !ctx.load.ping => {
                 let same_kind = (kind == FrameKind::Text) == ctx.load.text;
                 self.on_answer(same_kind, payload, ctx)
@@ -888,6 +958,26 @@ impl Conn {
         let ok = same_kind && verify(&self.rx[payload.clone()], &self.template, size, seq);
         ctx.on_echo(intended, sent, payload.len(), ok);
         self.fill(ctx)
+    }
+
+    /// `broadcast`: a message another connection published. A subscriber checks its order
+    /// and measures it from its publish time; a publisher discards it.
+    fn on_delivery(&mut self, text: bool, payload: std::ops::Range<usize>, ctx: &mut Ctx) {
+        let Role::Subscriber(sub) = &mut self.role else {
+            ctx.stats.totals.broadcast.to_publishers += 1;
+            return;
+        };
+        let len = payload.len();
+        let ours = text == ctx.load.text && ctx.load.sizes.contains(&len);
+        let arrival = Stamp::read(&self.rx[payload])
+            .filter(|_| ours)
+            .and_then(|s| sub.handle(&s).map(|a| (s, a)));
+        match arrival {
+            // A message already received is counted, not measured a second time.
+            Some((_, Arrival::Duplicate)) => {}
+            Some((s, _)) => ctx.on_echo(s.published_ns, s.published_ns, len, true),
+            None => sub.malformed += 1,
+        }
     }
 
     /// Append one masked frame to the output (through TLS for wss).

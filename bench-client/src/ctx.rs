@@ -111,6 +111,8 @@ pub struct Totals {
     pub phases: Option<Box<Phases>>,
     /// How the connections ended (whole run).
     pub endings: crate::endings::Endings,
+    /// `broadcast`: what was published and what the subscribers received.
+    pub broadcast: crate::broadcast::Totals,
 }
 
 /// `connect`: how long each phase of opening a connection took, ns.
@@ -159,6 +161,7 @@ impl Totals {
             entry.0 += n;
         }
         self.endings.add(&other.endings);
+        self.broadcast.add(&other.broadcast);
         if let Some(theirs) = &other.phases {
             let mine = self.phases.get_or_insert_with(Box::default);
             let _ = mine.tcp.add(&theirs.tcp);
@@ -231,6 +234,8 @@ pub struct Load {
     pub storm: bool,
     /// `echo --raw`: plain TCP, no upgrade and no frames (a server's `--raw-tcp` floor).
     pub raw: bool,
+    /// `broadcast`: the number of publishers (connections `0..n`); the others subscribe.
+    pub publishers: Option<usize>,
 }
 
 /// Connections by what the worker or the engine must do with them next.

@@ -34,16 +34,23 @@ pub struct Hists {
 impl Hists {
     /// Empty; `scheduled` adds the as-sent and send-lag histograms.
     pub fn new(scheduled: bool) -> Self {
+        Self::shaped(scheduled, scheduled)
+    }
+
+    /// Empty, with the as-sent and the send-lag histograms each only if asked: `broadcast`
+    /// measures its publishers' send lag but, with only the intended publish time in the
+    /// payload, has no as-sent latency.
+    pub fn shaped(uncorrected: bool, send_lag: bool) -> Self {
         Self {
             latency: new_histogram(),
-            uncorrected: scheduled.then(new_histogram),
-            send_lag: scheduled.then(new_histogram),
+            uncorrected: uncorrected.then(new_histogram),
+            send_lag: send_lag.then(new_histogram),
         }
     }
 
     /// An empty set of the same shape.
     pub fn empty_like(&self) -> Self {
-        Self::new(self.uncorrected.is_some())
+        Self::shaped(self.uncorrected.is_some(), self.send_lag.is_some())
     }
 
     /// Move the contents out, leaving an empty set of the same shape.

@@ -27,6 +27,7 @@
 //! Handshakes, framing and masking come from the sans-IO `wsport-core`, as in the servers.
 #![warn(missing_docs)]
 
+pub mod broadcast;
 pub mod cli;
 pub mod conn;
 pub mod ctx;

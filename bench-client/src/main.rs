@@ -146,7 +146,12 @@ fn real_main() -> anyhow::Result<ExitCode> {
     stop.on_signals()?;
     let report = run_with_stop(&opts, &stop)?;
     print!("{report}");
-    if report.output_errors.is_empty() {
+    // A broadcast that lost, duplicated or reordered a message measured a broken server.
+    let broadcast_failed = report.results.broadcast.as_ref().is_some_and(|b| !b.ok);
+    if broadcast_failed {
+        eprintln!("wsport-bench: the broadcast check failed (see `verified` above)");
+    }
+    if report.output_errors.is_empty() && !broadcast_failed {
         return Ok(ExitCode::SUCCESS);
     }
     for e in &report.output_errors {

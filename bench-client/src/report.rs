@@ -164,6 +164,8 @@ pub struct Results {
     /// Seconds from the start until every connection was open (`hold --ramp`: the ramp);
     /// `connect`: 0.
     pub opening_s: f64,
+    /// `broadcast`: what was published, what arrived, and whether all of it did in order.
+    pub broadcast: Option<crate::broadcast::Record>,
     /// Round-trip latency of the window's echoes (`rate`: from the intended send times).
     pub latency_ns: Latency,
     /// `rate`: latency from the actual send times, which hides the time messages waited to be
@@ -367,14 +369,17 @@ impl fmt::Display for Report {
         self.write_checks(f)?;
         self.write_costs(f)?;
         let r = &self.results;
-        writeln!(
-            f,
-            "  counts     sent {} = received {} + in flight {} + lost {}",
-            thousands(r.sent),
-            thousands(r.received),
-            thousands(r.in_flight),
-            thousands(r.lost)
-        )?;
+        match &r.broadcast {
+            Some(b) => write_broadcast_counts(f, b)?,
+            None => writeln!(
+                f,
+                "  counts     sent {} = received {} + in flight {} + lost {}",
+                thousands(r.sent),
+                thousands(r.received),
+                thousands(r.in_flight),
+                thousands(r.lost)
+            )?,
+        }
         for w in &self.warnings {
             writeln!(f, "WARNING: {w}")?;
         }
@@ -383,6 +388,23 @@ impl fmt::Display for Report {
         }
         Ok(())
     }
+}
+
+/// `broadcast`: the whole run's counts, which add up as published × subscribers = delivered +
+/// lost.
+fn write_broadcast_counts(f: &mut fmt::Formatter<'_>, b: &crate::broadcast::Record) -> fmt::Result {
+    writeln!(
+        f,
+        "  counts     published {} x {} subscribers = {} expected = delivered {} + lost {}; duplicated {}, reordered {}, malformed {}",
+        thousands(b.published),
+        thousands(b.subscribers as u64),
+        thousands(b.expected_deliveries),
+        thousands(b.delivered),
+        thousands(b.lost),
+        thousands(b.duplicates),
+        thousands(b.reordered),
+        thousands(b.malformed)
+    )
 }
 
 /// The summary's sections, in the order printed.
@@ -441,6 +463,17 @@ impl Report {
                 "  opened     {} connections: {:.0} per second",
                 thousands(r.messages),
                 r.msgs_per_sec
+            )?;
+        } else if let Some(b) = &r.broadcast {
+            writeln!(
+                f,
+                "  deliveries {} in the window: {} deliveries/s to {} subscribers; {} published/s by {} publisher(s) (target {})",
+                thousands(r.messages),
+                thousands(r.msgs_per_sec.round() as u64),
+                thousands(b.subscribers as u64),
+                thousands(r.sent_per_sec.round() as u64),
+                b.publishers,
+                thousands(b.publish_rate)
             )?;
         } else {
             writeln!(
@@ -569,7 +602,20 @@ impl Report {
         } else {
             "echo"
         };
-        if self.workload == "connect" {
+        if let Some(b) = &r.broadcast {
+            if b.ok {
+                writeln!(
+                    f,
+                    "  verified   every subscriber got every message, in order, once"
+                )?;
+            } else {
+                writeln!(
+                    f,
+                    "  verified   BROADCAST FAILED: {}",
+                    b.failures.join("; ")
+                )?;
+            }
+        } else if self.workload == "connect" {
             // Nothing is echoed.
         } else if r.mismatches == 0 {
             writeln!(f, "  verified   every {answers} matched what was sent")?;
@@ -602,6 +648,7 @@ impl Report {
         let unit = match self.workload {
             "connect" => "connection",
             "hold" => "ping",
+            "broadcast" => "delivery",
             _ => "message",
         };
         writeln!(f, "  endings    {}", r.endings.line())?;
@@ -654,6 +701,14 @@ fn latency_line(f: &mut fmt::Formatter<'_>, name: &str, l: &Latency) -> fmt::Res
 }
 
 /// `  server     pid ...: CPU, CPU per unit, RSS`, and its system calls.
+/// `message` -> `messages`, `delivery` -> `deliveries`.
+fn plural(unit: &str) -> String {
+    match unit.strip_suffix('y') {
+        Some(stem) => format!("{stem}ies"),
+        None => format!("{unit}s"),
+    }
+}
+
 fn process_line(
     f: &mut fmt::Formatter<'_>,
     name: &str,
@@ -678,24 +733,25 @@ fn process_line(
         p.pid, p.cpu_percent, p.cpu_us_per_msg
     )?;
     match &p.syscalls {
-            Some(SyscallsRecord::Counted(c)) => writeln!(
-                f,
-                "  {:<10} {:.2} system calls per {unit} ({}), {} {unit}s per wait (warmup's last second)",
-                "",
-                c.per_msg,
-                c.per_msg_by_call
-                    .iter()
-                    .filter(|(_, &v)| v > 0.0)
-                    .map(|(k, v)| format!("{k} {v:.2}"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                c.msgs_per_wait.map_or("–".into(), |m| format!("{m:.1}")),
-            ),
-            Some(SyscallsRecord::Unavailable { unavailable }) => {
-                writeln!(f, "  {:<10} system calls not counted: {unavailable}", "")
-            }
-            None => Ok(()),
+        Some(SyscallsRecord::Counted(c)) => writeln!(
+            f,
+            "  {:<10} {:.2} system calls per {unit} ({}), {} {} per wait (warmup's last second)",
+            "",
+            c.per_msg,
+            c.per_msg_by_call
+                .iter()
+                .filter(|(_, &v)| v > 0.0)
+                .map(|(k, v)| format!("{k} {v:.2}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            c.msgs_per_wait.map_or("–".into(), |m| format!("{m:.1}")),
+            plural(unit),
+        ),
+        Some(SyscallsRecord::Unavailable { unavailable }) => {
+            writeln!(f, "  {:<10} system calls not counted: {unavailable}", "")
         }
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -46,6 +46,7 @@ pub(crate) fn run_once(opts: &Opts, stop: &Stop) -> Result<Report, BenchError> {
         Command::Rate(a) => serde_json::to_value(a),
         Command::Hold(a) => serde_json::to_value(a),
         Command::Connect(a) => serde_json::to_value(a),
+        Command::Broadcast(a) => serde_json::to_value(a),
     }
     .unwrap_or_default();
 
@@ -122,6 +123,7 @@ impl Workers {
             end_ns: AtomicU64::new(u64::MAX),
             abort: AtomicBool::new(false),
             opened: AtomicUsize::new(0),
+            broadcast: crate::broadcast::Shared::new(plan.broadcast.map_or(0, |b| b.publishers)),
         });
         let (events_tx, events) = mpsc::channel();
         let mut go = Vec::with_capacity(plan.threads);
@@ -239,7 +241,7 @@ impl Workers {
             hlog,
             progress,
             plan.duration,
-            plan.pacing.scheduled(),
+            Hists::shaped(plan.as_sent_latency(), plan.pacing.scheduled()),
         );
         let collected = self.collect(plan, &mut agg, &mut calls, (count_from, record_from), stop);
         for (i, handle) in self.handles.into_iter().enumerate() {
@@ -426,6 +428,23 @@ impl Window {
             });
         load_warnings(plan, &self.totals, secs, &mut self.warnings);
         let totals = &self.totals;
+        let broadcast = plan.broadcast.map(|b| {
+            crate::broadcast::Record::of(
+                &totals.broadcast,
+                (b.publishers, b.subscribers, b.rate),
+                (
+                    rate_of(messages as f64),
+                    server.as_ref().map(|s| s.cpu_us_per_msg),
+                ),
+                totals.errors.values().map(|(n, _)| n).sum(),
+            )
+        });
+        if let Some(b) = broadcast.as_ref().filter(|b| !b.ok) {
+            self.warnings.push(format!(
+                "THE BROADCAST CHECK FAILED: {}",
+                b.failures.join("; ")
+            ));
+        }
         let hists = self.agg.total.take();
         let send_lag = hists.send_lag.as_ref().map(Latency::of);
         let send_lag_exceeded = send_lag
@@ -472,6 +491,7 @@ impl Window {
                 } else {
                     before.opening_s
                 },
+                broadcast,
                 latency_ns: Latency::of(&hists.latency),
                 latency_uncorrected_ns: hists.uncorrected.as_ref().map(Latency::of),
                 send_lag_ns: send_lag,
@@ -563,7 +583,12 @@ fn memory_per_connection(
 fn load_warnings(plan: &Plan, totals: &Totals, secs: f64, warnings: &mut Vec<String>) {
     let rate_of = |n: f64| if secs > 0.0 { n / secs } else { 0.0 };
     if let Pacing::Open { rate, .. } = plan.pacing {
-        let achieved = rate_of(totals.measured_messages as f64);
+        // `broadcast`: the rate is the publishers'; deliveries are that times the subscribers.
+        let counted = match plan.broadcast {
+            Some(_) => totals.measured_sent,
+            None => totals.measured_messages,
+        };
+        let achieved = rate_of(counted as f64);
         if secs > 0.0 && achieved < 0.99 * rate as f64 {
             warnings.push(format!(
                 "the target rate was not reached: {achieved:.0} of {rate} msgs/s; latencies from the \
@@ -936,14 +961,14 @@ impl Aggregator {
         hlog: Option<(hlog::Hlog, PathBuf)>,
         progress: bool,
         duration: Duration,
-        scheduled: bool,
+        total: Hists,
     ) -> Self {
         Self {
             threads,
             record_from,
             pending: BTreeMap::new(),
             last: vec![None; threads],
-            total: Hists::new(scheduled),
+            total,
             summaries: Vec::new(),
             hlog,
             hlog_error: None,

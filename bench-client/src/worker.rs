@@ -37,7 +37,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::cli::{Pacing, Plan};
-use crate::conn::{Conn, Phase};
+use crate::conn::{Conn, Phase, Role};
 use crate::ctx::{Ctx, Load, OpenLoop, Pace, Phases, Queues, Rng, Stats, TargetRt, Totals, Window};
 use crate::error::{BenchError, ConnError};
 use crate::hists::{Hists, Latency};
@@ -55,6 +55,15 @@ const EXIT_WAIT: Duration = Duration::from_millis(10);
 
 /// `connect --rate` with every slot busy: how soon to look at the schedule again.
 const BLOCKED_WAKE_NS: u64 = 1_000_000;
+
+/// `broadcast`: how long after every connection saw its upgrade the first message is
+/// published. A server may send the 101 a moment before it counts the connection among the
+/// receivers of its broadcasts (another thread's list); a message published in that moment
+/// would be missing at a subscriber through no fault of the fan-out itself.
+const BROADCAST_SETTLE_NS: u64 = 50_000_000;
+
+/// `broadcast`, draining: how often a worker looks whether its subscribers have everything.
+const DRAIN_CHECK_NS: u64 = 10_000_000;
 
 /// Length of one interval of the `.hlog` and of the progress line.
 pub const INTERVAL_NS: u64 = 1_000_000_000;
@@ -119,6 +128,8 @@ pub struct Control {
     pub abort: AtomicBool,
     /// Connections open so far, all workers (progress while opening).
     pub opened: AtomicUsize,
+    /// `broadcast`: the publishers' final counts, for the subscribers' drain.
+    pub broadcast: crate::broadcast::Shared,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,8 +178,15 @@ pub struct Worker {
     schedule: BinaryHeap<Reverse<(u64, usize)>>,
     /// Whether a connection is in `schedule` (at most once).
     scheduled: Vec<bool>,
-    /// Total connections of the run (the open loop staggers them over all of them).
+    /// Connections the open loop staggers the first messages over: all of the run's, or
+    /// `broadcast`'s publishers (the only ones that send).
     connections: usize,
+    /// `broadcast`: how long subscribers may take after the window to receive everything.
+    broadcast_drain: Option<Duration>,
+    /// `broadcast`, draining: subscribers still receiving, until this instant at the latest.
+    subscribers_until: Option<u64>,
+    /// `broadcast`, draining: when to look again whether the subscribers have everything.
+    next_drain_check: u64,
     /// Worker threads of the run.
     threads: usize,
     /// `hold --ramp`: connections opened per second, all workers together.
@@ -196,7 +214,8 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Worker `index` of `plan.threads`, with connections `index, index + threads, ...`.
+    /// Worker `index` of `plan.threads`, with connections `index, index + threads, ...` (see
+    /// [`Plan::connections_of`]).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         index: usize,
@@ -239,6 +258,7 @@ impl Worker {
                 ping: plan.ping,
                 storm: plan.pacing.is_storm(),
                 raw: plan.raw(),
+                publishers: plan.broadcast.map(|b| b.publishers),
             },
             queues: Queues::default(),
             stats: Stats {
@@ -247,7 +267,7 @@ impl Worker {
                     phases: plan.pacing.is_storm().then(Box::default),
                     ..Totals::default()
                 },
-                hists: Hists::new(plan.pacing.scheduled()),
+                hists: Hists::shaped(plan.as_sent_latency(), plan.pacing.scheduled()),
                 iv_messages: 0,
                 iv_bytes: 0,
                 iv_errors: 0,
@@ -256,7 +276,7 @@ impl Worker {
             targets,
             tls_config,
         };
-        let ids: Vec<usize> = (index..plan.connections).step_by(plan.threads).collect();
+        let ids = plan.connections_of(index);
         let mut conns = Vec::with_capacity(ids.len());
         for (slot, id) in ids.into_iter().enumerate() {
             let target = id % plan.targets.len();
@@ -283,7 +303,10 @@ impl Worker {
             done: 0,
             schedule: BinaryHeap::new(),
             scheduled: Vec::new(),
-            connections: plan.connections,
+            connections: plan.broadcast.map_or(plan.connections, |b| b.publishers),
+            broadcast_drain: plan.broadcast.map(|b| b.drain),
+            subscribers_until: None,
+            next_drain_check: 0,
             threads: plan.threads,
             ramp: plan.ramp,
             to_open: 0,
@@ -576,6 +599,12 @@ impl Worker {
                 }
                 self.until(wake)
             }
+            State::Draining if self.subscribers_until.is_some() => {
+                if self.drain_subscribers(now) {
+                    return self.poll_after_change();
+                }
+                self.until(self.next_drain_check)
+            }
             State::Draining => {
                 if self.done == self.conns.len() || now >= self.drain_deadline {
                     self.close_all();
@@ -585,7 +614,7 @@ impl Worker {
                 self.until(self.drain_deadline)
             }
             State::Exiting => {
-                let totals = std::mem::take(&mut self.ctx.stats.totals);
+                let totals = self.take_totals();
                 let _ = self
                     .events
                     .send(Event::Finished(self.index, Box::new(totals)));
@@ -599,7 +628,7 @@ impl Worker {
     /// Send the totals if [`Self::poll`] has not (the engine stopped early).
     pub fn finish(&mut self) {
         if self.state != State::Exited {
-            let totals = std::mem::take(&mut self.ctx.stats.totals);
+            let totals = self.take_totals();
             let _ = self
                 .events
                 .send(Event::Finished(self.index, Box::new(totals)));
@@ -714,6 +743,8 @@ impl Worker {
                         // `hold --ping-interval off`: nothing is ever due, not even a first ping.
                         let first = if interval == crate::cli::NO_PINGS_NS {
                             u64::MAX
+                        } else if self.broadcast_drain.is_some() {
+                            now + offset + BROADCAST_SETTLE_NS
                         } else {
                             now + offset
                         };
@@ -780,12 +811,83 @@ impl Worker {
                 self.hand_over(slot);
             }
         }
+        if let Some(drain) = self.broadcast_drain {
+            self.end_publishing(now, drain);
+            return;
+        }
         for slot in 0..self.conns.len() {
             let outcome = self.conns[slot].start_close(&mut self.ctx);
             self.settle(slot, outcome);
         }
         self.drain_deadline = now + DRAIN.as_nanos() as u64;
         self.state = State::Draining;
+    }
+
+    /// `broadcast`, at the window's end: every publisher of this worker says how many it
+    /// published in all and closes (its queued messages leave before its close frame); the
+    /// subscribers stay open to receive what is still on its way, for `drain` at most.
+    fn end_publishing(&mut self, now: u64, drain: Duration) {
+        for slot in 0..self.conns.len() {
+            let Some((publisher, n)) = self.conns[slot].published() else {
+                continue;
+            };
+            self.control.broadcast.finalize(publisher, n);
+            self.ctx.stats.totals.broadcast.set_published(publisher, n);
+            let outcome = self.conns[slot].start_close(&mut self.ctx);
+            self.settle(slot, outcome);
+        }
+        let until = now + drain.as_nanos() as u64;
+        self.subscribers_until = Some(until);
+        self.drain_deadline = until + DRAIN.as_nanos() as u64;
+        self.state = State::Draining;
+    }
+
+    /// `broadcast`, draining: once every subscriber of this worker has received everything
+    /// every publisher published (or the drain is over), close them, and say so; what has not
+    /// arrived by then is lost.
+    fn drain_subscribers(&mut self, now: u64) -> bool {
+        let Some(until) = self.subscribers_until else {
+            return false;
+        };
+        if now < until && now < self.next_drain_check {
+            return false;
+        }
+        // Checking thousands of subscribers after every batch would slow their receiving.
+        self.next_drain_check = (now + DRAIN_CHECK_NS).min(until);
+        let complete = now >= until
+            || self
+                .control
+                .broadcast
+                .final_counts()
+                .is_some_and(|published| {
+                    self.conns.iter().all(|c| match c.role() {
+                        Role::Subscriber(sub) => {
+                            c.phase() == Phase::Done || sub.complete(&published)
+                        }
+                        _ => true,
+                    })
+                });
+        if !complete {
+            return false;
+        }
+        self.subscribers_until = None;
+        for slot in 0..self.conns.len() {
+            let outcome = self.conns[slot].start_close(&mut self.ctx);
+            self.settle(slot, outcome);
+        }
+        self.drain_deadline = now + DRAIN.as_nanos() as u64;
+        true
+    }
+
+    /// The worker's totals, with what its subscribers counted (`broadcast`) added.
+    fn take_totals(&mut self) -> Totals {
+        let mut totals = std::mem::take(&mut self.ctx.stats.totals);
+        for conn in &self.conns {
+            if let Role::Subscriber(sub) = conn.role() {
+                sub.add_to(&mut totals.broadcast);
+            }
+        }
+        totals
     }
 
     /// `connect --rate`: the attempts due in the window but never started (every slot stayed

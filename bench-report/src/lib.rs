@@ -9,14 +9,15 @@
 //! Layout, top down:
 //! - [`publish`]: `wsport-bench report DIR`, regenerates runs.jsonl, the plots and summary.md;
 //! - [`summary`]: summary.md, with the sections of [`verdict`] (does a ranking hold under
-//!   every client engine), [`sweep`] (the load axis) and [`floor`] (runtime floor +
-//!   WebSocket layer);
+//!   every client engine), [`sweep`] (the load axis), [`floor`] (runtime floor +
+//!   WebSocket layer) and [`broadcast`] (fan-out: CPU per delivery);
 //! - [`plot`], [`chart`], [`svg`]: the SVG plots;
 //! - [`compare`], [`paired`], [`median_interval`]: the regression verdicts;
 //! - [`runs`]: a directory's runs, parsed into the figures every report uses.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod broadcast;
 pub mod chart;
 pub mod compare;
 pub mod deploy;

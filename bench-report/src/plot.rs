@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | `throughput.svg` | echo | msgs/s per server, grouped by payload, scheme, connections |
 //! | `cpu-per-message.svg` | echo | server CPU µs per message, same groups |
-//! | `latency-<scenario>.svg` | echo, rate | latency by percentile, one line per server |
+//! | `latency-<scenario>.svg` | echo, rate, broadcast | latency by percentile, one line per server (broadcast: publish to each delivery) |
 //! | `handshake-<scenario>.svg` | connect | TCP, TLS, upgrade and total, ws beside wss |
 //! | `memory-per-connection.svg` | hold | server memory per idle connection |
 //!
@@ -47,7 +47,8 @@ pub fn plots(runs: &[Run], order: &ServerOrder) -> Vec<Plot> {
     let echo = scenarios(runs, "echo");
     out.extend(throughput(&echo, order));
     out.extend(cpu_per_message(&echo, order));
-    for (scenario, list) in echo.iter().chain(scenarios(runs, "rate").iter()) {
+    let scheduled = [scenarios(runs, "rate"), scenarios(runs, "broadcast")].concat();
+    for (scenario, list) in echo.iter().chain(scheduled.iter()) {
         out.extend(latency(scenario, list, order));
     }
     let connect = scenarios(runs, "connect");
@@ -291,13 +292,12 @@ fn latency(scenario: &str, list: &[&Run], order: &ServerOrder) -> Option<Plot> {
             point.1 /= divisor;
         }
     }
-    let rate = list[0].workload == "rate";
-    let subtitle = if rate {
-        "open loop: from each message's intended send time (coordinated-omission corrected); repeats merged"
-    } else {
-        "closed loop: round trip of every echo in the window; the repeats' histograms merged"
+    let (subtitle, what) = match list[0].workload.as_str() {
+        "rate" => ("open loop: from each message's intended send time (coordinated-omission corrected); repeats merged", "Latency"),
+        "broadcast" => ("from each message's intended publish time to its arrival at each subscriber; repeats merged", "Delivery latency"),
+        _ => ("closed loop: round trip of every echo in the window; the repeats' histograms merged", "Latency"),
     };
-    let title = format!("Latency by percentile: {scenario}");
+    let title = format!("{what} by percentile: {scenario}");
     let svg = chart::percentile_chart(&PercentileChart {
         title: title.clone(),
         subtitle: subtitle.into(),

@@ -94,6 +94,7 @@ pub fn render(runs: &[Run], baseline: &str, plots: &[Plot]) -> String {
     out.push_str(&crate::floor::section(runs, &order));
     out.push_str(&crate::deploy::section(runs));
     out.push_str(&crate::scale::section(runs));
+    out.push_str(&crate::broadcast::section(runs, &order, plots));
     out
 }
 
