@@ -27,7 +27,7 @@ enum TopCommand {
     #[command(flatten)]
     Workload(Box<Command>),
     /// Regenerate a result directory's documents from its runs (`--json` files, or its
-    /// runs.jsonl): DIR/summary.md (a table per scenario, one row per server, medians and
+    /// runs.jsonl or runs.jsonl.gz): DIR/summary.md (a table per scenario, one row per server, medians and
     /// ranges of the repeats, ratios against the baseline server, client-bound cells flagged),
     /// DIR/runs.jsonl and the plots in DIR/plots/*.svg. Prints the summary.
     Report(ReportArgs),
