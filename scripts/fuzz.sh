@@ -138,7 +138,11 @@ for target in "${targets[@]}"; do
     artifacts="$repo/$crate/fuzz/artifacts/$target"
     log="$work/logs/$target.log"
     mkdir -p "$corpus" "$seeds" "$artifacts"
-    before=$(find "$artifacts" -type f | wc -l)
+    # libFuzzer also writes `slow-unit-*` files: inputs that took long (wall clock), not
+    # failures; a fuzzer paused or starved on a shared host writes them. Only crash-, leak-,
+    # timeout- and oom- inputs count.
+    failures() { find "$artifacts" -type f ! -name 'slow-unit-*' | wc -l; }
+    before=$(failures)
     echo "fuzz.sh: $target for $seconds s (log: $log)" >&2
     status=0
     # New inputs go to the first corpus directory, so the committed seeds stay as they are.
@@ -149,7 +153,7 @@ for target in "${targets[@]}"; do
     (cd "$crate" && nice -n 19 cargo +nightly fuzz run "${build_flags[@]}" "$target" \
         "$corpus" "$seeds" -- -max_total_time="$seconds" -print_final_stats=1 -timeout=120 \
         -rss_limit_mb=2048 || exit; times) >"$log" 2>&1 || status=$?
-    crashes=$(($(find "$artifacts" -type f | wc -l) - before))
+    crashes=$(($(failures) - before))
     if [[ "$status" -ne 0 && "$crashes" -eq 0 ]]; then crashes=1; fi
     if [[ "$crashes" -gt 0 ]]; then
         failed=1

@@ -27,7 +27,10 @@ pub fn section(runs: &[Run], server_order: &ServerOrder, plots: &[Plot]) -> Stri
     out.push_str(
         "One publisher's messages sent by the server (`--broadcast`) to every subscriber, at the \
          same deliveries per second in every cell. *CPU µs/delivery*: the server's CPU over the \
-         window ÷ the deliveries in it (median, range of the repeats); latency from each \
+         window ÷ the deliveries in it (median, range of the repeats), explained beside it by \
+         the server's system calls per delivery and the deliveries each of its waits found \
+         (`epoll_wait` or `io_uring_enter`, counted over the warm-up's last second); latency \
+         from each \
          message's intended publish time to its arrival at each subscriber; *check*: every \
          subscriber got every message, in order, once (a failed check lists what went wrong: \
          such a run measured a broken fan-out, and its figures are not compared); ⚠ as in the \
@@ -61,8 +64,8 @@ fn passed(run: &Run) -> bool {
 
 fn table(out: &mut String, servers: &[(&str, Vec<&Run>)]) {
     out.push_str(
-        "| server | runs | subscribers | published/s | deliveries/s (range) | server CPU | server CPU µs/delivery (range) | p50 | p99 | p99.9 | send lag p99 | check |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+        "| server | runs | subscribers | published/s | deliveries/s (range) | server CPU | server CPU µs/delivery (range) | server syscalls/delivery · deliveries/wait | p50 | p99 | p99.9 | send lag p99 | check |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
     );
     for (server, runs) in servers {
         let figure = |f: fn(&Run) -> f64| median(runs.iter().map(|r| f(r)));
@@ -70,7 +73,7 @@ fn table(out: &mut String, servers: &[(&str, Vec<&Run>)]) {
         let cpu = spread(runs.iter().filter_map(|r| r.server_us_per_msg));
         let _ = writeln!(
             out,
-            "| {server} | {} | {} | {} | {}{} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {server} | {} | {} | {} | {}{} | {} | {} | {} | {} | {} | {} | {} | {} |",
             runs.len(),
             b("subscribers").map_or("–".into(), |s| thousands(s as u64)),
             b("publish_rate").map_or("–".into(), |r| thousands(r as u64)),
@@ -86,6 +89,7 @@ fn table(out: &mut String, servers: &[(&str, Vec<&Run>)]) {
             cpu.map_or("–".into(), |(m, lo, hi)| format!(
                 "{m:.3} ({lo:.3}–{hi:.3})"
             )),
+            calls(runs),
             ns(figure(|r| r.latency.p50)),
             ns(figure(|r| r.latency.p99)),
             ns(figure(|r| r.latency.p999)),
@@ -105,6 +109,19 @@ fn client_mark(runs: &[&Run]) -> String {
         0 => String::new(),
         n if n == runs.len() => " ⚠".into(),
         n => format!(" ⚠ {n}/{}", runs.len()),
+    }
+}
+
+/// What explains the CPU per delivery: the server's system calls per delivery and the
+/// deliveries each of its waits found (medians), or why they were not counted.
+fn calls(runs: &[&Run]) -> String {
+    let counted = || runs.iter().filter_map(|r| r.server_calls.as_ref());
+    let per = median(counted().filter_map(|c| c.per_msg()));
+    let wait = median(counted().filter_map(|c| c.msgs_per_wait()));
+    match (per, wait) {
+        (Some(per), Some(wait)) => format!("{per:.2} · {wait:.0}"),
+        (Some(per), None) => format!("{per:.2} · –"),
+        _ => "–".into(),
     }
 }
 
@@ -207,7 +224,8 @@ mod tests {
                     "msgs_per_sec": 99_000.0 + f64::from(r),
                     "latency_ns": {"p50": 1_500_000, "p90": 3_000_000, "p99": 4_000_000, "p99_9": 4_500_000, "max": 5_000_000},
                     "send_lag_ns": {"p50": 1, "p90": 1, "p99": lag_p99, "p99_9": lag_p99, "max": lag_p99},
-                    "server": {"cpu_us_per_msg": cpu, "cpu_percent": 60.0},
+                    "server": {"cpu_us_per_msg": cpu, "cpu_percent": 60.0,
+                        "syscalls": {"per_msg": 1.02, "msgs_per_wait": 57.6}},
                     "client": {"cpu_us_per_msg": 1.0, "cpu_percent": 50.0, "cores": 1},
                     "errors": if ok { serde_json::json!({}) } else { serde_json::json!({"closed_by_server": {"count": 1, "first": "1008"}}) },
                     "broadcast": {"publishers": 1, "subscribers": subscribers, "publish_rate": 100,
@@ -240,7 +258,7 @@ mod tests {
             "{s}"
         );
         assert!(
-            s.contains("| tokio | 3 | 1,000 | 100 | 99,002 (99,001–99,003) | 60% | 1.100 (1.000–1.200) | 1.50ms | 4.00ms | 4.50ms | 20.0µs | ok |"),
+            s.contains("| tokio | 3 | 1,000 | 100 | 99,002 (99,001–99,003) | 60% | 1.100 (1.000–1.200) | 1.02 · 58 | 1.50ms | 4.00ms | 4.50ms | 20.0µs | ok |"),
             "{s}"
         );
         assert!(
