@@ -689,14 +689,7 @@ impl Plan {
                 crate::broadcast::HEADER_LEN
             )));
         }
-        let interval_ns = (publishers as u128 * 1_000_000_000 / u128::from(a.rate))
-            .min(u128::from(u64::MAX)) as u64;
-        if interval_ns == 0 {
-            return Err(BenchError::Usage(format!(
-                "--rate {} over {publishers} publishers is more than one message per nanosecond each",
-                a.rate
-            )));
-        }
+        let interval_ns = send_interval_ns(a.rate, publishers as u64, "publishers")?;
         let pacing = Pacing::Open {
             rate: a.rate,
             interval_ns,
@@ -739,14 +732,7 @@ impl Plan {
     fn rate(a: &RateArgs) -> Result<Self, BenchError> {
         let (common, max) = with_max(&a.common, a.max);
         let c = common.connections.max(1) as u64;
-        let interval_ns =
-            (c as u128 * 1_000_000_000 / u128::from(a.rate)).min(u128::from(u64::MAX)) as u64;
-        if interval_ns == 0 {
-            return Err(BenchError::Usage(format!(
-                "--rate {} over {c} connections is more than one message per nanosecond per connection",
-                a.rate
-            )));
-        }
+        let interval_ns = send_interval_ns(a.rate, c, "connections")?;
         let pacing = Pacing::Open {
             rate: a.rate,
             interval_ns,
@@ -1082,6 +1068,19 @@ impl PacingRecord {
 }
 
 pub use wsport_bench_record::format_size;
+
+/// The interval at which each of `senders` sends so that together they send `rate` messages
+/// per second; refused when that is under a nanosecond (`what` names the senders).
+fn send_interval_ns(rate: u64, senders: u64, what: &str) -> Result<u64, BenchError> {
+    let interval_ns =
+        (u128::from(senders) * 1_000_000_000 / u128::from(rate)).min(u128::from(u64::MAX)) as u64;
+    if interval_ns == 0 {
+        return Err(BenchError::Usage(format!(
+            "--rate {rate} over {senders} {what} is more than one message per nanosecond each"
+        )));
+    }
+    Ok(interval_ns)
+}
 
 #[cfg(test)]
 mod tests {
