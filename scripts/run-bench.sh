@@ -460,12 +460,15 @@ run_cell() {
     # Behind nginx the server speaks plain ws.
     [ "$topo" = proxy ] && serve_scheme=ws
     n=$((n + 1))
+    # 64 -> 64B; 16KiB stays 16KiB.
+    local bytes=$size
+    [[ "$bytes" =~ ^[0-9]+$ ]] && bytes+=B
     case "$sc" in
         heartbeat) name="hold-${c}c-ping${size}-${label}-${scheme}-r$r" ;;
-        echo) name="echo-${size}B-${c}c-${label}-${scheme}-${engine}-r$r" ;;
-        raw) name="raw-${size}B-${c}c-${label}-${engine}-r$r" ;;
-        rate) name="rate-${cell_rate}ps-${size}B-${c}c-${label}-${scheme}-r$r" ;;
-        broadcast) name="broadcast-${size}B-1p-${c}s-${label}-${scheme}-r$r" ;;
+        echo) name="echo-${bytes}-${c}c-${label}-${scheme}-${engine}-r$r" ;;
+        raw) name="raw-${bytes}-${c}c-${label}-${engine}-r$r" ;;
+        rate) name="rate-${cell_rate}ps-${bytes}-${c}c-${label}-${scheme}-r$r" ;;
+        broadcast) name="broadcast-${bytes}-1p-${c}s-${label}-${scheme}-r$r" ;;
         *) name="$sc-${c}c-${label}-${scheme}-r$r" ;;
     esac
     last_cpu="" last_achieved="" last_late=""
