@@ -19,6 +19,8 @@ use wsport_server_common::deadline::Alarm;
 use wsport_server_common::hub::Subscription;
 use wsport_server_common::session::{Control, End, Session, Step, WRITE_TIMEOUT};
 
+use crate::spills;
+
 /// Input kept while a reply waits for the peer, past which reading pauses.
 pub const PAUSE_AT: usize = 64 * 1024;
 
@@ -184,6 +186,9 @@ impl Conn {
 
     /// Bytes received while the session cannot take them at once.
     pub fn absorb(&mut self, bytes: &[u8]) {
+        if self.spill.capacity() == 0 {
+            self.spill = spills::take();
+        }
         self.spill.extend_from_slice(bytes);
         self.fresh = true;
     }
@@ -196,6 +201,9 @@ impl Conn {
         match out.held {
             Held::Provided(bid) => {
                 if out.consumed < out.buf.len() {
+                    if self.spill.capacity() == 0 {
+                        self.spill = spills::take();
+                    }
                     let tail = &out.buf[out.consumed..];
                     self.spill.splice(0..0, tail.iter().copied());
                 }
@@ -205,7 +213,7 @@ impl Conn {
                 let mut buf = out.buf;
                 compact(&mut buf, out.consumed);
                 buf.extend_from_slice(&self.spill);
-                self.spill = buf;
+                spills::give(std::mem::replace(&mut self.spill, buf));
             }
             Held::Control => {}
         }
@@ -213,7 +221,7 @@ impl Conn {
             self.spill.reserve(need.saturating_sub(self.spill.len()));
         }
         if self.spill.is_empty() && !own_buffer {
-            self.spill = Vec::new();
+            spills::give(std::mem::take(&mut self.spill));
         }
         lent
     }

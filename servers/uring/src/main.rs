@@ -29,6 +29,7 @@ mod features;
 mod io;
 #[allow(unsafe_code)]
 mod ring;
+mod spills;
 mod timers;
 #[allow(unsafe_code)]
 mod worker;

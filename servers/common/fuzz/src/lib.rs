@@ -61,6 +61,10 @@ impl Flags {
     pub fn raw_tls(self) -> bool {
         self.0 & 0x20 != 0
     }
+    /// `--broadcast`: data messages are published (fragments joined), not echoed.
+    fn broadcast(self) -> bool {
+        self.0 & 0x40 != 0
+    }
 }
 
 /// A fuzz input taken apart.
@@ -134,6 +138,7 @@ pub fn config(flags: Flags, tls: Option<Arc<rustls::ServerConfig>>) -> Arc<Serve
         backlog: 16,
         debug: DebugFaults::default(),
         raw_tcp: false,
+        broadcast: flags.broadcast(),
     })
 }
 
@@ -164,8 +169,10 @@ pub struct Transcript {
     pub received: Vec<u8>,
     /// How the read path ended the connection, if it did.
     pub end: Option<End>,
-    /// Messages the server counted as echoed.
+    /// Messages the server counted as echoed (or, broadcasting, received).
     pub messages: u64,
+    /// `--broadcast`: the frames the session published, in order.
+    pub published: Vec<u8>,
 }
 
 /// One connection from accept to its end: the stream in reads cut at `cuts`, then the
@@ -198,6 +205,7 @@ impl<'a, W: Wire> Run<'a, W> {
                 received: Vec::new(),
                 end: None,
                 messages: 0,
+                published: Vec::new(),
             },
         }
     }
@@ -207,6 +215,9 @@ impl<'a, W: Wire> Run<'a, W> {
         self.wire.send(plain, &mut self.buf);
         let step = self.session.handle_read(&mut self.buf, self.now);
         self.check(&step);
+        if let Some(frames) = self.session.take_published() {
+            self.transcript.published.extend_from_slice(&frames);
+        }
         self.wire.receive(
             &self.buf[step.output.clone()],
             &mut self.transcript.received,
