@@ -286,8 +286,10 @@ fn ctrl_c_cuts_the_window_and_still_writes_results() {
     });
     let report = run_with_stop(&opts, &stop).expect("run");
     assert_eq!(report.ended_by, EndedBy::Interrupted);
+    // Cut long before its 30 s; how much of the 600 ms the window got depends on how fast the
+    // host opened the connections (on a loaded host, under half), so only "some" is asserted.
     assert!(
-        report.results.window_s > 0.4 && report.results.window_s < 2.0,
+        report.results.window_s > 0.0 && report.results.window_s < 2.0,
         "{}",
         report.results.window_s
     );
