@@ -58,6 +58,10 @@ impl<F: Faults> Worker<F> {
     /// Send what `key`'s inbox holds, unless a send of its is in flight: `finish_send` calls
     /// this again once it completes, so the peer's own pace bounds what waits in the inbox.
     pub fn deliver(&mut self, key: u32) -> Result<(), UringError> {
+        // Called after every completed send: without --broadcast, nothing more to do.
+        if self.fanout.is_none() {
+            return Ok(());
+        }
         let now = self.now;
         let (Some(fanout), Some(conn)) = (self.fanout.as_mut(), slot(&mut self.conns, key)) else {
             return Ok(());
