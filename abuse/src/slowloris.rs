@@ -105,13 +105,21 @@ impl Trickle {
                     None => Outcome::Error("answer is not HTTP".into()),
                 })
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if is_retry(&e) => {}
             Err(e) => return Some(Outcome::from_io(&e)),
         }
         match self.stream.write(b"a") {
             Ok(_) => None,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+            Err(e) if is_retry(&e) => None,
             Err(e) => Some(Outcome::from_io(&e)),
         }
     }
+}
+
+/// Nothing to read or no room yet, or a stop signal interrupted the call: try next step.
+fn is_retry(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+    )
 }

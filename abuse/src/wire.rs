@@ -72,8 +72,12 @@ pub fn read_http_status(stream: &mut TcpStream) -> io::Result<u16> {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
-        if stream.read(&mut byte)? == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
+        // A read with SO_RCVTIMEO is not restarted after a stop signal (signal(7)).
+        match stream.read(&mut byte) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
         }
         head.push(byte[0]);
         if head.len() > 64 * 1024 {

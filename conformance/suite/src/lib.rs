@@ -39,6 +39,7 @@ pub mod raw;
 pub mod run;
 pub mod server;
 pub mod stress;
+pub mod tcp;
 pub mod tls;
 pub mod ws;
 

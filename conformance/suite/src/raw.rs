@@ -8,6 +8,7 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -17,6 +18,7 @@ use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use crate::frame::{self, opcode, preview, Frame, ServerFrame};
 use crate::http::{check_switching, parse_head, Request, Response};
 use crate::server::Endpoint;
+use crate::tcp::{self, Tcp};
 use crate::{tls, Outcome};
 
 /// How long any single expectation waits for the server.
@@ -27,8 +29,8 @@ pub const MAX_SERVER_FRAME: u64 = 64 << 20;
 
 /// Plain TCP or TLS over TCP, both blocking with timeouts.
 pub enum Stream {
-    Plain(TcpStream),
-    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+    Plain(Tcp),
+    Tls(Box<StreamOwned<ClientConnection, Tcp>>),
 }
 
 impl Stream {
@@ -43,7 +45,7 @@ impl Stream {
         }
     }
 
-    pub fn tls(mut tcp: TcpStream, config: Arc<ClientConfig>) -> io::Result<Stream> {
+    pub fn tls(mut tcp: Tcp, config: Arc<ClientConfig>) -> io::Result<Stream> {
         let mut conn =
             ClientConnection::new(config, tls::server_name()).map_err(io::Error::other)?;
         while conn.is_handshaking() {
@@ -91,12 +93,9 @@ impl Write for Stream {
 }
 
 /// A TCP connection with `TCP_NODELAY` and [`READ_TIMEOUT`] on reads and writes.
-pub fn tcp_connect(addr: SocketAddr) -> io::Result<TcpStream> {
-    let tcp = TcpStream::connect_timeout(&addr, READ_TIMEOUT)?;
-    tcp.set_nodelay(true)?;
-    tcp.set_read_timeout(Some(READ_TIMEOUT))?;
-    tcp.set_write_timeout(Some(READ_TIMEOUT))?;
-    Ok(tcp)
+/// Reads and writes retry on `EINTR` ([`crate::tcp`]).
+pub fn tcp_connect(addr: SocketAddr) -> io::Result<Tcp> {
+    tcp::connect(addr, READ_TIMEOUT)
 }
 
 /// What the next read brought.

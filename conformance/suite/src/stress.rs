@@ -92,14 +92,14 @@ impl NbStream {
         check_switching(&req, &resp).map_err(|e| format!("{ep}: {e}"))?;
         let leftover = buf.split_off(head_end);
         let (tcp, tls) = match stream {
-            Stream::Plain(tcp) => (tcp, None),
+            Stream::Plain(tcp) => (tcp.into_inner(), None),
             Stream::Tls(owned) => {
                 let owned = *owned;
                 let mut conn = owned.conn;
                 // One message in flight plus a close: never large, and a partial write of
                 // plaintext would complicate every caller for nothing.
                 conn.set_buffer_limit(None);
-                (owned.sock, Some(Box::new(conn)))
+                (owned.sock.into_inner(), Some(Box::new(conn)))
             }
         };
         tcp.set_nonblocking(true)

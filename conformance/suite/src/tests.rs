@@ -1,7 +1,7 @@
 //! The harness checked against a server it does not test: tungstenite's, in-process, over
 //! plain TCP and rustls. If these pass, a failing conformance case is about the server.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -159,7 +159,9 @@ fn closed_connections_are_seen_as_such() {
         Err(Event::Eof | Event::Reset)
     ));
 
-    let mut slow = RawConn::over(crate::raw::Stream::Plain(TcpStream::connect(addr).unwrap()));
+    let mut slow = RawConn::over(crate::raw::Stream::Plain(
+        crate::raw::tcp_connect(addr).unwrap(),
+    ));
     let start = Instant::now();
     let closed_after = slow
         .trickle_until_closed(

@@ -1,7 +1,6 @@
-//! The independent client: tungstenite, blocking, over a `TcpStream` or rustls.
+//! The independent client: tungstenite, blocking, over a [`Tcp`] socket or rustls.
 
 use std::io;
-use std::net::TcpStream;
 use std::time::Duration;
 
 use tungstenite::client::IntoClientRequest;
@@ -13,9 +12,10 @@ use tungstenite::{Connector, Message, WebSocket};
 use crate::frame::preview;
 use crate::raw::{describe_difference, tcp_connect};
 use crate::server::Endpoint;
+use crate::tcp::Tcp;
 use crate::Outcome;
 
-pub type Client = WebSocket<MaybeTlsStream<TcpStream>>;
+pub type Client = WebSocket<MaybeTlsStream<Tcp>>;
 
 /// A client request for `ep`'s URL, to add headers to.
 pub fn request(ep: &Endpoint) -> Request {

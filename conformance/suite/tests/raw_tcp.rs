@@ -4,10 +4,10 @@
 //! not be answered.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
 
 use wsport_conformance::prelude::*;
 use wsport_conformance::raw::tcp_connect;
+use wsport_conformance::tcp::Tcp;
 
 #[test]
 fn raw_tcp_echoes_bytes_verbatim() {
@@ -49,7 +49,7 @@ fn raw_tcp_refuses_wss() {
     });
 }
 
-fn connect(server: &Server) -> Result<TcpStream, String> {
+fn connect(server: &Server) -> Result<Tcp, String> {
     let ep = server.endpoint(Scheme::Ws);
     tcp_connect(ep.addr).map_err(|e| format!("{ep}: connect: {e}"))
 }
@@ -63,7 +63,7 @@ fn pattern(len: usize, seed: u8) -> Vec<u8> {
 }
 
 /// Send `data`, then read until as many bytes came back, and compare.
-fn round_trip(stream: &mut TcpStream, data: &[u8]) -> Outcome {
+fn round_trip(stream: &mut Tcp, data: &[u8]) -> Outcome {
     stream.write_all(data).context("write")?;
     let mut back = vec![0u8; data.len()];
     stream
