@@ -4,12 +4,13 @@
 # variants interleaved within each repeat, server and client pinned to disjoint cores.
 #
 #   scripts/uring-features.sh [--conns 100,1000] [--engines io-uring,epoll] [--size 64]
-#                             [--repeat 3] [--duration 3s] [--out DIR]
+#                             [--scheme ws|wss] [--repeat 3] [--duration 3s] [--out DIR]
 #
 # Each run's wsport-bench JSON goes to DIR (default target/bench/uring-features-<time>), then
 # `wsport-bench report DIR` writes summary.md and runs.jsonl there; the echo tables give each
-# variant's server CPU µs per message (the label names the flag turned off). Exits 1 when a
-# run failed.
+# variant's server CPU µs per message (the label names the flag turned off). --scheme wss runs
+# the same over TLS (the server's self-signed certificate, the client's --insecure). Exits 1
+# when a run failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,16 +18,18 @@ command_line="scripts/uring-features.sh $*"
 conns="100,1000"
 engines="io-uring,epoll"
 size=64
+scheme=ws
 repeat=3
 duration="3s"
 out="target/bench/uring-features-$(date +%H%M%S)"
 
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --conns) conns="${2:?}"; shift 2 ;;
         --engines) engines="${2:?}"; shift 2 ;;
         --size) size="${2:?}"; shift 2 ;;
+        --scheme) scheme="${2:?}"; shift 2 ;;
         --repeat) repeat="${2:?}"; shift 2 ;;
         --duration) duration="${2:?}"; shift 2 ;;
         --out) out="${2:?}"; shift 2 ;;
@@ -34,6 +37,11 @@ while [[ $# -gt 0 ]]; do
         *) echo "uring-features.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
+case "$scheme" in
+    ws) tls_args=() ;;
+    wss) tls_args=(--insecure) ;;
+    *) echo "uring-features.sh: --scheme must be ws or wss, not '$scheme'" >&2; exit 2 ;;
+esac
 
 # label -> flags; "all-on" first, "all-off" last.
 variants=(
@@ -70,13 +78,13 @@ for r in $(seq 1 "$repeat"); do
                 label=${variant%%=*}
                 flags=${variant#*=}
                 # shellcheck disable=SC2086 # the flags are meant to split
-                start_server "$out" ws "$bin/wsport-uring" $flags
+                start_server "$out" "$scheme" "$bin/wsport-uring" $flags
                 url=$server_url
-                name="echo-${size}B-${c}c-uring-${label}-${engine}-r$r"
+                name="echo-${scheme}-${size}B-${c}c-uring-${label}-${engine}-r$r"
                 printf '%s ... ' "$name"
                 if [[ -n "$url" ]] && "$bin/wsport-bench" echo --url "$url" -c "$c" --size "$size" \
                     --duration "$duration" --warmup 1s --server-pid "$server_pid" --cpus 1 \
-                    --engine "$engine" --label "uring-$label" --json "$out/$name.json" -q \
+                    --engine "$engine" --label "uring-$label" "${tls_args[@]}" --json "$out/$name.json" -q \
                     >"$out/$name.txt" 2>&1; then
                     awk '/^  server +pid/ {print $6 " µs CPU per message"}' "$out/$name.txt"
                     rm -f "$out/$name.txt"
