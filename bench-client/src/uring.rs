@@ -348,55 +348,12 @@ pub fn run(w: &mut Worker) -> Result<(), BenchError> {
     // batch in one submission; the push loop copes with more.
     let entries = ((2 * n + 16).next_power_of_two()).clamp(64, 8192) as u32;
     let Ring { ring, modern, name } = build_ring(entries)?;
-    let mut e = Engine {
-        ring,
-        bufs: None,
-        multishot_plain: false,
-        fixed_files: false,
-        io: (0..n).map(|_| Io::default()).collect(),
-        addrs: w
-            .conns
-            .iter()
-            .map(|c| w.ctx.targets[c.target].addr.into())
-            .collect(),
-        in_flight: 0,
-        closed: Vec::new(),
-    };
+    let mut e = Engine::new(ring, w);
     if modern {
-        e.fixed_files = e.ring.submitter().register_files_sparse(n as u32).is_ok();
-        // Plain ws echoes larger than a provided buffer are received straight into the
-        // connection's buffer instead: copying them out of provided buffers would cost more
-        // than the multishot saves. wss always uses them (rustls copies the ciphertext anyway).
-        let max_frame = w.ctx.load.sizes.iter().copied().max().unwrap_or(0) + 10;
-        e.multishot_plain = max_frame <= PROVIDED_BUF;
-        // Enough buffers for every connection to have a few completions waiting.
-        let count = ((4 * n).next_power_of_two()).clamp(64, 4096) as u16;
-        let ring = BufRing::new(count, PROVIDED_BUF);
-        // SAFETY: the slots stay allocated, page-aligned and `count` long until the engine
-        // drops the io_uring (before the BufRing) or leaks both.
-        let registered = unsafe {
-            e.ring.submitter().register_buf_ring_with_flags(
-                ring.slots.as_ptr() as u64,
-                count,
-                BUF_GROUP,
-                0,
-            )
-        };
-        if registered.is_ok() {
-            e.bufs = Some(ring);
-        }
+        e.use_modern_features(w);
     }
     w.engine = if modern {
-        let mut features = vec!["batched", "defer_taskrun"];
-        match (e.bufs.is_some(), e.multishot_plain) {
-            (true, true) => features.push("multishot recv"),
-            (true, false) => features.push("multishot recv for wss"),
-            (false, _) => {}
-        }
-        if e.fixed_files {
-            features.push("fixed files");
-        }
-        format!("io_uring ({})", features.join(", "))
+        e.describe()
     } else {
         name.to_owned()
     };
@@ -408,20 +365,11 @@ pub fn run(w: &mut Worker) -> Result<(), BenchError> {
             .submitter()
             .submit_with_args(1, &types::SubmitArgs::new().timespec(&ts));
     });
-    let mut cqes: Vec<(u64, i32, u32)> = Vec::with_capacity(2 * entries as usize);
-    let mut stamps: Vec<usize> = Vec::with_capacity(n);
+    let mut batch = Batch::with_capacity(2 * entries as usize, n);
     let mut exit_since: Option<u64> = None;
     loop {
         let next = w.poll();
-        for slot in std::mem::take(&mut w.ctx.queues.finished) {
-            e.wind_down(slot);
-        }
-        for slot in std::mem::take(&mut e.closed) {
-            w.closed(slot);
-        }
-        for slot in std::mem::take(&mut w.ctx.queues.reconnect) {
-            e.connect(w, slot)?;
-        }
+        e.follow_worker(w)?;
         if next == Next::Exit {
             if e.in_flight == 0 {
                 break;
@@ -435,47 +383,161 @@ pub fn run(w: &mut Worker) -> Result<(), BenchError> {
                 return Ok(());
             }
         }
+        e.queue_sends(w, &mut batch.stamps)?;
+        e.enter(w, next)?;
+        e.reap(w, &mut batch.cqes)?;
+    }
+    Ok(())
+}
 
-        // Sends for every connection with bytes queued and no send in flight.
+/// Scratch space of the loop, allocated once.
+struct Batch {
+    /// (user_data, result, flags) of the completions reaped by one enter.
+    cqes: Vec<(u64, i32, u32)>,
+    /// Connections whose send goes out in this batch, to stamp with one clock read.
+    stamps: Vec<usize>,
+}
+
+impl Batch {
+    fn with_capacity(cqes: usize, conns: usize) -> Self {
+        Batch {
+            cqes: Vec::with_capacity(cqes),
+            stamps: Vec::with_capacity(conns),
+        }
+    }
+}
+
+impl Engine {
+    fn new(ring: IoUring, w: &Worker) -> Self {
+        Engine {
+            ring,
+            bufs: None,
+            multishot_plain: false,
+            fixed_files: false,
+            io: (0..w.conns.len()).map(|_| Io::default()).collect(),
+            addrs: w
+                .conns
+                .iter()
+                .map(|c| w.ctx.targets[c.target].addr.into())
+                .collect(),
+            in_flight: 0,
+            closed: Vec::new(),
+        }
+    }
+
+    /// Registered files and multishot receives into a provided-buffer ring (Linux 6.1+),
+    /// each where the kernel accepts its registration.
+    fn use_modern_features(&mut self, w: &Worker) {
+        let n = w.conns.len();
+        self.fixed_files = self
+            .ring
+            .submitter()
+            .register_files_sparse(n as u32)
+            .is_ok();
+        // Plain ws echoes larger than a provided buffer are received straight into the
+        // connection's buffer instead: copying them out of provided buffers would cost more
+        // than the multishot saves. wss always uses them (rustls copies the ciphertext anyway).
+        let max_frame = w.ctx.load.sizes.iter().copied().max().unwrap_or(0) + 10;
+        self.multishot_plain = max_frame <= PROVIDED_BUF;
+        // Enough buffers for every connection to have a few completions waiting.
+        let count = ((4 * n).next_power_of_two()).clamp(64, 4096) as u16;
+        let ring = BufRing::new(count, PROVIDED_BUF);
+        // SAFETY: the slots stay allocated, page-aligned and `count` long until the engine
+        // drops the io_uring (before the BufRing) or leaks both.
+        let registered = unsafe {
+            self.ring.submitter().register_buf_ring_with_flags(
+                ring.slots.as_ptr() as u64,
+                count,
+                BUF_GROUP,
+                0,
+            )
+        };
+        if registered.is_ok() {
+            self.bufs = Some(ring);
+        }
+    }
+
+    /// The engine's name with the features in use, for the report.
+    fn describe(&self) -> String {
+        let mut features = vec!["batched", "defer_taskrun"];
+        match (self.bufs.is_some(), self.multishot_plain) {
+            (true, true) => features.push("multishot recv"),
+            (true, false) => features.push("multishot recv for wss"),
+            (false, _) => {}
+        }
+        if self.fixed_files {
+            features.push("fixed files");
+        }
+        format!("io_uring ({})", features.join(", "))
+    }
+
+    /// Act on what the worker decided: wind down finished connections, report closed ones,
+    /// reconnect.
+    fn follow_worker(&mut self, w: &mut Worker) -> Result<(), BenchError> {
+        for slot in std::mem::take(&mut w.ctx.queues.finished) {
+            self.wind_down(slot);
+        }
+        for slot in std::mem::take(&mut self.closed) {
+            w.closed(slot);
+        }
+        for slot in std::mem::take(&mut w.ctx.queues.reconnect) {
+            self.connect(w, slot)?;
+        }
+        Ok(())
+    }
+
+    /// A send for every connection with bytes queued and no send in flight, then one clock
+    /// read stamps the whole batch, just before it goes to the kernel.
+    fn queue_sends(&mut self, w: &mut Worker, stamps: &mut Vec<usize>) -> Result<(), BenchError> {
         let mut dirty = std::mem::take(&mut w.ctx.queues.dirty);
         for &slot in &dirty {
             w.conns[slot].clear_dirty();
-            let io = &e.io[slot];
-            if io.send || io.finishing || io.fd.is_none() {
-                continue;
+            if self.queue_send(w, slot)? {
+                stamps.push(slot);
             }
-            let (fd, flags) = e.target(slot);
-            let pending = w.conns[slot].pending();
-            if pending.is_empty() {
-                continue;
-            }
-            let entry = opcode::Send::new(fd, pending.as_ptr(), pending.len() as u32)
-                .flags(libc::MSG_NOSIGNAL)
-                .build()
-                .flags(flags)
-                .user_data(user_data(slot, OP_SEND));
-            e.io[slot].send = true;
-            e.push(entry)?;
-            stamps.push(slot);
         }
         dirty.clear();
         w.ctx.queues.dirty = dirty;
-
-        // One clock read stamps the whole batch, just before it goes to the kernel.
         if !stamps.is_empty() {
             let now = w.clock();
             for slot in stamps.drain(..) {
                 w.conns[slot].stamp(now, &mut w.ctx);
             }
         }
+        Ok(())
+    }
 
+    /// Queue `slot`'s pending bytes, unless a send is in flight or there is nothing to send.
+    fn queue_send(&mut self, w: &mut Worker, slot: usize) -> Result<bool, BenchError> {
+        let io = &self.io[slot];
+        if io.send || io.finishing || io.fd.is_none() {
+            return Ok(false);
+        }
+        let pending = w.conns[slot].pending();
+        if pending.is_empty() {
+            return Ok(false);
+        }
+        let (fd, flags) = self.target(slot);
+        let entry = opcode::Send::new(fd, pending.as_ptr(), pending.len() as u32)
+            .flags(libc::MSG_NOSIGNAL)
+            .build()
+            .flags(flags)
+            .user_data(user_data(slot, OP_SEND));
+        self.io[slot].send = true;
+        self.push(entry)?;
+        Ok(true)
+    }
+
+    /// One `io_uring_enter`: submit everything queued and wait for a completion until the
+    /// worker's next deadline.
+    fn enter(&mut self, w: &mut Worker, next: Next) -> Result<(), BenchError> {
         let timeout = w.timeout(next);
         let ts = types::Timespec::from(timeout);
         let args = types::SubmitArgs::new().timespec(&ts);
         // No time left: submit and reap without waiting (a zero timeout would still go through
         // the kernel's timed wait).
         let want = usize::from(!timeout.is_zero());
-        match e.ring.submitter().submit_with_args(want, &args) {
+        match self.ring.submitter().submit_with_args(want, &args) {
             Ok(_) => {}
             Err(err)
                 if matches!(
@@ -485,89 +547,131 @@ pub fn run(w: &mut Worker) -> Result<(), BenchError> {
             Err(err) => return Err(BenchError::io("io_uring_enter", err)),
         }
         w.set_now(w.clock());
+        Ok(())
+    }
 
+    /// Handle every completion waiting, then hand the provided buffers they used back.
+    fn reap(&mut self, w: &mut Worker, cqes: &mut Vec<(u64, i32, u32)>) -> Result<(), BenchError> {
         cqes.clear();
         cqes.extend(
-            e.ring
+            self.ring
                 .completion()
                 .map(|c| (c.user_data(), c.result(), c.flags())),
         );
         let mut recycled = false;
-        for &(ud, res, flags) in &cqes {
-            let slot = (ud >> 8) as usize;
-            let op = ud & 0xff;
-            // A multishot receive stays in flight until a completion without MORE.
-            let ended = !cqueue::more(flags);
-            if ended {
-                e.in_flight -= 1;
+        for &(ud, res, flags) in cqes.iter() {
+            recycled |= self.complete(w, ud, res, flags)?;
+        }
+        if recycled {
+            self.bufs.as_ref().expect("recycled into it").publish();
+        }
+        Ok(())
+    }
+
+    /// One completion. `true` when it returned a provided buffer to the ring.
+    fn complete(
+        &mut self,
+        w: &mut Worker,
+        ud: u64,
+        res: i32,
+        flags: u32,
+    ) -> Result<bool, BenchError> {
+        let slot = (ud >> 8) as usize;
+        let op = ud & 0xff;
+        // A multishot receive stays in flight until a completion without MORE.
+        let ended = !cqueue::more(flags);
+        if ended {
+            self.in_flight -= 1;
+        }
+        match op {
+            OP_CONNECT => self.io[slot].connect = false,
+            OP_RECV => self.io[slot].recv &= !ended,
+            _ => self.io[slot].send = false,
+        }
+        if self.io[slot].finishing {
+            return Ok(self.complete_finishing(slot, flags));
+        }
+        match op {
+            OP_CONNECT if res == 0 => {
+                w.connected(slot, Ok(()));
+                if w.conns[slot].wants_recv() {
+                    self.arm_recv(w, slot)?;
+                }
+                Ok(false)
             }
-            match op {
-                OP_CONNECT => e.io[slot].connect = false,
-                OP_RECV => e.io[slot].recv &= !ended,
-                _ => e.io[slot].send = false,
+            OP_CONNECT => {
+                w.connected(slot, Err(-res));
+                Ok(false)
             }
-            // Bytes in a provided buffer: decode them (unless the connection is finished),
-            // then hand the buffer back.
-            if e.io[slot].finishing {
-                if let (Some(bid), Some(bufs)) = (cqueue::buffer_select(flags), e.bufs.as_mut()) {
+            OP_RECV => self.received(w, slot, res, flags, ended),
+            _ => {
+                self.sent(w, slot, res);
+                Ok(false)
+            }
+        }
+    }
+
+    /// A completion for a connection being wound down: its bytes are not decoded; its
+    /// provided buffer goes back; its socket closes with its last operation.
+    fn complete_finishing(&mut self, slot: usize, flags: u32) -> bool {
+        let mut recycled = false;
+        if let (Some(bid), Some(bufs)) = (cqueue::buffer_select(flags), self.bufs.as_mut()) {
+            bufs.push(bid);
+            recycled = true;
+        }
+        if !self.io[slot].busy() {
+            self.close(slot);
+        }
+        recycled
+    }
+
+    /// A receive completed: decode the bytes (from a provided buffer, handed straight back,
+    /// or from the connection's own buffer), and re-arm when the receive ended.
+    fn received(
+        &mut self,
+        w: &mut Worker,
+        slot: usize,
+        res: i32,
+        flags: u32,
+        ended: bool,
+    ) -> Result<bool, BenchError> {
+        let mut recycled = false;
+        if res > 0 {
+            match cqueue::buffer_select(flags).zip(self.bufs.as_mut()) {
+                Some((bid, bufs)) => {
+                    w.received_bytes(slot, bufs.get(bid, res as usize));
                     bufs.push(bid);
                     recycled = true;
                 }
-                if !e.io[slot].busy() {
-                    e.close(slot);
-                }
-                continue;
+                None => w.received(slot, res as usize),
             }
-            let provided = cqueue::buffer_select(flags).zip(e.bufs.as_ref());
-            match op {
-                OP_CONNECT if res == 0 => {
-                    w.connected(slot, Ok(()));
-                    if w.conns[slot].wants_recv() {
-                        e.arm_recv(w, slot)?;
-                    }
-                }
-                OP_CONNECT => w.connected(slot, Err(-res)),
-                OP_RECV => {
-                    if res > 0 {
-                        match provided {
-                            Some((bid, bufs)) => {
-                                w.received_bytes(slot, bufs.get(bid, res as usize));
-                                e.bufs.as_mut().expect("provided").push(bid);
-                                recycled = true;
-                            }
-                            None => w.received(slot, res as usize),
-                        }
-                    } else if res == 0 {
-                        w.eof(slot);
-                    } else if !matches!(
-                        -res,
-                        libc::EINTR | libc::EAGAIN | libc::ECANCELED | libc::ENOBUFS
-                    ) {
-                        // ENOBUFS: the provided buffers ran out; re-armed below once returned.
-                        w.failed(slot, -res, "recv");
-                    }
-                    if ended && w.conns[slot].wants_recv() {
-                        e.arm_recv(w, slot)?;
-                    }
-                }
-                _ => {
-                    if res >= 0 {
-                        let conn = &mut w.conns[slot];
-                        conn.on_sent(res as usize);
-                        if conn.has_pending() {
-                            conn.mark(&mut w.ctx);
-                        }
-                    } else if !matches!(-res, libc::EINTR | libc::EAGAIN) {
-                        w.failed(slot, -res, "send");
-                    } else {
-                        w.conns[slot].mark(&mut w.ctx);
-                    }
-                }
-            }
+        } else if res == 0 {
+            w.eof(slot);
+        } else if !matches!(
+            -res,
+            libc::EINTR | libc::EAGAIN | libc::ECANCELED | libc::ENOBUFS
+        ) {
+            // ENOBUFS: the provided buffers ran out; re-armed below once returned.
+            w.failed(slot, -res, "recv");
         }
-        if recycled {
-            e.bufs.as_ref().expect("recycled into it").publish();
+        if ended && w.conns[slot].wants_recv() {
+            self.arm_recv(w, slot)?;
+        }
+        Ok(recycled)
+    }
+
+    /// A send completed: what is left of the pending bytes goes in the next batch.
+    fn sent(&mut self, w: &mut Worker, slot: usize, res: i32) {
+        if res >= 0 {
+            let conn = &mut w.conns[slot];
+            conn.on_sent(res as usize);
+            if conn.has_pending() {
+                conn.mark(&mut w.ctx);
+            }
+        } else if !matches!(-res, libc::EINTR | libc::EAGAIN) {
+            w.failed(slot, -res, "send");
+        } else {
+            w.conns[slot].mark(&mut w.ctx);
         }
     }
-    Ok(())
 }
