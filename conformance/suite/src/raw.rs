@@ -601,12 +601,8 @@ impl RawConn {
             .map_err(ReadEnd::Failed)?;
         let start = self.inbuf.len();
         self.inbuf.resize(start + 64 * 1024, 0);
-        let result = loop {
-            match self.stream.read(&mut self.inbuf[start..]) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                other => break other,
-            }
-        };
+        // (`EINTR` is retried below, in `Tcp`.)
+        let result = self.stream.read(&mut self.inbuf[start..]);
         self.inbuf.truncate(start + *result.as_ref().unwrap_or(&0));
         match result {
             Ok(0) => Err(ReadEnd::Eof),

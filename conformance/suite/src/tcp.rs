@@ -4,13 +4,16 @@
 //! by the kernel: when the test process is stopped and resumed (SIGSTOP/SIGCONT, a cgroup
 //! freezer, a paused CI machine) it fails with `EINTR` (signal(7), "Interruption of system
 //! calls and library functions by stop signals"). tungstenite and rustls pass that on as an
-//! error, and a case would fail for what the host did, not the server. [`Tcp`] retries.
+//! error, and a case would fail for what the host did, not the server. [`Tcp`] retries, and
+//! still keeps the timeout: once a call has been retried for longer than the socket's timeout
+//! it fails as a timeout would (so a host that is paused again and again cannot make a read
+//! that expects silence wait forever).
 
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::ops::Deref;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A `TcpStream` whose reads and writes retry when interrupted.
 pub struct Tcp(TcpStream);
@@ -24,11 +27,17 @@ pub fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<Tcp> {
     Ok(Tcp(tcp))
 }
 
-/// Repeat `op` while it fails with `Interrupted`.
-fn retrying<T>(mut op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+/// Repeat `op` while it fails with `Interrupted`, for `timeout` at most (then `WouldBlock`,
+/// what a timed-out socket call returns); without a timeout, for as long as it takes.
+fn retrying<T>(timeout: Option<Duration>, mut op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    let start = Instant::now();
     loop {
         match op() {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                if timeout.is_some_and(|t| start.elapsed() >= t) {
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+            }
             other => return other,
         }
     }
@@ -43,17 +52,20 @@ impl Tcp {
 
 impl Read for Tcp {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        retrying(|| self.0.read(buf))
+        let timeout = self.0.read_timeout()?;
+        retrying(timeout, || self.0.read(buf))
     }
 }
 
 impl Write for Tcp {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        retrying(|| self.0.write(buf))
+        let timeout = self.0.write_timeout()?;
+        retrying(timeout, || self.0.write(buf))
     }
 
+    /// A `TcpStream` buffers nothing.
     fn flush(&mut self) -> io::Result<()> {
-        retrying(|| self.0.flush())
+        Ok(())
     }
 }
 
@@ -75,21 +87,35 @@ impl fmt::Debug for Tcp {
 mod tests {
     use super::*;
 
+    fn interrupted() -> io::Error {
+        io::ErrorKind::Interrupted.into()
+    }
+
     /// The retry loop goes on through `Interrupted` and stops at any other outcome.
     #[test]
     fn retrying_skips_only_interrupted() {
+        let mut results = vec![Ok(7), Err(interrupted()), Err(interrupted())];
+        assert_eq!(retrying(None, || results.pop().unwrap()).unwrap(), 7);
         let mut results = vec![
             Ok(7),
-            Err(io::Error::from(io::ErrorKind::Interrupted)),
-            Err(io::Error::from(io::ErrorKind::Interrupted)),
+            Err(io::ErrorKind::ConnectionReset.into()),
+            Err(interrupted()),
         ];
-        assert_eq!(retrying(|| results.pop().unwrap()).unwrap(), 7);
-        let mut results = vec![
-            Ok(7),
-            Err(io::Error::from(io::ErrorKind::WouldBlock)),
-            Err(io::Error::from(io::ErrorKind::Interrupted)),
-        ];
-        let err = retrying(|| results.pop().unwrap()).unwrap_err();
+        let err = retrying(None, || results.pop().unwrap()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionReset);
+    }
+
+    /// Interrupted again and again, a call with a timeout still ends, as a timeout.
+    #[test]
+    fn retrying_keeps_the_timeout() {
+        let timeout = Duration::from_millis(50);
+        let start = Instant::now();
+        let err = retrying(Some(timeout), || -> io::Result<()> {
+            std::thread::sleep(Duration::from_millis(5));
+            Err(interrupted())
+        })
+        .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        assert!(start.elapsed() >= timeout);
     }
 }
