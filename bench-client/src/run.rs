@@ -392,13 +392,7 @@ impl Window {
     /// The run's record.
     fn report(mut self, plan: &Plan, before: Before) -> Report {
         let window = Duration::from_nanos(self.end_ns - self.record_from);
-        let ended_by = if self.interrupted {
-            EndedBy::Interrupted
-        } else if self.ended_early {
-            EndedBy::ConnectionsFailed
-        } else {
-            EndedBy::Duration
-        };
+        let ended_by = self.ended_by();
         let messages = self.totals.measured_messages;
         let secs = window.as_secs_f64();
         let rate_of = |n: f64| if secs > 0.0 { n / secs } else { 0.0 };
@@ -428,23 +422,15 @@ impl Window {
             });
         load_warnings(plan, &self.totals, secs, &mut self.warnings);
         let totals = &self.totals;
-        let broadcast = plan.broadcast.map(|b| {
-            crate::broadcast::Record::of(
-                &totals.broadcast,
-                (b.publishers, b.subscribers, b.rate),
-                (
-                    rate_of(messages as f64),
-                    server.as_ref().map(|s| s.cpu_us_per_msg),
-                ),
-                totals.errors.values().map(|(n, _)| n).sum(),
-            )
-        });
-        if let Some(b) = broadcast.as_ref().filter(|b| !b.ok) {
-            self.warnings.push(format!(
-                "THE BROADCAST CHECK FAILED: {}",
-                b.failures.join("; ")
-            ));
-        }
+        let broadcast = broadcast_record(
+            plan,
+            totals,
+            (
+                rate_of(messages as f64),
+                server.as_ref().map(|s| s.cpu_us_per_msg),
+            ),
+            &mut self.warnings,
+        );
         let hists = self.agg.total.take();
         let send_lag = hists.send_lag.as_ref().map(Latency::of);
         let send_lag_exceeded = send_lag
@@ -463,23 +449,12 @@ impl Window {
             meta: before.meta,
             argv: before.argv,
             flags: before.flags,
-            setup: Setup {
-                engine: before.engine,
-                engine_fallback: before.engine_fallback,
-                threads: plan.threads,
-                pinning: plan.pinning.clone(),
-                nofile_limit: before.nofile_limit,
-                connections: plan.connections,
-                targets: target_records(plan),
-                pacing: report::PacingRecord::of(plan.pacing),
-                sizes: plan.sizes.clone(),
-                message_type: if plan.text { "text" } else { "binary" },
-                warmup_s: plan.warmup.as_secs_f64(),
-                duration_s: plan.duration.as_secs_f64(),
-                source_ips: plan.source_ips.clone(),
-                ramp_per_sec: plan.ramp,
-                max: plan.max.clone(),
-            },
+            setup: setup_record(
+                plan,
+                before.engine,
+                before.engine_fallback,
+                before.nofile_limit,
+            ),
             results: Results {
                 window_s: secs,
                 messages,
@@ -521,6 +496,66 @@ impl Window {
             hists,
             output_errors: self.output_errors,
         }
+    }
+
+    fn ended_by(&self) -> EndedBy {
+        if self.interrupted {
+            EndedBy::Interrupted
+        } else if self.ended_early {
+            EndedBy::ConnectionsFailed
+        } else {
+            EndedBy::Duration
+        }
+    }
+}
+
+/// The broadcast check's record (`--broadcast` runs only); a failed check is also a warning,
+/// in capitals, so no reader misses it. `measured`: msgs/s and server CPU µs per message.
+fn broadcast_record(
+    plan: &Plan,
+    totals: &Totals,
+    measured: (f64, Option<f64>),
+    warnings: &mut Vec<String>,
+) -> Option<crate::broadcast::Record> {
+    let b = plan.broadcast?;
+    let record = crate::broadcast::Record::of(
+        &totals.broadcast,
+        (b.publishers, b.subscribers, b.rate),
+        measured,
+        totals.errors.values().map(|(n, _)| n).sum(),
+    );
+    if !record.ok {
+        warnings.push(format!(
+            "THE BROADCAST CHECK FAILED: {}",
+            record.failures.join("; ")
+        ));
+    }
+    Some(record)
+}
+
+/// What ran: the plan, and what the engine and the process limits turned out to be.
+fn setup_record(
+    plan: &Plan,
+    engine: String,
+    engine_fallback: Option<String>,
+    nofile_limit: u64,
+) -> Setup {
+    Setup {
+        engine,
+        engine_fallback,
+        threads: plan.threads,
+        pinning: plan.pinning.clone(),
+        nofile_limit,
+        connections: plan.connections,
+        targets: target_records(plan),
+        pacing: report::PacingRecord::of(plan.pacing),
+        sizes: plan.sizes.clone(),
+        message_type: if plan.text { "text" } else { "binary" },
+        warmup_s: plan.warmup.as_secs_f64(),
+        duration_s: plan.duration.as_secs_f64(),
+        source_ips: plan.source_ips.clone(),
+        ramp_per_sec: plan.ramp,
+        max: plan.max.clone(),
     }
 }
 
