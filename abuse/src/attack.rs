@@ -157,6 +157,8 @@ pub fn never_read(target: &Target) -> (Outcome, Option<TcpStream>) {
             {
                 return (Outcome::Blocked { bytes }, Some(stream));
             }
+            // A timed write is not restarted after a stop signal (signal(7)): write again.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return (Outcome::from_io(&e), None),
         }
     }
