@@ -22,6 +22,9 @@
 # a busy loop on the server's CPU during the head side's measurements: a pure timing change,
 # which must not move the count. Needs valgrind (scripts/icount.sh installs it).
 #
+# --servers takes tokio, tokio-uring, monoio-uring, monoio-epoll and fastwebsockets (the
+# reference server, which prints no counters: its messages are the client's echoes received).
+#
 # The io_uring servers: tokio-uring runs under Callgrind; monoio's io_uring driver stalled
 # under valgrind 3.19 here (no connection accepted), so a server that echoes nothing is
 # reported "unavailable" rather than counted.
@@ -65,6 +68,7 @@ server_cmd() {
         tokio-uring) echo "$1/wsport-tokio-uring" ;;
         monoio-uring) echo "$1/wsport-monoio --driver uring" ;;
         monoio-epoll) echo "$1/wsport-monoio --driver epoll" ;;
+        fastwebsockets) echo "$1/wsport-ref-fastwebsockets" ;;
         *) echo "icount-server.sh: unknown server '$2'" >&2; exit 2 ;;
     esac
 }
@@ -98,6 +102,10 @@ count_once() {
     wait "$pid" 2> /dev/null || true
     ir=$(awk '/^summary:/ {print $2}' "$5.callgrind" 2> /dev/null || true)
     msgs=$(grep -o '"messages_out":[0-9]*' "$5.out" | tail -1 | cut -d: -f2)
+    if [ -z "$msgs" ]; then
+        # A reference server prints no counters: the client's count of echoes received.
+        msgs=$(grep -o 'received [0-9,]*' "$5.client" | tail -1 | tr -dc '0-9')
+    fi
     if [ -z "$ir" ] || [ "${msgs:-0}" -eq 0 ]; then
         echo "unavailable: no messages echoed under Callgrind (see $5.client)"
         return

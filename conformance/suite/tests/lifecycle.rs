@@ -2,6 +2,11 @@
 //! abandoned connections and the counters, listeners (several ports, self-signed wss,
 //! plain clients on the TLS port).
 
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+
 use wsport_conformance::prelude::*;
 
 // ---- graceful shutdown -------------------------------------------------------------------
@@ -49,6 +54,67 @@ fn sigterm_closes_1001_and_exits_0(server: &Server) -> Outcome {
         ));
     };
     check_final(&report, 3)
+}
+
+#[test]
+fn shutdown_under_flood() {
+    for_each_server("shutdown_under_flood", |config| {
+        let server = Launch::new(config)
+            .args(&["--shutdown-timeout", "1s"])
+            .start()?;
+        run_server_case(
+            &server,
+            "sigterm_reaches_a_flooding_client",
+            sigterm_reaches_a_flooding_client,
+        )
+    });
+}
+
+/// A client that keeps the server's socket readable must not hide the shutdown from its
+/// connection: a server loop that polls its read first (to spare the other branches' polls
+/// per message) would never poll the shutdown signal. The flood is unsolicited pongs, which
+/// need no answer (§5.5.3), so the close frame is the first thing the client reads; then the
+/// client never answers it and the process still exits 0.
+fn sigterm_reaches_a_flooding_client(server: &Server) -> Outcome {
+    let mut conn = RawConn::upgrade(server.endpoint(Scheme::Ws))?;
+    let mut flood = conn
+        .stream()
+        .tcp()
+        .try_clone()
+        .context("cloning the socket")?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let flooder = {
+        let stop = Arc::clone(&stop);
+        // About 11 KB per write: the server's 16 KiB reads parse slower than this refills.
+        let pongs: Vec<u8> = (0..1000)
+            .flat_map(|_| Frame::pong(*b"flood").encode())
+            .collect();
+        let until = Instant::now() + Duration::from_secs(15);
+        thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) && Instant::now() < until {
+                if flood.write_all(&pongs).is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    thread::sleep(Duration::from_millis(300));
+    server.sigterm()?;
+    let outcome = conn
+        .expect_close(&[1001])
+        .map(drop)
+        .map_err(|e| format!("a flooding client after SIGTERM: {e}"))
+        .and_then(|()| {
+            let status = server.wait_exit(Duration::from_secs(6))?;
+            ensure!(
+                status.success(),
+                "after SIGTERM: expected exit status 0; got {status}"
+            );
+            Ok(())
+        });
+    stop.store(true, Ordering::Relaxed);
+    let _ = flooder.join();
+    outcome
 }
 
 /// The `final` line's counters: nothing open, at least `connections` served, each client

@@ -31,6 +31,12 @@ use std::time::Instant;
 
 use crate::counters::Counters;
 
+/// Whether `deadline` had passed at `now`: for a loop whose `select!` polls its read first,
+/// so that a peer keeping the socket readable cannot keep the timer from being polled.
+pub fn is_due(deadline: Option<Instant>, now: Instant) -> bool {
+    deadline.is_some_and(|at| at <= now)
+}
+
 /// Where a connection's one sleep is armed, and whether it must move.
 ///
 /// [`Timer`] wraps it around a runtime's sleep; a server without a runtime (wsport-uring, with
@@ -194,6 +200,15 @@ mod tests {
     fn poll_once<F: Future>(future: F) -> Poll<F::Output> {
         let waker = Waker::from(Arc::new(Noop));
         pin!(future).poll(&mut Context::from_waker(&waker))
+    }
+
+    #[test]
+    fn only_a_passed_deadline_is_due() {
+        let now = Instant::now();
+        assert!(is_due(Some(now), now));
+        assert!(is_due(Some(now - Duration::from_millis(1)), now));
+        assert!(!is_due(Some(now + Duration::from_millis(1)), now));
+        assert!(!is_due(None, now));
     }
 
     fn arms(counters: &Counters) -> u64 {

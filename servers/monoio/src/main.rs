@@ -436,6 +436,7 @@ async fn serve_connection(
     let mut timer = timer();
     let mut subscription = context.shared.hub.as_ref().map(|hub| hub.subscribe());
     let mut inbox = Vec::new();
+    let mut last_turn = Instant::now();
     loop {
         // The read appends to `buf`: the kernel gets its spare capacity, which
         // `Session::after_write` keeps non-empty (an empty read would look like EOF). The
@@ -451,13 +452,25 @@ async fn serve_connection(
         // awaited to completion (see the crate doc).
         let (result, slice) = loop {
             let wake_at = ending.wake_at(&session);
-            let event = monoio::select! {
-                done = &mut read => Event::Read(done),
-                () = timer.until(wake_at, counters) => Event::Deadline,
-                () = closing.closed(), if ending.is_serving() && !shutting_down => Event::Shutdown,
-                taken = deliveries(subscription.as_ref(), &mut inbox), if subscription.is_some() && ending.is_serving() => Event::Delivery(taken),
+            // Biased: shutdown (a flag test) and deliveries first, then the read; the timer
+            // is polled only when the read is pending, which with the epoll driver and
+            // traffic waiting it is not. A deadline already passed at the last turn is
+            // therefore taken without a poll, or a peer that keeps the socket readable would
+            // hold its connection past its deadlines (monoio has no budget that would
+            // make the read yield).
+            let event = if deadline::is_due(wake_at, last_turn) {
+                Event::Deadline
+            } else {
+                monoio::select! {
+                    biased;
+                    () = closing.closed(), if ending.is_serving() && !shutting_down => Event::Shutdown,
+                    taken = deliveries(subscription.as_ref(), &mut inbox), if subscription.is_some() && ending.is_serving() => Event::Delivery(taken),
+                    done = &mut read => Event::Read(done),
+                    () = timer.until(wake_at, counters) => Event::Deadline,
+                }
             };
             let now = Instant::now();
+            last_turn = now;
             let control = match (event, ending) {
                 (Event::Read(done), _) => break done,
                 (Event::Deadline, Ending::No) => session.handle_deadline(now),
