@@ -35,7 +35,6 @@
 //! legacy driver's operations are readiness waits that can be dropped at any time, so the same
 //! code is merely careful there.
 
-mod closing;
 mod conn;
 mod raw;
 mod sys;
@@ -55,6 +54,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::{TcpListener, TcpStream};
 use monoio::{IoUringDriver, LegacyDriver, Runtime, RuntimeBuilder};
 use wsport_server_common::cli::ServerArgs;
+use wsport_server_common::closing::Closing;
 use wsport_server_common::counters::Counters;
 use wsport_server_common::deadline;
 use wsport_server_common::ending::{self, AfterDeadline, AfterRead, Ending};
@@ -64,7 +64,6 @@ use wsport_server_common::process::{self, Process, RuntimeThread, Serve, Shared}
 use wsport_server_common::session::{Control, End, Session, WRITE_TIMEOUT};
 use wsport_server_common::{socket, ListenSpec, Scheme};
 
-use crate::closing::{Closing, Subscription};
 use crate::conn::{Conn, Writer};
 use crate::sys::SocketFd;
 
@@ -260,7 +259,7 @@ fn block_on<D: monoio::Driver>(
 /// A runtime thread's accept loops, as `serve` stops them.
 struct Accepting {
     listeners: Vec<Rc<TcpListener>>,
-    closing: Rc<Closing>,
+    closing: Arc<Closing>,
     active: Rc<Cell<usize>>,
 }
 
@@ -302,7 +301,7 @@ fn start(
             scheme: spec.scheme,
             counters: Arc::clone(&counters),
             shared: Arc::clone(shared),
-            closing: Rc::clone(&accepting.closing),
+            closing: Arc::clone(&accepting.closing),
             active: Rc::clone(&accepting.active),
         });
         monoio::spawn(accept_loop(Rc::clone(&listener), context));
@@ -344,7 +343,7 @@ struct Accept {
     scheme: Scheme,
     counters: Arc<Counters>,
     shared: Arc<Shared>,
-    closing: Rc<Closing>,
+    closing: Arc<Closing>,
     /// Connection tasks of this thread still running.
     active: Rc<Cell<usize>>,
 }
@@ -376,7 +375,9 @@ async fn accept_loop(listener: Rc<TcpListener>, context: Rc<Accept>) {
         monoio::spawn(async move {
             match serve {
                 Serve::WebSocket(session) => connection(stream, session, &context).await,
-                Serve::Raw => raw::connection(stream, &context.counters, &context.closing).await,
+                Serve::Raw => {
+                    raw::connection(stream, &context.counters, context.closing.subscribe()).await
+                }
             }
             context.active.set(context.active.get() - 1);
         });
@@ -424,7 +425,7 @@ async fn serve_connection(
     faults: impl Faults,
 ) {
     let counters = &*context.counters;
-    let closing: Subscription = context.closing.subscribe();
+    let mut closing = context.closing.subscribe();
     if closing.is_closed() {
         return;
     }

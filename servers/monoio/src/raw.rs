@@ -5,15 +5,14 @@
 
 use std::net::Shutdown as SocketShutdown;
 use std::pin::pin;
-use std::rc::Rc;
 
 use monoio::buf::IoBuf;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 
+use wsport_server_common::closing::Subscription;
 use wsport_server_common::counters::Counters;
 
-use crate::closing::Closing;
 use crate::conn::Conn;
 
 /// Bytes one read may take: the room a WebSocket connection's read gets
@@ -22,8 +21,7 @@ const CHUNK: usize = 16 * 1024;
 
 /// Echo until the peer closes, an error, or shutdown. As in the WebSocket loop, the read in
 /// flight is never dropped: shutdown shuts the socket for reading, which completes it.
-pub(crate) async fn connection(stream: TcpStream, counters: &Counters, closing: &Rc<Closing>) {
-    let closing = closing.subscribe();
+pub(crate) async fn connection(stream: TcpStream, counters: &Counters, mut closing: Subscription) {
     if closing.is_closed() {
         return;
     }

@@ -37,10 +37,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Parser;
 use socket2::SockRef;
-use tokio::sync::watch;
+
 use tokio_uring::buf::BoundedBuf;
 use tokio_uring::net::{TcpListener, TcpStream};
 use wsport_server_common::cli::ServerArgs;
+use wsport_server_common::closing::Closing;
 use wsport_server_common::counters::Counters;
 use wsport_server_common::deadline;
 use wsport_server_common::ending::{self, AfterDeadline, AfterRead, Ending};
@@ -128,7 +129,7 @@ async fn serve(
     counters: Arc<Counters>,
     shared: Arc<Shared>,
 ) -> anyhow::Result<()> {
-    let (closing_tx, closing_rx) = watch::channel(false);
+    let closing = Closing::new();
     let active = Rc::new(Cell::new(0usize));
     for (spec, listener) in listeners {
         // A second descriptor of the same socket, kept to shut the listener down at the end
@@ -146,14 +147,12 @@ async fn serve(
             scheme: spec.scheme,
             counters: Arc::clone(&counters),
             shared: Arc::clone(&shared),
-            closing: closing_rx.clone(),
+            closing: Arc::clone(&closing),
             active: Rc::clone(&active),
         });
         tokio_uring::spawn(accept_loop(listener, stopper, context));
     }
-    let close_all = || {
-        let _ = closing_tx.send(true);
-    };
+    let close_all = || closing.close();
     ending::drain(
         &shared.shutdown,
         &shared.config,
@@ -170,19 +169,19 @@ struct Accept {
     scheme: Scheme,
     counters: Arc<Counters>,
     shared: Arc<Shared>,
-    closing: watch::Receiver<bool>,
+    closing: Arc<Closing>,
     /// Connections of this runtime still running.
     active: Rc<Cell<usize>>,
 }
 
 async fn accept_loop(listener: TcpListener, stopper: StdListener, context: Rc<Accept>) {
-    let mut closing = context.closing.clone();
+    let mut closing = context.closing.subscribe();
     loop {
         let mut accept = pin!(listener.accept());
         let accepted = tokio::select! {
             biased;
             accepted = accept.as_mut() => accepted,
-            _ = closing.changed() => {
+            () = closing.closed() => {
                 // Stop accepting. The accept in flight cannot be cancelled, and dropping it
                 // would leave it armed: it would take the next connection and lose it. On
                 // Linux, shutdown(2) on a listening socket closes the listener: the kernel
@@ -215,7 +214,7 @@ async fn accept_loop(listener: TcpListener, stopper: StdListener, context: Rc<Ac
             match serve {
                 Serve::WebSocket(session) => connection(stream, session, &context).await,
                 Serve::Raw => {
-                    raw::connection(stream, &context.counters, context.closing.clone()).await
+                    raw::connection(stream, &context.counters, context.closing.subscribe()).await
                 }
             }
             context.active.set(context.active.get() - 1);
@@ -262,14 +261,11 @@ async fn serve_connection(
     faults: impl Faults,
 ) {
     let counters = &context.counters;
-    let mut closing = context.closing.clone();
-    let mut shutting_down = *closing.borrow();
+    let mut closing = context.closing.subscribe();
+    let mut shutting_down = closing.is_closed();
     if shutting_down {
         return;
     }
-    // One wait for shutdown for the connection's life, polled on every turn: a fresh
-    // `changed()` per message would join and leave the channel's waiter list each time.
-    let mut shutdown = pin!(closing.changed());
     let mut buf = Session::new_buffer();
     let mut timer = timer();
     // How the connection ends with its read in flight (see `wsport_server_common::ending`).
@@ -286,13 +282,13 @@ async fn serve_connection(
         let mut read = pin!(stream.read(buf.slice(start..)));
         let (result, slice) = loop {
             let wake_at = ending.wake_at(&session);
-            // Only the read is polled to completion here; the losing timer and `changed`
+            // Only the read is polled to completion here; the losing timer and `closed`
             // futures are cancel-safe, and the read is polled again on the next turn.
             let wake = tokio::select! {
                 biased;
                 done = read.as_mut() => break done,
                 () = timer.until(wake_at, counters) => Wake::Deadline,
-                _ = &mut shutdown, if !shutting_down && ending.is_serving() => Wake::Shutdown,
+                () = closing.closed(), if !shutting_down && ending.is_serving() => Wake::Shutdown,
                 taken = deliveries(subscription.as_ref(), &mut inbox), if subscription.is_some() && ending.is_serving() => Wake::Delivery(taken),
             };
             let now = Instant::now();

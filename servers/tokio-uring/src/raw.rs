@@ -9,7 +9,7 @@ use std::pin::pin;
 use tokio_uring::buf::BoundedBuf;
 use tokio_uring::net::TcpStream;
 
-use tokio::sync::watch;
+use wsport_server_common::closing::Subscription;
 use wsport_server_common::counters::Counters;
 
 /// Bytes one read may take: the room a WebSocket connection's read gets
@@ -18,12 +18,8 @@ const CHUNK: usize = 16 * 1024;
 
 /// Echo until the peer closes, an error, or shutdown. As in the WebSocket loop, the read in
 /// flight is never dropped: shutdown shuts the socket so that the kernel completes it.
-pub(crate) async fn connection(
-    stream: TcpStream,
-    counters: &Counters,
-    mut closing: watch::Receiver<bool>,
-) {
-    if *closing.borrow() {
+pub(crate) async fn connection(stream: TcpStream, counters: &Counters, mut closing: Subscription) {
+    if closing.is_closed() {
         return;
     }
     let mut buf = Vec::with_capacity(CHUNK);
@@ -33,7 +29,7 @@ pub(crate) async fn connection(
         let (result, returned) = tokio::select! {
             biased;
             done = read.as_mut() => done,
-            _ = closing.changed() => {
+            () = closing.closed() => {
                 let _ = stream.shutdown(Halves::Both);
                 let _ = read.await;
                 return;

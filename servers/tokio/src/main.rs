@@ -19,8 +19,9 @@ use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+
 use wsport_server_common::cli::ServerArgs;
+use wsport_server_common::closing::Closing;
 use wsport_server_common::counters::Counters;
 use wsport_server_common::faults::{Faults, NoFaults};
 use wsport_server_common::hub::{deliveries, Taken};
@@ -127,7 +128,7 @@ async fn serve(
     counters: Arc<Counters>,
     shared: Arc<Shared>,
 ) -> anyhow::Result<()> {
-    let (closing_tx, closing_rx) = watch::channel(false);
+    let closing = Closing::new();
     let active = Arc::new(AtomicUsize::new(0));
     let mut accept_tasks = Vec::new();
     for (spec, listener) in listeners {
@@ -137,7 +138,7 @@ async fn serve(
             scheme: spec.scheme,
             counters: Arc::clone(&counters),
             shared: Arc::clone(&shared),
-            closing: closing_rx.clone(),
+            closing: Arc::clone(&closing),
             active: Arc::clone(&active),
         });
         accept_tasks.push(tokio::spawn(accept_loop(listener, context)));
@@ -146,7 +147,7 @@ async fn serve(
         for task in &accept_tasks {
             task.abort();
         }
-        let _ = closing_tx.send(true);
+        closing.close();
     };
     ending::drain(
         &shared.shutdown,
@@ -164,7 +165,7 @@ struct Accept {
     scheme: Scheme,
     counters: Arc<Counters>,
     shared: Arc<Shared>,
-    closing: watch::Receiver<bool>,
+    closing: Arc<Closing>,
     active: Arc<AtomicUsize>,
 }
 
@@ -190,7 +191,7 @@ async fn accept_loop(listener: TcpListener, context: Arc<Accept>) {
             match serve {
                 Serve::WebSocket(session) => connection(stream, session, &context).await,
                 Serve::Raw => {
-                    raw::connection(stream, &context.counters, context.closing.clone()).await
+                    raw::connection(stream, &context.counters, context.closing.subscribe()).await
                 }
             }
             context.active.fetch_sub(1, Ordering::AcqRel);
@@ -233,14 +234,11 @@ async fn serve_connection(
     faults: impl Faults,
 ) {
     let counters = &context.counters;
-    let mut closing = context.closing.clone();
-    let mut shutting_down = *closing.borrow();
+    let mut closing = context.closing.subscribe();
+    let mut shutting_down = closing.is_closed();
     if shutting_down {
         return;
     }
-    // One wait for shutdown for the connection's life, polled on every turn: a fresh
-    // `changed()` per message would join and leave the channel's waiter list each time.
-    let mut shutdown = pin!(closing.changed());
     let mut buf = Session::new_buffer();
     let mut timer = timer();
     let mut subscription = context.shared.hub.as_ref().map(|hub| hub.subscribe());
@@ -249,16 +247,15 @@ async fn serve_connection(
     loop {
         let deadline = session.next_deadline();
         // Biased, the read first: under traffic it is ready at its first poll, and the other
-        // branches are not polled at all (each poll of the timer and of `changed()` costs
-        // about 150 instructions per message). A peer that keeps the socket readable would
-        // then starve them (tokio's coop budget does not help: the timer and `changed()` draw
-        // on it too), so a deadline passed at the last turn and a shutdown already signalled
-        // are taken without a poll: a comparison and an atomic load. Every branch is
+        // branches are not polled at all. A peer that keeps the socket readable would then
+        // starve them (tokio's coop budget does not help: the timer draws on it too), so a
+        // deadline passed at the last turn and a shutdown already signalled are taken
+        // without a poll: a comparison and an atomic load. Every branch is
         // cancel-safe: `read_buf` only appends what it read, the timer stays armed, and the
         // inbox is taken only when the branch completes.
         let event = if deadline::is_due(deadline, last_turn) {
             Event::Deadline
-        } else if !shutting_down && context.closing.has_changed().unwrap_or(true) {
+        } else if !shutting_down && closing.is_closed() {
             Event::Shutdown
         } else {
             tokio::select! {
@@ -266,7 +263,7 @@ async fn serve_connection(
                 taken = deliveries(subscription.as_ref(), &mut inbox), if subscription.is_some() => Event::Delivery(taken),
                 read = stream.read_buf(&mut buf) => Event::Read(read),
                 () = timer.until(deadline, counters) => Event::Deadline,
-                _ = &mut shutdown, if !shutting_down => Event::Shutdown,
+                () = closing.closed(), if !shutting_down => Event::Shutdown,
             }
         };
         let now = Instant::now();

@@ -6,7 +6,7 @@
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use tokio::sync::watch;
+use wsport_server_common::closing::Subscription;
 use wsport_server_common::counters::Counters;
 
 /// Bytes one read may take: the room a WebSocket connection's read gets
@@ -17,9 +17,9 @@ const CHUNK: usize = 16 * 1024;
 pub(crate) async fn connection(
     mut stream: TcpStream,
     counters: &Counters,
-    mut closing: watch::Receiver<bool>,
+    mut closing: Subscription,
 ) {
-    if *closing.borrow() {
+    if closing.is_closed() {
         return;
     }
     let mut buf = vec![0u8; CHUNK];
@@ -29,7 +29,7 @@ pub(crate) async fn connection(
                 Ok(n) if n > 0 => n,
                 _ => return,
             },
-            _ = closing.changed() => return,
+            () = closing.closed() => return,
         };
         counters.add_bytes_in(n as u64);
         if stream.write_all(&buf[..n]).await.is_err() {
