@@ -30,6 +30,7 @@ use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
 use crate::counters::Counters;
+use crate::fired::Fired;
 
 /// Whether `deadline` had passed at `now`: for a loop whose `select!` polls its read first,
 /// so that a peer keeping the socket readable cannot keep the timer from being polled.
@@ -80,6 +81,9 @@ pub struct Timer<S> {
     sleep: Option<Pin<Box<S>>>,
     start: fn(Instant) -> S,
     reset: fn(Pin<&mut S>, Instant),
+    /// The sleep is polled with this waker, and only again once it woke the task or was
+    /// moved (see [`crate::fired`]).
+    fired: Fired,
 }
 
 impl<S: Future<Output = ()>> Timer<S> {
@@ -91,6 +95,7 @@ impl<S: Future<Output = ()>> Timer<S> {
             sleep: None,
             start,
             reset,
+            fired: Fired::default(),
         }
     }
 
@@ -133,8 +138,13 @@ impl<S: Future<Output = ()>> Timer<S> {
             return Poll::Pending;
         };
         loop {
-            let sleep = self.arm_for(deadline, counters);
-            ready!(sleep.poll(cx));
+            let moved = self.arm_for(deadline, counters);
+            // Not moved and not woken: polled again it could only say it is pending.
+            if !self.fired.take(cx.waker()) && !moved {
+                return Poll::Pending;
+            }
+            let sleep = self.sleep.as_mut().expect("armed above").as_mut();
+            ready!(sleep.poll(&mut Context::from_waker(self.fired.waker())));
             self.alarm.fired();
             // Armed for an earlier deadline that has since moved on (the idle timeout after
             // more traffic): not due yet, so arm again for the real one.
@@ -144,25 +154,24 @@ impl<S: Future<Output = ()>> Timer<S> {
         }
     }
 
-    /// The sleep, armed for `deadline` or earlier.
-    fn arm_for(&mut self, deadline: Instant, counters: &Counters) -> Pin<&mut S> {
-        let arm = self.alarm.arm_for(deadline);
-        if arm.is_some() {
-            counters.timer_armed();
+    /// Arm the sleep for `deadline` or earlier; whether it was (re)armed now, and must be
+    /// polled to register.
+    fn arm_for(&mut self, deadline: Instant, counters: &Counters) -> bool {
+        let Some(at) = self.alarm.arm_for(deadline) else {
+            return false;
+        };
+        counters.timer_armed();
+        match &mut self.sleep {
+            Some(sleep) => (self.reset)(sleep.as_mut(), at),
+            None => self.sleep = Some(Box::pin((self.start)(at))),
         }
-        let (start, reset) = (self.start, self.reset);
-        // Never armed before: the sleep is made for `deadline`, which the alarm just took.
-        let fresh = self.sleep.is_none();
-        let sleep = self.sleep.get_or_insert_with(|| Box::pin(start(deadline)));
-        if let (Some(at), false) = (arm, fresh) {
-            reset(sleep.as_mut(), at);
-        }
-        sleep.as_mut()
+        true
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::cell::{Cell, RefCell};
     use std::future::{pending, ready};
     use std::pin::pin;
     use std::sync::Arc;
@@ -255,6 +264,48 @@ mod tests {
         let mut timer = timer();
         assert!(poll_once(timer.until(None, &counters)).is_pending());
         assert_eq!(arms(&counters), 0);
+    }
+
+    thread_local! {
+        static SLEEP_POLLS: Cell<usize> = const { Cell::new(0) };
+        static SLEEP_WAKER: RefCell<Option<Waker>> = const { RefCell::new(None) };
+    }
+
+    /// A sleep that counts its polls and keeps the waker it was polled with.
+    struct WatchedSleep(Instant);
+
+    impl Future for WatchedSleep {
+        type Output = ();
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            SLEEP_POLLS.set(SLEEP_POLLS.get() + 1);
+            SLEEP_WAKER.set(Some(cx.waker().clone()));
+            if Instant::now() >= self.0 {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        }
+    }
+
+    /// A `select!` turn that the sleep did not cause does not poll it: 1,000 turns, one poll;
+    /// once it wakes the task, it is polled again.
+    #[test]
+    fn the_sleep_is_polled_again_only_once_it_woke_the_task() {
+        let counters = Counters::default();
+        let mut timer = Timer::new(WatchedSleep, |sleep, at| sleep.get_mut().0 = at);
+        let task = Waker::from(Arc::new(Noop));
+        let mut cx = Context::from_waker(&task);
+        let idle = Instant::now() + Duration::from_secs(300);
+        for _ in 0..1_000 {
+            let until = pin!(timer.until(Some(idle), &counters));
+            assert!(until.poll(&mut cx).is_pending());
+        }
+        assert_eq!(SLEEP_POLLS.get(), 1);
+        SLEEP_WAKER.take().expect("the sleep was polled").wake();
+        assert!(pin!(timer.until(Some(idle), &counters))
+            .poll(&mut cx)
+            .is_pending());
+        assert_eq!(SLEEP_POLLS.get(), 2);
     }
 
     #[test]

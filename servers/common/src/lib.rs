@@ -44,6 +44,7 @@ pub mod counters;
 pub mod deadline;
 pub mod ending;
 pub mod faults;
+pub mod fired;
 pub mod hub;
 #[allow(unsafe_code)]
 pub mod limits;
