@@ -123,14 +123,13 @@ fn reset_mid_frame(target: &Target) -> Outcome {
 
 /// Upgrade with a tiny receive buffer, then send echo requests and never read. The
 /// server's replies fill our window; a server that bounds its queue then stops reading, and
-/// our writes block. Returns the socket so the caller may hold it.
+/// our writes block. Returns the stream so the caller may hold it.
 pub fn never_read(target: &Target) -> (Outcome, Option<Stream>) {
-    let stream = small_window(target).and_then(|tcp| over(target, tcp));
-    let stream = match stream.map_err(|e| Outcome::from_io(&e)) {
-        Ok(stream) => stream,
-        Err(outcome) => return (Outcome::Error(outcome.to_string()), None),
-    };
-    let mut stream = match upgraded_on(stream, target) {
+    let setup = small_window(target)
+        .and_then(|tcp| over(target, tcp))
+        .map_err(|e| Outcome::from_io(&e))
+        .and_then(|stream| upgraded_on(stream, target));
+    let mut stream = match setup {
         Ok(stream) => stream,
         Err(outcome) => return (Outcome::Error(outcome.to_string()), None),
     };
