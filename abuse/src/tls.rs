@@ -60,10 +60,10 @@ pub fn alert_received(error: &io::Error) -> Option<u8> {
     }
 }
 
-/// A TLS connection on a blocking socket with timeouts.
-pub struct TlsStream {
+/// A TLS connection on a blocking socket with timeouts (any transport in the tests).
+pub struct TlsStream<S = TcpStream> {
     conn: ClientConnection,
-    tcp: TcpStream,
+    io: S,
 }
 
 impl TlsStream {
@@ -79,13 +79,15 @@ impl TlsStream {
                 Err(e) => return Err(e),
             }
         }
-        Ok(TlsStream { conn, tcp })
+        Ok(TlsStream { conn, io: tcp })
     }
 
     pub fn tcp(&self) -> &TcpStream {
-        &self.tcp
+        &self.io
     }
+}
 
+impl<S: Read + Write> TlsStream<S> {
     /// Send `plaintext` as a record whose last byte (part of the AEAD tag) is flipped: a record
     /// well framed but that cannot be decrypted.
     pub fn send_tampered(&mut self, plaintext: &[u8]) -> io::Result<()> {
@@ -98,13 +100,13 @@ impl TlsStream {
         if let Some(last) = record.last_mut() {
             *last ^= 0xff;
         }
-        self.tcp.write_all(&record)
+        self.io.write_all(&record)
     }
 
     /// Read one socket read's worth of records and decrypt them. A server alert is an error,
     /// after our own alert (if decryption failed here) has been sent.
     fn receive(&mut self) -> io::Result<()> {
-        self.conn.read_tls(&mut self.tcp)?;
+        self.conn.read_tls(&mut self.io)?;
         let processed = self.conn.process_new_packets();
         let sent = self.send_pending();
         processed.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
@@ -114,13 +116,13 @@ impl TlsStream {
     /// Write every record rustls holds for the peer.
     fn send_pending(&mut self) -> io::Result<()> {
         while self.conn.wants_write() {
-            self.conn.write_tls(&mut self.tcp)?;
+            self.conn.write_tls(&mut self.io)?;
         }
         Ok(())
     }
 }
 
-impl Read for TlsStream {
+impl<S: Read + Write> Read for TlsStream<S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             match self.conn.reader().read(buf) {
@@ -132,7 +134,7 @@ impl Read for TlsStream {
     }
 }
 
-impl Write for TlsStream {
+impl<S: Read + Write> Write for TlsStream<S> {
     /// Earlier records go out first, so a socket that stopped taking bytes shows here as the
     /// socket's own error; then `buf` is taken and sent as far as the socket allows (what is
     /// left goes with the next call, whose error it then is).
@@ -151,6 +153,99 @@ impl Write for TlsStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustls::{Connection, ServerConnection};
+
+    /// A transport whose first read and first write fail with `Interrupted`, as a timed socket
+    /// call does when the process is stopped and continued (signal(7)); then it reads `input`
+    /// and writes into `output`.
+    struct Stopped {
+        input: io::Cursor<Vec<u8>>,
+        output: Vec<u8>,
+        read_stopped: bool,
+        write_stopped: bool,
+    }
+
+    impl Read for Stopped {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if !std::mem::replace(&mut self.read_stopped, true) {
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            self.input.read(buf)
+        }
+    }
+
+    impl Write for Stopped {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if !std::mem::replace(&mut self.write_stopped, true) {
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            self.output.write(buf)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Move what `from` has to send into `to`.
+    fn transfer(from: &mut Connection, to: &mut Connection) {
+        let mut bytes = Vec::new();
+        while from.wants_write() {
+            from.write_tls(&mut bytes).unwrap();
+        }
+        let mut input = &bytes[..];
+        while !input.is_empty() {
+            to.read_tls(&mut input).unwrap();
+            to.process_new_packets().unwrap();
+        }
+    }
+
+    /// A client and a server (the servers' own self-signed configuration), handshake done in
+    /// memory.
+    fn handshaken() -> (Connection, Connection) {
+        let config = wsport_server_common::tls::from_self_signed().unwrap();
+        let mut server = Connection::Server(ServerConnection::new(config).unwrap());
+        let mut client = Connection::Client(client(&client_config()).unwrap());
+        while client.is_handshaking() || server.is_handshaking() || server.wants_write() {
+            transfer(&mut client, &mut server);
+            transfer(&mut server, &mut client);
+        }
+        (client, server)
+    }
+
+    /// The abuse's callers retry an interrupted read or write; over TLS that works only if
+    /// the stream hands `Interrupted` back without losing or repeating a byte.
+    #[test]
+    fn an_interrupted_read_or_write_is_retried_whole() {
+        let (client, mut server) = handshaken();
+        server
+            .writer()
+            .write_all(b"HTTP/1.1 101 Switching Protocols\r\n\r\n")
+            .unwrap();
+        let mut input = Vec::new();
+        while server.wants_write() {
+            server.write_tls(&mut input).unwrap();
+        }
+        let Connection::Client(conn) = client else {
+            unreachable!()
+        };
+        let io = Stopped {
+            input: io::Cursor::new(input),
+            output: Vec::new(),
+            read_stopped: false,
+            write_stopped: false,
+        };
+        let mut tls = TlsStream { conn, io };
+        assert_eq!(crate::wire::read_http_status(&mut tls).unwrap(), 101);
+        tls.write_all(b"ping").unwrap();
+        tls.flush().unwrap();
+        let mut sent = &tls.io.output[..];
+        server.read_tls(&mut sent).unwrap();
+        server.process_new_packets().unwrap();
+        let mut plain = Vec::new();
+        let _ = server.reader().read_to_end(&mut plain);
+        assert_eq!(plain, b"ping");
+    }
 
     #[test]
     fn a_client_hello_is_one_handshake_record() {
