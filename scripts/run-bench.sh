@@ -29,7 +29,8 @@
 #            names where the cheaper server changes (from --repeat 2 up: one run has no range)
 #   abuse    (in --full, not in the quick default) the rate load without and with hostile
 #            clients beside it (wsport-abuse; scripts/lib/abuse.sh): legitimate throughput and
-#            p99 with/without, abusive connections by outcome, server RSS against its bound;
+#            p99 with/without, abusive connections by outcome (on wss over TLS, with the TLS
+#            kinds), server RSS against its bound;
 #            --abuse-slowloris N (1000), --abuse-rate N conns/s (200), --abuse-cores LIST (the
 #            client's; a core of its own keeps the abuse off the legitimate client); in DIR/abuse/
 #   broadcast (in --full, not in the quick default) fan-out: every server with --broadcast, one

@@ -8,11 +8,12 @@ use std::io::{self, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use socket2::{Domain, SockRef, Socket, Type};
+use socket2::{Domain, Socket, Type};
 
 use crate::kind::Kind;
 use crate::outcome::{Outcome, Record};
-use crate::target::{connect, Target};
+use crate::stream::Stream;
+use crate::target::{connect, over, Target};
 use crate::wire::{self, BINARY, CLOSE, PING, PONG, TEXT};
 
 /// Pings in one flood.
@@ -27,7 +28,7 @@ pub fn attack(kind: Kind, target: &Target) -> Record {
     let started = Instant::now();
     let mut queued_bytes = None;
     let outcome = match kind {
-        Kind::Slowloris => crate::slowloris::one(target),
+        Kind::Slowloris | Kind::TlsSlowloris => crate::slowloris::one(kind, target),
         Kind::BigHeader => big_header(target),
         Kind::HugeFrame => bad_frame(target, wire::header(BINARY, (1 << 63) - 1, true)),
         Kind::LengthMsb => bad_frame(target, wire::header(BINARY, 1 << 63, true)),
@@ -42,6 +43,8 @@ pub fn attack(kind: Kind, target: &Target) -> Record {
             outcome
         }
         Kind::PingFlood => ping_flood(target),
+        Kind::TlsGarbage => crate::tls_attack::garbage(target),
+        Kind::TlsBadRecord => crate::tls_attack::bad_record(target),
     };
     Record {
         kind,
@@ -52,13 +55,9 @@ pub fn attack(kind: Kind, target: &Target) -> Record {
 }
 
 /// A connection past its upgrade, or the outcome that stopped it.
-fn upgraded(target: &Target) -> Result<TcpStream, Outcome> {
-    let mut stream = connect(target).map_err(|e| Outcome::from_io(&e))?;
-    match wire::upgrade(&mut stream, &target.addr.to_string()) {
-        Ok(101) => Ok(stream),
-        Ok(status) => Err(Outcome::Http(status)),
-        Err(e) => Err(Outcome::from_io(&e)),
-    }
+fn upgraded(target: &Target) -> Result<Stream, Outcome> {
+    let stream = connect(target).map_err(|e| Outcome::from_io(&e))?;
+    upgraded_on(stream, target)
 }
 
 /// A 16 KiB header, over the 8 KiB default: answered before the upgrade.
@@ -91,7 +90,7 @@ fn bad_frame(target: &Target, bytes: Vec<u8>) -> Outcome {
 }
 
 /// Read frames until the server's close; also counts the pongs on the way.
-fn await_close(stream: &mut TcpStream) -> (Outcome, u32) {
+fn await_close(stream: &mut Stream) -> (Outcome, u32) {
     let mut pongs = 0;
     loop {
         match wire::read_frame(stream) {
@@ -116,26 +115,23 @@ fn reset_mid_frame(target: &Target) -> Outcome {
     if let Err(e) = stream.write_all(&bytes) {
         return Outcome::from_io(&e);
     }
-    match reset(stream) {
+    match stream.reset() {
         Ok(()) => Outcome::ResetSent,
         Err(e) => Outcome::Error(format!("SO_LINGER: {e}")),
     }
 }
 
-/// Close with a TCP reset instead of a FIN.
-pub fn reset(stream: TcpStream) -> io::Result<()> {
-    SockRef::from(&stream).set_linger(Some(Duration::ZERO))
-}
-
 /// Upgrade with a tiny receive buffer, then send echo requests and never read. The
 /// server's replies fill our window; a server that bounds its queue then stops reading, and
-/// our writes block. Returns the socket so the caller may hold it.
-pub fn never_read(target: &Target) -> (Outcome, Option<TcpStream>) {
-    let mut stream = match small_window(target)
-        .and_then(|s| upgraded_on(s, target).map_err(|o| io::Error::other(o.to_string())))
-    {
+/// our writes block. Returns the stream so the caller may hold it.
+pub fn never_read(target: &Target) -> (Outcome, Option<Stream>) {
+    let setup = small_window(target)
+        .and_then(|tcp| over(target, tcp))
+        .map_err(|e| Outcome::from_io(&e))
+        .and_then(|stream| upgraded_on(stream, target));
+    let mut stream = match setup {
         Ok(stream) => stream,
-        Err(e) => return (Outcome::Error(e.to_string()), None),
+        Err(outcome) => return (Outcome::Error(outcome.to_string()), None),
     };
     if let Err(e) = stream.set_write_timeout(Some(BLOCKED_AFTER)) {
         return (Outcome::from_io(&e), None);
@@ -176,7 +172,7 @@ fn small_window(target: &Target) -> io::Result<TcpStream> {
     Ok(stream)
 }
 
-fn upgraded_on(mut stream: TcpStream, target: &Target) -> Result<TcpStream, Outcome> {
+fn upgraded_on(mut stream: Stream, target: &Target) -> Result<Stream, Outcome> {
     match wire::upgrade(&mut stream, &target.addr.to_string()) {
         Ok(101) => Ok(stream),
         Ok(status) => Err(Outcome::Http(status)),

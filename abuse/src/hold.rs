@@ -1,19 +1,19 @@
 //! Never-read connections held together: each sends until the server stops reading it, then
 //! stays open, so the server carries them all at once until the run ends.
 
-use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::attack::{never_read, reset};
+use crate::attack::never_read;
 use crate::kind::Kind;
 use crate::outcome::{Outcome, Record};
+use crate::stream::Stream;
 use crate::target::Target;
 
 /// Open up to `count` never-read connections, hold them until `until`, then reset them all.
 pub fn hold_never_read(target: &Target, count: usize, until: Instant) -> Vec<Record> {
     let mut records = Vec::new();
-    let mut held: Vec<TcpStream> = Vec::new();
+    let mut held: Vec<Stream> = Vec::new();
     while held.len() < count && Instant::now() < until {
         let started = Instant::now();
         let (outcome, stream) = never_read(target);
@@ -35,7 +35,7 @@ pub fn hold_never_read(target: &Target, count: usize, until: Instant) -> Vec<Rec
         );
     }
     for stream in held {
-        let _ = reset(stream);
+        let _ = stream.reset();
     }
     records
 }

@@ -27,11 +27,18 @@ pub enum Kind {
     NeverRead,
     /// A thousand pings at once: every one answered with a pong (§5.5.2), then the close.
     PingFlood,
+    /// wss only: a TLS ClientHello trickled a byte at a time, its last byte never sent.
+    TlsSlowloris,
+    /// wss only: plain HTTP to the TLS port: `decode_error` (RFC 8446 §6.2, not a record).
+    TlsGarbage,
+    /// wss only: a finished handshake, then a record that does not decrypt: `bad_record_mac`
+    /// (RFC 8446 §5.2: the receiver MUST terminate the connection with it).
+    TlsBadRecord,
 }
 
 impl Kind {
     /// Every kind, in report order.
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 12] = [
         Kind::Slowloris,
         Kind::BigHeader,
         Kind::HugeFrame,
@@ -41,7 +48,32 @@ impl Kind {
         Kind::ResetMidFrame,
         Kind::NeverRead,
         Kind::PingFlood,
+        Kind::TlsSlowloris,
+        Kind::TlsGarbage,
+        Kind::TlsBadRecord,
     ];
+
+    /// The kinds a run makes when none are named: the TLS ones only against a wss listener.
+    pub fn defaults(wss: bool) -> Vec<Kind> {
+        Kind::ALL
+            .into_iter()
+            .filter(|k| wss || !k.is_tls())
+            .collect()
+    }
+
+    /// Whether this kind attacks the TLS layer itself (it needs a wss listener).
+    pub fn is_tls(self) -> bool {
+        matches!(
+            self,
+            Kind::TlsSlowloris | Kind::TlsGarbage | Kind::TlsBadRecord
+        )
+    }
+
+    /// Whether its connections are held open for the run (the others end by themselves in
+    /// well under a second and are opened over and over).
+    pub fn is_held(self) -> bool {
+        matches!(self, Kind::Slowloris | Kind::TlsSlowloris | Kind::NeverRead)
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -54,13 +86,16 @@ impl Kind {
             Kind::ResetMidFrame => "reset-mid-frame",
             Kind::NeverRead => "never-read",
             Kind::PingFlood => "ping-flood",
+            Kind::TlsSlowloris => "tls-slowloris",
+            Kind::TlsGarbage => "tls-garbage",
+            Kind::TlsBadRecord => "tls-bad-record",
         }
     }
 
-    /// The ending RFC 6455 asks for, in words, for reports.
+    /// The ending RFC 6455 (RFC 8446 for the TLS kinds) asks for, in words, for reports.
     pub fn expected(self) -> &'static str {
         match self {
-            Kind::Slowloris => "dropped at the handshake timeout (eof/reset)",
+            Kind::Slowloris | Kind::TlsSlowloris => "dropped at the handshake timeout (eof/reset)",
             Kind::BigHeader => "http 431",
             Kind::HugeFrame => "close 1009",
             Kind::LengthMsb | Kind::Unmasked => "close 1002",
@@ -68,6 +103,8 @@ impl Kind {
             Kind::ResetMidFrame => "reset sent; others unharmed",
             Kind::NeverRead => "blocked (server stops reading)",
             Kind::PingFlood => "every pong, then close 1000",
+            Kind::TlsGarbage => "tls alert 50 (decode_error)",
+            Kind::TlsBadRecord => "tls alert 20 (bad_record_mac)",
         }
     }
 }
@@ -95,5 +132,25 @@ impl FromStr for Kind {
 impl Serialize for Kind {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_kinds_are_default_only_on_wss() {
+        assert_eq!(Kind::defaults(true), Kind::ALL);
+        let ws = Kind::defaults(false);
+        assert_eq!(ws.len(), 9);
+        assert!(ws.iter().all(|k| !k.is_tls()));
+    }
+
+    #[test]
+    fn names_parse_back() {
+        for kind in Kind::ALL {
+            assert_eq!(kind.name().parse::<Kind>(), Ok(kind));
+        }
     }
 }

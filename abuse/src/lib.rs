@@ -1,13 +1,14 @@
 //! wsport-abuse: hostile clients to run beside a measured load.
 //!
-//! Each kind of abuse ([`Kind`]) opens real connections to a server and records how each
-//! ended ([`Outcome`]): the HTTP status, the close code, a timeout, an EOF or a reset, and how
-//! long after it opened. [`run`] holds the slowloris and never-read connections and churns the
-//! others at a paced rate until a deadline and a count; [`Report`] summarises per kind and says
-//! whether every connection ended the RFC 6455 way, and, with a server PID, whether the
-//! server's RSS stayed under the bound of [`rss`]. [`summary`] turns a run-bench abuse
-//! directory into its markdown section.
+//! Each kind of abuse ([`Kind`]) opens real connections to a server, over ws or wss
+//! ([`stream::Stream`]), and records how each ended ([`Outcome`]): the HTTP status, the close
+//! code, the TLS alert, a timeout, an EOF or a reset, and how long after it opened. [`run`]
+//! holds the slowloris and never-read connections and churns the others at a paced rate until
+//! a deadline and a count; [`Report`] summarises per kind and says whether every connection
+//! ended the RFC way, and, with a server PID, whether the server's RSS stayed under the bound
+//! of [`rss`]. [`summary`] turns a run-bench abuse directory into its markdown section.
 
+pub mod alert;
 pub mod attack;
 pub mod hold;
 pub mod kind;
@@ -16,8 +17,11 @@ pub mod report;
 pub mod rss;
 pub mod run;
 pub mod slowloris;
+pub mod stream;
 pub mod summary;
 pub mod target;
+pub mod tls;
+pub mod tls_attack;
 pub mod wire;
 
 pub use attack::attack;

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! wsport-abuse run --addr 127.0.0.1:8080 --duration 5s --server-pid PID --json abuse.json
+//! wsport-abuse run --addr 127.0.0.1:8443 --wss ...   # the same over TLS, and the TLS kinds
 //! wsport-abuse summary DIR        # DIR/runs.jsonl (or .gz) -> DIR/summary.md
 //! ```
 //! `run` exits 3 when a connection did not end the RFC way or the server's RSS passed its
@@ -12,7 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use wsport_abuse::rss::BoundInputs;
 use wsport_abuse::{Kind, Plan, Target};
@@ -27,7 +28,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the abuse against one ws:// listener until --duration.
+    /// Run the abuse against one ws:// listener (wss:// with --wss) until --duration.
     Run(RunArgs),
     /// Write DIR/summary.md from DIR/runs.jsonl or DIR/runs.jsonl.gz (scripts/lib/abuse.sh's runs).
     Summary { dir: PathBuf },
@@ -35,15 +36,19 @@ enum Command {
 
 #[derive(clap::Args)]
 struct RunArgs {
-    /// The server's ws:// listener, HOST:PORT.
+    /// The server's ws:// listener, HOST:PORT (its wss:// listener with --wss).
     #[arg(long)]
     addr: SocketAddr,
-    /// Kinds, comma-separated (default: all).
+    /// --addr is a wss:// listener: every attack speaks TLS (any certificate accepted), and
+    /// the TLS kinds (tls-slowloris, tls-garbage, tls-bad-record) run too.
+    #[arg(long)]
+    wss: bool,
+    /// Kinds, comma-separated (default: all; the tls-* kinds only with --wss).
     #[arg(long, value_delimiter = ',')]
     kinds: Vec<Kind>,
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     duration: Duration,
-    /// Slowloris connections held at once.
+    /// Slowloris connections held at once (split between slowloris and tls-slowloris).
     #[arg(long, default_value_t = 2000)]
     slowloris: usize,
     /// Never-read connections held at once.
@@ -76,9 +81,9 @@ struct RunArgs {
     /// Legitimate connections open beside the abuse (for the bound).
     #[arg(long, default_value_t = 0)]
     legit_conns: u64,
-    /// The server also serves wss (its connections carry TLS state; for the bound).
+    /// The legitimate connections speak wss (they carry TLS state; for the bound).
     #[arg(long)]
-    tls: bool,
+    legit_wss: bool,
     /// Allowance for the allocator and thread stacks in the bound.
     #[arg(long, default_value = "16MiB", value_parser = parse_size)]
     rss_slack: u64,
@@ -131,16 +136,20 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     // Thousands of slowloris connections need thousands of descriptors.
     wsport_server_common::limits::raise_nofile().context("raising RLIMIT_NOFILE")?;
     let kinds = if args.kinds.is_empty() {
-        Kind::ALL.to_vec()
+        Kind::defaults(args.wss)
     } else {
         args.kinds
     };
+    if let Some(kind) = kinds.iter().find(|k| k.is_tls() && !args.wss) {
+        bail!("{kind} attacks a TLS listener: give its wss:// address with --wss");
+    }
     let plan = Plan {
         target: Target {
             addr: args.addr,
             answer_wait: args.answer_wait,
             handshake_timeout: args.handshake_timeout,
             frame_bytes: args.never_read_frame_bytes as usize,
+            tls: args.wss.then(wsport_abuse::tls::client_config),
         },
         kinds,
         duration: args.duration,
@@ -152,9 +161,12 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         bound: BoundInputs {
             max_header_bytes: args.max_header_bytes,
             max_frame_bytes: args.max_frame_bytes,
-            tls: args.tls,
+            legit: args.legit_conns,
+            legit_wss: args.legit_wss,
             handshaking: 0,
-            open: args.legit_conns,
+            open: 0,
+            never_read: 0,
+            abuse_wss: args.wss,
             slack: args.rss_slack,
         },
     };

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::{Serialize, Serializer};
 
+use crate::alert;
 use crate::kind::Kind;
 
 /// How one abusive connection ended, as this client saw it.
@@ -15,6 +16,8 @@ pub enum Outcome {
     Http(u16),
     /// The server sent a close frame with this code.
     Close(u16),
+    /// The server sent this TLS alert (RFC 8446 §6), fatal or a close_notify before the keys.
+    TlsAlert(u8),
     /// The server closed the TCP connection without an answer.
     Eof,
     /// The server reset the connection.
@@ -36,8 +39,11 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// An IO error classified: reset, end of stream, timeout, or something else.
+    /// An IO error classified: a TLS alert, reset, end of stream, timeout, or something else.
     pub fn from_io(error: &io::Error) -> Outcome {
+        if let Some(code) = crate::tls::alert_received(error) {
+            return Outcome::TlsAlert(code);
+        }
         match error.kind() {
             io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => Outcome::Reset,
             io::ErrorKind::UnexpectedEof => Outcome::Eof,
@@ -47,11 +53,14 @@ impl Outcome {
     }
 
     /// Whether `kind` ended the RFC way with this outcome (RFC 6455 §5.2, §7.4.1, §8.1,
-    /// §10.4; RFC 6585 §5 for 431).
+    /// §10.4; RFC 6585 §5 for 431; RFC 8446 §5.2, §6.2 for the TLS kinds).
     pub fn is_expected_for(&self, kind: Kind) -> bool {
         match kind {
-            // The server drops a slowloris at its handshake timeout: no answer is owed.
-            Kind::Slowloris => matches!(self, Outcome::Eof | Outcome::Reset | Outcome::OpenAtEnd),
+            // The server drops a slowloris at its handshake timeout: no answer is owed (an
+            // unfinished ClientHello is no record, so no alert is owed either).
+            Kind::Slowloris | Kind::TlsSlowloris => {
+                matches!(self, Outcome::Eof | Outcome::Reset | Outcome::OpenAtEnd)
+            }
             Kind::BigHeader => *self == Outcome::Http(431),
             Kind::HugeFrame => *self == Outcome::Close(1009),
             Kind::LengthMsb | Kind::Unmasked => *self == Outcome::Close(1002),
@@ -59,6 +68,8 @@ impl Outcome {
             Kind::ResetMidFrame => *self == Outcome::ResetSent,
             Kind::NeverRead => matches!(self, Outcome::Blocked { .. }),
             Kind::PingFlood => *self == Outcome::Close(1000),
+            Kind::TlsGarbage => *self == Outcome::TlsAlert(50),
+            Kind::TlsBadRecord => *self == Outcome::TlsAlert(20),
         }
     }
 }
@@ -68,6 +79,7 @@ impl fmt::Display for Outcome {
         match self {
             Outcome::Http(status) => write!(f, "http {status}"),
             Outcome::Close(code) => write!(f, "close {code}"),
+            Outcome::TlsAlert(code) => write!(f, "tls alert {code} ({})", alert::name(*code)),
             Outcome::Eof => f.write_str("eof"),
             Outcome::Reset => f.write_str("reset"),
             Outcome::Timeout => f.write_str("timeout"),
@@ -115,5 +127,17 @@ mod tests {
         assert!(!Outcome::Eof.is_expected_for(Kind::BigHeader));
         assert!(!Outcome::Timeout.is_expected_for(Kind::Slowloris));
         assert!(!Outcome::Unbounded { bytes: 1 }.is_expected_for(Kind::NeverRead));
+        assert!(Outcome::TlsAlert(20).is_expected_for(Kind::TlsBadRecord));
+        assert!(!Outcome::Eof.is_expected_for(Kind::TlsBadRecord));
+        assert!(!Outcome::TlsAlert(10).is_expected_for(Kind::TlsGarbage));
+        assert!(!Outcome::TlsAlert(0).is_expected_for(Kind::TlsSlowloris));
+    }
+
+    #[test]
+    fn alerts_read_with_their_names() {
+        assert_eq!(
+            Outcome::TlsAlert(50).to_string(),
+            "tls alert 50 (decode_error)"
+        );
     }
 }

@@ -11,10 +11,32 @@
 //! bound = RSS at start + slack
 //!       + handshaking connections × (max_header_bytes + 2 × READ_CHUNK + TLS)
 //!       + open connections        × (2 × (max_frame_bytes + 14) + 2 × READ_CHUNK + TLS)
+//!       + never-read connections  × (the same + READ_AHEAD)
 //! ```
 //!
 //! with TLS = 64 KiB on wss (0 on ws) and the slack for the allocator's arenas and thread
 //! stacks. A server whose RSS passes it queues without bound somewhere.
+//!
+//! READ_AHEAD (wss only, [`WSS_READ_AHEAD`]): a wss server decrypts and echoes everything one
+//! read brought, not one frame, and the next read fills the buffer's whole spare room, which
+//! grew to hold the last echo. So against a client that sends without reading, the plaintext
+//! and the reply buffers grow together, read after read, until the reply can no longer be
+//! sent; how far depends on how much the kernel had queued, not on the frame limit. Measured
+//! (this crate's never-read clients, servers with --max-frame-bytes 1MiB, one thread, VmRSS
+//! peak less start, per client; 8 clients, 16 where said):
+//!
+//! ```text
+//!               wss: 16 KiB frames  (16 clients)  256 KiB frames   1 MiB frames   ws: 16 KiB
+//! tokio         3.5 MiB              3.3 MiB      3.1 MiB          4.6 MiB        40 KiB
+//! tokio-uring   4.1 MiB              3.2 MiB      2.6 MiB          4.2 MiB        36 KiB
+//! monoio-uring  3.6 MiB              3.6 MiB      3.0 MiB          4.5 MiB        48 KiB
+//! monoio-epoll  2.9 MiB              3.6 MiB      2.8 MiB          4.5 MiB        38 KiB
+//! uring         1.3 MiB              1.2 MiB      1.1 MiB          2.2 MiB        0.8 MiB
+//! ```
+//!
+//! (256 KiB frames with --max-frame-bytes 256KiB.) With 1 MiB frames a wss never-read client
+//! may hold 2 × 1 MiB + 96 KiB by the frame-bound terms, and [`WSS_READ_AHEAD`] allows 4 MiB
+//! more: 6.1 MiB, a third over the 4.6 MiB measured at most.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,6 +50,8 @@ use serde::Serialize;
 pub const READ_CHUNK: u64 = 16 * 1024;
 /// rustls's per-connection state and record buffers, rounded up.
 pub const TLS_STATE: u64 = 64 * 1024;
+/// What a wss server may read ahead for a client that never reads (measured: see above).
+pub const WSS_READ_AHEAD: u64 = 4 << 20;
 /// The longest frame header (§5.2): 2 + 8 length + 4 mask.
 const FRAME_HEADER: u64 = 14;
 
@@ -36,35 +60,52 @@ const FRAME_HEADER: u64 = 14;
 pub struct BoundInputs {
     pub max_header_bytes: u64,
     pub max_frame_bytes: u64,
-    pub tls: bool,
-    /// Connections in their handshake at once, at most (the slowloris held).
+    /// Legitimate connections open beside the abuse.
+    pub legit: u64,
+    /// The legitimate connections speak wss.
+    pub legit_wss: bool,
+    /// The abuse's connections in their handshake at once, at most (the slowloris held).
     pub handshaking: u64,
-    /// Connections past their handshake at once, at most (legitimate, never-read, churn).
+    /// The abuse's connections past their handshake at once, at most, that read (churn).
     pub open: u64,
+    /// The abuse's never-read connections, all held at once.
+    pub never_read: u64,
+    /// The abuse speaks wss.
+    pub abuse_wss: bool,
     /// Allowance for the allocator and thread stacks.
     pub slack: u64,
 }
 
 impl BoundInputs {
-    fn tls(&self) -> u64 {
-        if self.tls {
-            TLS_STATE
-        } else {
-            0
-        }
+    pub fn per_handshake(&self, wss: bool) -> u64 {
+        self.max_header_bytes + 2 * READ_CHUNK + tls_state(wss)
     }
 
-    pub fn per_handshake(&self) -> u64 {
-        self.max_header_bytes + 2 * READ_CHUNK + self.tls()
+    pub fn per_open(&self, wss: bool) -> u64 {
+        2 * (self.max_frame_bytes + FRAME_HEADER) + 2 * READ_CHUNK + tls_state(wss)
     }
 
-    pub fn per_open(&self) -> u64 {
-        2 * (self.max_frame_bytes + FRAME_HEADER) + 2 * READ_CHUNK + self.tls()
+    /// A client that never reads: on wss, the server also reads ahead (see the module doc).
+    pub fn per_never_read(&self, wss: bool) -> u64 {
+        let read_ahead = if wss { WSS_READ_AHEAD } else { 0 };
+        self.per_open(wss) + read_ahead
     }
 
     /// The most RSS a server that started at `base` may reach.
     pub fn bound(&self, base: u64) -> u64 {
-        base + self.slack + self.handshaking * self.per_handshake() + self.open * self.per_open()
+        base + self.slack
+            + self.legit * self.per_open(self.legit_wss)
+            + self.handshaking * self.per_handshake(self.abuse_wss)
+            + self.open * self.per_open(self.abuse_wss)
+            + self.never_read * self.per_never_read(self.abuse_wss)
+    }
+}
+
+fn tls_state(wss: bool) -> u64 {
+    if wss {
+        TLS_STATE
+    } else {
+        0
     }
 }
 
@@ -166,9 +207,12 @@ mod tests {
         BoundInputs {
             max_header_bytes: 8192,
             max_frame_bytes: 65536,
-            tls: false,
+            legit: 0,
+            legit_wss: false,
             handshaking: 100,
             open: 10,
+            never_read: 0,
+            abuse_wss: false,
             slack: 0,
         }
     }
@@ -176,11 +220,37 @@ mod tests {
     #[test]
     fn the_bound_is_limits_times_connections() {
         let i = inputs();
-        assert_eq!(i.per_handshake(), 8192 + 32768);
-        assert_eq!(i.per_open(), 2 * 65550 + 32768);
+        assert_eq!(i.per_handshake(false), 8192 + 32768);
+        assert_eq!(i.per_open(false), 2 * 65550 + 32768);
         assert_eq!(
             i.bound(1000),
             1000 + 100 * (8192 + 32768) + 10 * (2 * 65550 + 32768)
+        );
+    }
+
+    #[test]
+    fn wss_adds_tls_state_and_read_ahead_for_never_read_clients() {
+        let ws = BoundInputs {
+            never_read: 3,
+            ..inputs()
+        };
+        assert_eq!(ws.per_never_read(false), ws.per_open(false));
+        let wss = BoundInputs {
+            abuse_wss: true,
+            ..ws
+        };
+        assert_eq!(
+            wss.bound(0) - ws.bound(0),
+            (100 + 10 + 3) * TLS_STATE + 3 * WSS_READ_AHEAD
+        );
+        let legit = BoundInputs {
+            legit: 5,
+            legit_wss: true,
+            ..ws
+        };
+        assert_eq!(
+            legit.bound(0) - ws.bound(0),
+            5 * (ws.per_open(false) + TLS_STATE)
         );
     }
 

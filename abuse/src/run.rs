@@ -19,7 +19,8 @@ pub struct Plan {
     pub target: Target,
     pub kinds: Vec<Kind>,
     pub duration: Duration,
-    /// Slowloris connections held at once.
+    /// Slowloris connections held at once, split evenly between `slowloris` and
+    /// `tls-slowloris` when both run.
     pub slowloris: usize,
     /// Never-read connections held at once.
     pub never_read: usize,
@@ -45,15 +46,15 @@ pub fn run(plan: &Plan) -> Report {
         .map(|pid| Sampler::start(pid, Duration::from_millis(100)));
     let budget = Arc::new(AtomicU64::new(plan.max_connections));
     let mut threads = Vec::new();
-    if plan.kinds.contains(&Kind::Slowloris) && plan.slowloris > 0 {
-        // Each one the server drops is replaced, from up to half the connection budget.
-        let budget = take(
-            &budget,
-            (plan.max_connections / 2).max(plan.slowloris as u64),
-        );
-        let (target, count) = (plan.target.clone(), plan.slowloris);
+    let (slowloris, per_kind) = slowloris_share(plan);
+    for &kind in &slowloris {
+        // Each one the server drops is replaced, from up to half the connection budget
+        // (shared by the slowloris kinds).
+        let share = plan.max_connections / 2 / slowloris.len() as u64;
+        let budget = take(&budget, share.max(per_kind as u64));
+        let target = plan.target.clone();
         threads.push(thread::spawn(move || {
-            crate::slowloris::hold(&target, count, budget, until)
+            crate::slowloris::hold(kind, &target, per_kind, budget, until)
         }));
     }
     if plan.kinds.contains(&Kind::NeverRead) && plan.never_read > 0 {
@@ -67,7 +68,7 @@ pub fn run(plan: &Plan) -> Report {
         .kinds
         .iter()
         .copied()
-        .filter(|k| is_churn(*k))
+        .filter(|k| !k.is_held())
         .collect();
     if !churn.is_empty() && plan.churn_rate > 0 {
         for offset in 0..CHURN_THREADS {
@@ -88,8 +89,12 @@ pub fn run(plan: &Plan) -> Report {
     // client opened (all held to the end), one churn connection per thread.
     let mut bound = plan.bound;
     let held = |kind: Kind| records.iter().filter(|r| r.kind == kind).count() as u64;
-    bound.handshaking += held(Kind::Slowloris).min(plan.slowloris as u64);
-    bound.open += held(Kind::NeverRead) + u64::from(CHURN_THREADS);
+    bound.handshaking += slowloris
+        .iter()
+        .map(|&k| held(k).min(per_kind as u64))
+        .sum::<u64>();
+    bound.never_read += held(Kind::NeverRead);
+    bound.open += u64::from(CHURN_THREADS);
     let check = rss.as_ref().and_then(|trace| rss::check(trace, bound));
     Report::new(records, started.elapsed(), rss, check)
 }
@@ -104,9 +109,20 @@ fn take(budget: &AtomicU64, want: u64) -> u64 {
     granted
 }
 
-/// Kinds whose connections end by themselves in well under a second.
-fn is_churn(kind: Kind) -> bool {
-    !matches!(kind, Kind::Slowloris | Kind::NeverRead)
+/// The slowloris kinds to hold and how many of each: `--slowloris` split evenly between them,
+/// so the server carries as many unfinished handshakes with both kinds as with one.
+fn slowloris_share(plan: &Plan) -> (Vec<Kind>, usize) {
+    let kinds: Vec<Kind> = plan
+        .kinds
+        .iter()
+        .copied()
+        .filter(|k| matches!(k, Kind::Slowloris | Kind::TlsSlowloris))
+        .collect();
+    if kinds.is_empty() || plan.slowloris == 0 {
+        return (Vec::new(), 0);
+    }
+    let per_kind = (plan.slowloris / kinds.len()).max(1);
+    (kinds, per_kind)
 }
 
 /// Open one connection of the next kind every `every`, starting at kind `offset`.

@@ -1,7 +1,6 @@
 //! The bytes an abusive client sends and the answers it reads, written by hand (RFC 6455).
 
 use std::io::{self, Read, Write};
-use std::net::TcpStream;
 
 /// The RFC 6455 §1.3 sample key: the server's accept value is not checked, only its status.
 const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
@@ -61,14 +60,14 @@ pub fn header(opcode: u8, len: u64, masked: bool) -> Vec<u8> {
 }
 
 /// Send the upgrade request and read the answer's head; `Ok(status)` once it is complete.
-pub fn upgrade(stream: &mut TcpStream, host: &str) -> io::Result<u16> {
+pub fn upgrade(stream: &mut (impl Read + Write), host: &str) -> io::Result<u16> {
     stream.write_all(&upgrade_request(host, ""))?;
     read_http_status(stream)
 }
 
 /// Read an HTTP response head up to its blank line and return its status code; an answer that
 /// is not HTTP is `InvalidData`, the end of the stream before it `UnexpectedEof`.
-pub fn read_http_status(stream: &mut TcpStream) -> io::Result<u16> {
+pub fn read_http_status(stream: &mut impl Read) -> io::Result<u16> {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -117,7 +116,7 @@ impl ServerFrame {
 }
 
 /// Read one frame; control and small data frames only (an abusive client reads little).
-pub fn read_frame(stream: &mut TcpStream) -> io::Result<ServerFrame> {
+pub fn read_frame(stream: &mut impl Read) -> io::Result<ServerFrame> {
     let mut head = [0u8; 2];
     stream.read_exact(&mut head)?;
     let len = match head[1] & 0x7f {

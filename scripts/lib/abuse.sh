@@ -6,8 +6,10 @@
 # server process: slowloris handshakes held (--abuse-slowloris, 1000), never-read clients
 # (20), and the short-lived kinds (431 headers, 2^63-byte frames, bad UTF-8, unmasked frames,
 # resets mid-frame, ping floods) at --abuse-rate connections/s (200). Clean and abused runs
-# alternate, their order swapped every repeat. The abuse speaks ws: on a wss cell the server
-# also listens on one ws port for it. Servers run with $abuse_server_flags so that slowloris
+# alternate, their order swapped every repeat. The abuse has a listener of its own, one more
+# port of the cell's scheme: on a wss cell every attack goes over TLS (wsport-abuse --wss) and
+# the TLS kinds run too (a ClientHello trickled and never finished, plain HTTP to the TLS port,
+# a record that does not decrypt). Servers run with $abuse_server_flags so that slowloris
 # connections turn over within a run and the RSS bound (abuse/src/rss.rs) is tight.
 # wsport-abuse samples the server's VmRSS every 100 ms and checks it against that bound; it
 # exits 3 when a connection did not end the RFC way or RSS passed the bound.
@@ -51,29 +53,34 @@ abuse_scenario() {
 
 # One run of server $1 over scheme $2, repeat $3, mode $4 (clean|abused); progress label $5.
 abuse_run() {
-    local s=$1 scheme=$2 r=$3 mode=$4 progress=$5 name abuse_pid="" abuse_addr rc=0
+    local s=$1 scheme=$2 r=$3 mode=$4 progress=$5 name abuse_pid="" abuse_addr rc=0 wss_args
     name="abuse-$mode-$s-$scheme-r$r"
     label=$s server_bin=$bin side_args="" gate_tag=""
     if [ -n "${unavailable[$s]:-}" ]; then
         echo "$progress $name: unavailable: ${unavailable[$s]}"
         return
     fi
-    if ! start_server "$s" "$scheme" "abuse/$name" " $abuse_server_flags --listen ws://127.0.0.1:0"; then
+    if ! start_server "$s" "$scheme" "abuse/$name" " $abuse_server_flags --listen $scheme://127.0.0.1:0"; then
         echo "$progress $name: unavailable: ${unavailable[$s]}"
         return
     fi
-    abuse_addr=$(grep -o "^listening ws://127.0.0.1:[0-9]*" "$out/abuse/$name.server.out" | tail -1 | sed 's|.*ws://||')
+    # The abuse's listener is the last one announced (it comes last on the command line).
+    abuse_addr=$(grep -o "^listening $scheme://127.0.0.1:[0-9]*" "$out/abuse/$name.server.out" | tail -1 | sed 's|.*://||')
     url_args=()
     for u in "${urls[@]}"; do
-        [ "$u" = "ws://$abuse_addr/" ] || url_args+=(--url "$u")
+        [ "$u" = "$scheme://$abuse_addr/" ] || url_args+=(--url "$u")
     done
-    [ "$scheme" = wss ] && url_args+=(--insecure)
+    wss_args=()
+    if [ "$scheme" = wss ]; then
+        url_args+=(--insecure)
+        wss_args=(--wss --legit-wss)
+    fi
     printf '%s %s ... ' "$progress" "$name"
     if [ "$mode" = abused ]; then
         taskset -c "${abuse_cores:-$client_cores}" "$bin/wsport-abuse" run --addr "$abuse_addr" \
             --duration "$(abuse_seconds)s" --slowloris "$abuse_slowloris" --churn-rate "$abuse_rate" \
             --never-read "$abuse_never_read" --handshake-timeout 2s --max-frame-bytes 1MiB \
-            --legit-conns "${conn_list[0]}" $([ "$scheme" = wss ] && echo --tls) \
+            --legit-conns "${conn_list[0]}" "${wss_args[@]}" \
             --server-pid "$server_pid" --json "$out/abuse/$name.abuse.json" \
             > "$out/abuse/$name.abuse.txt" 2>&1 &
         abuse_pid=$!

@@ -43,10 +43,15 @@ impl Drop for Server {
     }
 }
 
-/// Start `config` on a free port with `flags`. `Err(reason)` when the server refuses to run
-/// on this host (io_uring unavailable); panics when wsport-tokio's binary is missing, since
+/// Start `config` on a free ws:// port with `flags`. `Err(reason)` when the server refuses to
+/// run on this host (io_uring unavailable); panics when wsport-tokio's binary is missing, since
 /// then nothing was tested.
 pub fn start(config: &str, flags: &[&str]) -> Result<Server, String> {
+    start_on(config, "ws", flags)
+}
+
+/// [`start`] with the listener's `scheme`, ws or wss (a self-signed certificate on wss).
+pub fn start_on(config: &str, scheme: &str, flags: &[&str]) -> Result<Server, String> {
     let (_, name, extra) = SERVERS
         .iter()
         .find(|s| s.0 == config)
@@ -59,7 +64,8 @@ pub fn start(config: &str, flags: &[&str]) -> Result<Server, String> {
         return Err(format!("{name} not built"));
     };
     let mut child = Command::new(path)
-        .args(["--listen", "ws://127.0.0.1:0", "--threads", "1", "--no-pin"])
+        .args(["--listen", &format!("{scheme}://127.0.0.1:0")])
+        .args(["--threads", "1", "--no-pin"])
         .args(*extra)
         .args(flags)
         .stdout(Stdio::piped())
@@ -67,7 +73,8 @@ pub fn start(config: &str, flags: &[&str]) -> Result<Server, String> {
         .spawn()
         .expect("spawn server");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let listening = lines.find_map(|l| l.ok()?.strip_prefix("listening ws://").map(String::from));
+    let prefix = format!("listening {scheme}://");
+    let listening = lines.find_map(|l| l.ok()?.strip_prefix(&prefix).map(String::from));
     match listening {
         Some(addr) => {
             // Keep draining stdout so the server never blocks on it.
