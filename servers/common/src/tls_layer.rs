@@ -167,6 +167,14 @@ impl<'b> Wire<'b> {
     }
 }
 
+/// Whether [`TlsLayer::read`] asks rustls again after a state.
+enum Next {
+    Again,
+    /// Only if input is left that rustls has not read yet, or it has records to send.
+    IfMoreInput,
+    Stop,
+}
+
 /// rustls' unbuffered server side of one wss connection.
 pub struct TlsLayer {
     conn: UnbufferedServerConnection,
@@ -202,13 +210,13 @@ impl TlsLayer {
                     return Err(error.into());
                 }
             };
-            let (more, extra) = match state {
+            let (next, extra) = match state {
                 ConnectionState::ReadTraffic(mut records) => {
                     let mut extra = 0;
                     while let Some(record) = records.next_record() {
                         extra += take_record(record?, plain);
                     }
-                    (true, extra)
+                    (Next::IfMoreInput, extra)
                 }
                 // Early data is off (`max_early_data_size` 0), but drained all the same: left
                 // in rustls, it would be offered again forever.
@@ -217,7 +225,7 @@ impl TlsLayer {
                     while let Some(record) = records.next_record() {
                         extra += take_record(record?, plain);
                     }
-                    (true, extra)
+                    (Next::IfMoreInput, extra)
                 }
                 ConnectionState::EncodeTlsData(mut encode) => {
                     wire.discard(discard);
@@ -227,16 +235,24 @@ impl TlsLayer {
                 // The records are in the output, which is sent before the next read.
                 ConnectionState::TransmitTlsData(transmit) => {
                     transmit.done();
-                    (true, 0)
+                    (Next::Again, 0)
                 }
                 ConnectionState::PeerClosed => {
                     self.peer_closed = true;
-                    (true, 0)
+                    (Next::Again, 0)
                 }
-                _ => (false, 0),
+                _ => (Next::Stop, 0),
             };
             wire.discard(discard + extra);
-            if !more {
+            let again = match next {
+                Next::Again => true,
+                // The common end of a read: the data records are taken and no whole record
+                // is left, so rustls would only say what `write` asks it again (one call of
+                // three per message saved). Records it queued are written by `write` first.
+                Next::IfMoreInput => wire.holds_complete_record() || self.conn.wants_write(),
+                Next::Stop => false,
+            };
+            if !again {
                 break;
             }
         }
