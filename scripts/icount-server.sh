@@ -5,8 +5,8 @@
 # same for wsport-core's hot paths alone).
 #
 #   scripts/icount-server.sh --base-bin DIR [--head-bin DIR] [--servers tokio,monoio-epoll]
-#       [--limit 1] [--repeat 3] [--base-args "..."] [--head-args "..."] [--hog-head]
-#       [--out DIR]
+#       [--scheme ws|wss] [--limit 1] [--repeat 3] [--base-args "..."] [--head-args "..."]
+#       [--hog-head] [--out DIR]
 #
 # A measurement: the server (1 thread, on CPU 0) runs under `valgrind --tool=callgrind`;
 # wsport-bench echoes 64 B messages on 100 connections (closed loop, its epoll engine, on
@@ -15,6 +15,8 @@
 # processes' totals over the difference of their messages, so start-up, the 100 handshakes
 # and shutdown (the same in both) cancel out: what is left is the cost of one more message.
 # It moves by about 0.1% between repeats (how many messages a wake-up finds still varies).
+# --scheme wss measures the same over TLS (the server's self-signed certificate, the client
+# with --insecure): the 100 TLS handshakes cancel out with the rest of the start-up.
 #
 # The gate: the median of --repeat measurements a side; head fails (exit 3) when it exceeds
 # base by more than --limit percent. --base-args/--head-args add server flags to one side
@@ -40,12 +42,14 @@ base_args=""
 head_args=""
 hog_head=0
 out="target/icount-server"
+scheme="ws"
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --base-bin) base_bin="$2"; shift ;;
         --head-bin) head_bin="$2"; shift ;;
         --servers) servers="$2"; shift ;;
+        --scheme) scheme="$2"; shift ;;
         --limit) limit="$2"; shift ;;
         --repeat) repeat="$2"; shift ;;
         --base-args) base_args="$2"; shift ;;
@@ -58,6 +62,11 @@ while [ $# -gt 0 ]; do
     shift
 done
 [ -n "$base_bin" ] || { echo "icount-server.sh: --base-bin DIR is required" >&2; exit 2; }
+case "$scheme" in
+    ws) tls_flags="" ;;
+    wss) tls_flags="--insecure" ;;
+    *) echo "icount-server.sh: --scheme is ws or wss, not '$scheme'" >&2; exit 2 ;;
+esac
 command -v valgrind > /dev/null || { echo "icount-server.sh: needs valgrind (scripts/icount.sh installs it)" >&2; exit 1; }
 mkdir -p "$out"
 client=target/release/wsport-bench
@@ -77,25 +86,26 @@ server_cmd() {
 # $1 bin dir, $2 server, $3 extra server flags, $5 file prefix.
 count_once() {
     local cmd pid url ir msgs
-    cmd="$(server_cmd "$1" "$2") --listen ws://127.0.0.1:0 --threads 1 --no-pin $3"
+    cmd="$(server_cmd "$1" "$2") --listen $scheme://127.0.0.1:0 --threads 1 --no-pin $3"
     # shellcheck disable=SC2086
     taskset -c 0 valgrind --tool=callgrind --callgrind-out-file="$5.callgrind" $cmd \
         > "$5.out" 2> "$5.err" &
     pid=$!
     for _ in $(seq 1 200); do
-        grep -q '^listening ws://' "$5.out" 2> /dev/null && break
+        grep -q "^listening $scheme://" "$5.out" 2> /dev/null && break
         kill -0 "$pid" 2> /dev/null || break
         sleep 0.1
     done
-    url=$(grep -o -m1 'ws://127.0.0.1:[0-9]*' "$5.out" || true)
+    url=$(grep -o -m1 "$scheme://127.0.0.1:[0-9]*" "$5.out" || true)
     if [ -z "$url" ]; then
         kill "$pid" 2> /dev/null || true
         wait "$pid" 2> /dev/null || true
         echo "unavailable: $(grep -v '^==' "$5.err" | grep -m1 . || echo 'did not start')"
         return
     fi
+    # shellcheck disable=SC2086
     timeout 60 taskset -c 1 "$client" echo --url "$url/" -c 100 --size 64 --duration "$4" \
-        --warmup 0s --engine epoll -q > "$5.client" 2>&1 || true
+        --warmup 0s --engine epoll -q $tls_flags > "$5.client" 2>&1 || true
     kill -TERM "$pid"
     # Callgrind writes its totals on the way out; a server that does not stop is killed.
     timeout 30 tail --pid="$pid" -f /dev/null || kill -KILL "$pid" 2> /dev/null || true
@@ -133,7 +143,7 @@ hog_pid=""
 stop_hog() { if [ -n "$hog_pid" ]; then kill "$hog_pid" 2> /dev/null || true; wait "$hog_pid" 2> /dev/null || true; hog_pid=""; fi; }
 trap stop_hog EXIT
 
-echo "Server instructions per echoed message (Callgrind, $(valgrind --version); 64 B, 100 connections, closed loop)"
+echo "Server instructions per echoed message (Callgrind, $(valgrind --version); $scheme, 64 B, 100 connections, closed loop)"
 echo
 echo "| server | base Ir/msg | head Ir/msg | change | limit | verdict |"
 echo "|---|---:|---:|---:|---:|---|"

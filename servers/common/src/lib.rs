@@ -32,6 +32,7 @@
 //! - [`shutdown`]: SIGINT/SIGTERM as a flag the runtimes poll,
 //! - [`ending`]: how a connection ends (linger, forced close) and how a thread drains,
 //! - [`session`]: driving one connection (TLS + WebSocket) over caller-owned buffers,
+//! - [`tls_layer`]: wss's byte layer, rustls' unbuffered API over the connection buffer,
 //! - [`hub`], [`publish`]: `--broadcast`, one process-wide fan-out for every runtime.
 #![warn(missing_docs)]
 
@@ -55,6 +56,7 @@ pub mod session;
 pub mod shutdown;
 pub mod socket;
 pub mod tls;
+pub mod tls_layer;
 pub mod units;
 #[allow(unsafe_code)]
 pub mod uring;

@@ -25,10 +25,11 @@
 //! impls read from index 0 and would overwrite a partial frame kept at the front.
 //!
 //! Plain ws echoes in place in the connection buffer (see
-//! [`ServerConnection::echo_in_place`]); wss decrypts into a second buffer, echoes in place
-//! there, and encrypts the replies back into the connection buffer.
+//! [`ServerConnection::echo_in_place`]); wss decrypts the records in place in the connection
+//! buffer, takes their plaintext into a second buffer, echoes in place there, and encrypts the
+//! replies straight into the connection buffer, in the room the records it read left (see
+//! [`tls_layer`](crate::tls_layer), which counts the copies that remain).
 
-use std::io::{BufRead, Write};
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,6 +43,7 @@ use crate::counters::{ConnectionLimit, ConnectionPermit, Counters, ErrorKind};
 use crate::hub::Frames;
 use crate::listen::Scheme;
 use crate::publish::Publisher;
+use crate::tls_layer::{TlsError, TlsLayer, Wire};
 
 /// Room the next read gets at least: a syscall's worth of small messages.
 const READ_CHUNK: usize = 16 * 1024;
@@ -105,7 +107,7 @@ enum Phase {
 pub struct Session {
     config: Arc<ServerConfig>,
     counters: Arc<Counters>,
-    tls: Option<Box<rustls::ServerConnection>>,
+    tls: Option<Box<TlsLayer>>,
     /// Decrypted bytes (wss only): the WebSocket layer works in place here.
     plain: Vec<u8>,
     phase: Phase,
@@ -137,9 +139,7 @@ impl Session {
         now: Instant,
     ) -> Result<Self, rustls::Error> {
         let tls = match (scheme, &config.tls) {
-            (Scheme::Wss, Some(tls)) => {
-                Some(Box::new(rustls::ServerConnection::new(Arc::clone(tls))?))
-            }
+            (Scheme::Wss, Some(tls)) => Some(Box::new(TlsLayer::new(Arc::clone(tls))?)),
             (Scheme::Wss, None) => {
                 return Err(rustls::Error::General(
                     "wss listener without a TLS config".into(),
@@ -313,7 +313,9 @@ impl Session {
             return frame.to_vec();
         };
         let mut out = Vec::new();
-        encrypt(tls, frame, &mut out);
+        // A connection rustls can no longer write to gets nothing; its read path or its
+        // timers end it.
+        let _ = tls.append(frame, &mut out);
         out
     }
 
@@ -321,57 +323,57 @@ impl Session {
         self.handle_websocket(buf)
     }
 
-    /// wss: decrypt everything in `buf` into `plain`, run the protocol there, encrypt the
-    /// answer back into `buf` (now free: rustls took all of its bytes).
+    /// wss: decrypt the complete records in `buf` into `plain`, run the protocol there,
+    /// encrypt the answer into `buf` where the records were; a partial record stays.
     fn handle_tls(&mut self, buf: &mut Vec<u8>) -> Step {
+        let mut wire = Wire::over_input(buf);
         let tls = self.tls.as_mut().expect("wss session");
-        let mut input = &buf[..];
-        let mut failed = false;
-        while !input.is_empty() && !failed {
-            // rustls takes what its buffers allow; decrypting then drains them for the rest.
-            if tls.read_tls(&mut input).is_err() || tls.process_new_packets().is_err() {
-                failed = true;
-            }
-            drain_plaintext(tls, &mut self.plain);
-        }
-        buf.clear();
-        let mut step = Step {
-            output: 0..0,
-            consumed: 0,
-            need: None,
-            messages: 0,
-            end: None,
+        let read = tls.read(&mut wire, &mut self.plain);
+        let (messages, end) = match read.and_then(|()| self.answer_plaintext(&mut wire)) {
+            Ok(answered) => answered,
+            Err(error) => self.fail_tls(&mut wire, &error),
         };
-        if failed {
-            // Bad TLS: rustls queued an alert for the peer; send it and go.
-            self.counters.error(ErrorKind::Tls);
-            self.phase = Phase::Done;
-            step.end = Some(End::Linger);
-        } else if !self.plain.is_empty() && !tls.is_handshaking() {
-            let mut plain = std::mem::take(&mut self.plain);
-            let inner = self.handle_websocket(&mut plain);
-            let tls = self.tls.as_mut().expect("wss session");
-            encrypt(tls, &plain[inner.output.clone()], buf);
-            compact(&mut plain, inner.consumed);
-            if let Some(need) = inner.need {
-                plain.reserve(need.saturating_sub(plain.len()));
-            }
-            if inner.end.is_some() {
-                tls.send_close_notify();
-            }
-            self.plain = plain;
-            step.messages = inner.messages;
-            step.end = inner.end;
+        Step {
+            output: wire.output(),
+            consumed: wire.consumed(),
+            need: None,
+            messages,
+            end,
         }
+    }
+
+    /// The WebSocket layer over the plaintext received so far, once TLS is up; its answer is
+    /// encrypted into the wire, followed by our close_notify when the connection ends.
+    fn answer_plaintext(&mut self, wire: &mut Wire<'_>) -> Result<(u64, Option<End>), TlsError> {
+        let handshaking = self.tls.as_ref().is_some_and(|tls| tls.is_handshaking());
+        if self.plain.is_empty() || handshaking {
+            return Ok((0, None));
+        }
+        let mut plain = std::mem::take(&mut self.plain);
+        let inner = self.handle_websocket(&mut plain);
         let tls = self.tls.as_mut().expect("wss session");
-        while tls.wants_write() {
-            if tls.write_tls(buf).is_err() {
-                break;
-            }
+        let written = tls.write(wire, &plain[inner.output.clone()]);
+        compact(&mut plain, inner.consumed);
+        if let Some(need) = inner.need {
+            plain.reserve(need.saturating_sub(plain.len()));
         }
-        step.output = 0..buf.len();
-        step.consumed = buf.len();
-        step
+        self.plain = plain;
+        written?;
+        if inner.end.is_some() {
+            tls.close(wire)?;
+        }
+        Ok((inner.messages, inner.end))
+    }
+
+    /// Bad TLS: send the alert rustls queued for the peer, if any, and go.
+    fn fail_tls(&mut self, wire: &mut Wire<'_>, error: &TlsError) -> (u64, Option<End>) {
+        self.counters.error(ErrorKind::Tls);
+        self.phase = Phase::Done;
+        if let (TlsError::Peer(_), Some(tls)) = (error, self.tls.as_mut()) {
+            tls.flush_alert(wire);
+        }
+        wire.discard_all();
+        (0, Some(End::Linger))
     }
 
     /// The WebSocket layer over plaintext bytes in `buf`.
@@ -577,7 +579,9 @@ impl Session {
             Some(tls) => {
                 // One TLS record run for the whole batch rather than one per publish.
                 let plain: Vec<u8> = frames.concat();
-                encrypt(tls, &plain, out);
+                // A connection rustls can no longer write to gets nothing; its read path or
+                // its timers end it.
+                let _ = tls.append(&plain, out);
             }
         }
         true
@@ -599,41 +603,5 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         self.counters.connection_closed();
-    }
-}
-
-/// Encrypt `plain` into TLS records appended to `out`.
-///
-/// rustls buffers at most 64 KiB of plaintext before it must be flushed, so a large echo is
-/// fed in pieces, flushing records to `out` after each.
-fn encrypt(tls: &mut rustls::ServerConnection, mut plain: &[u8], out: &mut Vec<u8>) {
-    loop {
-        // Writing to a Vec cannot fail, and rustls' writer only refuses when its buffer is
-        // full, which the flush below empties.
-        while tls.wants_write() {
-            if tls.write_tls(out).is_err() {
-                return;
-            }
-        }
-        if plain.is_empty() {
-            return;
-        }
-        match tls.writer().write(plain) {
-            Ok(n) if n > 0 => plain = &plain[n..],
-            _ => return,
-        }
-    }
-}
-
-/// Move everything rustls decrypted into `plain` (one copy, no zero-filling).
-fn drain_plaintext(tls: &mut rustls::ServerConnection, plain: &mut Vec<u8>) {
-    let mut reader = tls.reader();
-    while let Ok(chunk) = reader.fill_buf() {
-        if chunk.is_empty() {
-            break;
-        }
-        let n = chunk.len();
-        plain.extend_from_slice(chunk);
-        reader.consume(n);
     }
 }

@@ -4,8 +4,8 @@
 //! The crypto provider is always `ring`, named explicitly rather than taken from a
 //! process-wide default, so every server binary negotiates the same cipher suites and the
 //! comparison stays about the runtime. ALPN offers `http/1.1` (RFC 6455 §4.1 runs over
-//! HTTP/1.1). The byte-level TLS layer over `rustls::ServerConnection` is in
-//! [`session`](crate::session).
+//! HTTP/1.1). The byte-level TLS layer, rustls' unbuffered server connection over the
+//! connection buffer, is in [`tls_layer`](crate::tls_layer).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
