@@ -70,13 +70,17 @@ fn shutdown_under_flood() {
     });
 }
 
-/// A client that keeps the server's socket readable must not hide the shutdown from its
-/// connection: a server loop that polls its read first (to spare the other branches' polls
-/// per message) would never poll the shutdown signal. The flood is unsolicited pongs, which
-/// need no answer (§5.5.3), so the close frame is the first thing the client reads; then the
-/// client never answers it and the process still exits 0.
+/// A client that keeps the server's socket readable must not keep the thread to itself nor
+/// hide the shutdown from its connection: a connection task whose read is always ready never
+/// returns to a runtime without a coop budget (monoio), and a loop that polls its read first
+/// (to spare the other branches' polls per message) would never poll the shutdown signal.
+/// While the flood runs, another client on the same thread (servers run one by default)
+/// upgrades and gets its echo; after SIGTERM both get close 1001. The flood is unsolicited
+/// pongs, which need no answer (§5.5.3), so the close frame is the first thing the flooding
+/// client reads; it never answers it, and the process still exits 0.
 fn sigterm_reaches_a_flooding_client(server: &Server) -> Outcome {
-    let mut conn = RawConn::upgrade(server.endpoint(Scheme::Ws))?;
+    let ep = server.endpoint(Scheme::Ws);
+    let mut conn = RawConn::upgrade(ep)?;
     let mut flood = conn
         .stream()
         .tcp()
@@ -99,11 +103,16 @@ fn sigterm_reaches_a_flooding_client(server: &Server) -> Outcome {
         })
     };
     thread::sleep(Duration::from_millis(300));
-    server.sigterm()?;
-    let outcome = conn
-        .expect_close(&[1001])
-        .map(drop)
-        .map_err(|e| format!("a flooding client after SIGTERM: {e}"))
+    let outcome = bystander_served(ep)
+        .and_then(|mut bystander| {
+            server.sigterm()?;
+            conn.expect_close(&[1001])
+                .map_err(|e| format!("a flooding client after SIGTERM: {e}"))?;
+            bystander
+                .expect_close_and_reply(&[1001])
+                .map_err(|e| format!("the other client after SIGTERM: {e}"))?;
+            Ok(())
+        })
         .and_then(|()| {
             let status = server.wait_exit(Duration::from_secs(6))?;
             ensure!(
@@ -115,6 +124,17 @@ fn sigterm_reaches_a_flooding_client(server: &Server) -> Outcome {
     stop.store(true, Ordering::Relaxed);
     let _ = flooder.join();
     outcome
+}
+
+/// Another client, on a server busy with a flood: upgraded and echoed as usual.
+fn bystander_served(ep: &Endpoint) -> Result<RawConn, String> {
+    let mut bystander = RawConn::upgrade(ep)
+        .map_err(|e| format!("another client, while one floods the server: {e}"))?;
+    bystander.send(&Frame::text("beside a flood"))?;
+    bystander
+        .expect_echo(opcode::TEXT, b"beside a flood")
+        .map_err(|e| format!("another client, while one floods the server: {e}"))?;
+    Ok(bystander)
 }
 
 /// The `final` line's counters: nothing open, at least `connections` served, each client

@@ -38,6 +38,7 @@
 
 #[allow(unsafe_code)]
 pub mod affinity;
+pub mod budget;
 pub mod cli;
 pub mod closing;
 pub mod config;

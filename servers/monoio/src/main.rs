@@ -53,6 +53,7 @@ use monoio::buf::{IoBuf, IoBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::{TcpListener, TcpStream};
 use monoio::{IoUringDriver, LegacyDriver, Runtime, RuntimeBuilder};
+use wsport_server_common::budget::Budget;
 use wsport_server_common::cli::ServerArgs;
 use wsport_server_common::closing::Closing;
 use wsport_server_common::counters::Counters;
@@ -398,6 +399,44 @@ enum Event<R> {
     Delivery(Taken),
 }
 
+/// How a connection whose reads never wait gives its thread back (see
+/// `wsport_server_common::budget`), in monoio 0.2, whose run loop has two blind spots:
+/// - a task that wakes itself is queued first again (`yield_now` pushes it to the front), so
+///   it runs again before anything else; woken by another task it goes to the back, behind
+///   the thread's other tasks, and the IO is polled (without a wait) before it runs again;
+/// - timers fire only when the run queue is empty and the runtime parks: under a flood it
+///   never is, so once every [`PARK_EVERY`] the connection sleeps for a timer tick (≤ 1 ms)
+///   instead, and the thread's timers (deadlines, the shutdown poll) get their turn.
+#[derive(Debug)]
+pub(crate) struct Park {
+    last: Instant,
+}
+
+/// How often a flooded connection leaves the run queue empty for the timers (see [`Park`]):
+/// the timers are at most this late, and a flood (or a load past saturation, whose reads
+/// never wait either) loses at most 1 ms in 50.
+const PARK_EVERY: Duration = Duration::from_millis(50);
+
+impl Default for Park {
+    fn default() -> Self {
+        Park {
+            last: Instant::now(),
+        }
+    }
+}
+
+impl Park {
+    pub(crate) async fn yield_to_others(&mut self) {
+        if self.last.elapsed() < PARK_EVERY {
+            // An empty task, which wakes this one when it ends: about a microsecond.
+            monoio::spawn(async {}).await;
+            return;
+        }
+        monoio::time::sleep(Duration::from_millis(1)).await;
+        self.last = Instant::now();
+    }
+}
+
 /// A connection's one timer, for all its deadlines (see `wsport_server_common::deadline`).
 type Timer = deadline::Timer<monoio::time::Sleep>;
 
@@ -438,7 +477,13 @@ async fn serve_connection(
     let mut subscription = context.shared.hub.as_ref().map(|hub| hub.subscribe());
     let mut inbox = Vec::new();
     let mut last_turn = Instant::now();
+    let mut budget = Budget::default();
+    let mut park = Park::default();
     loop {
+        // A flooding peer must not keep the thread to itself (see the budget's doc).
+        if budget.spend() {
+            park.yield_to_others().await;
+        }
         // The read appends to `buf`: the kernel gets its spare capacity, which
         // `Session::after_write` keeps non-empty (an empty read would look like EOF). The
         // slice matters: monoio 0.2 reads into a bare `Vec` from index 0 (its `IoBufMut` is
@@ -448,7 +493,8 @@ async fn serve_connection(
             buf.reserve(1);
         }
         let spare = buf.len()..buf.capacity();
-        let mut read = pin!(reader.read(buf.slice_mut(spare)));
+        let read = pin!(reader.read(buf.slice_mut(spare)));
+        let mut read = budget.watch(read);
         // Timers, shutdown and endings are served with the read in flight; it is always
         // awaited to completion (see the crate doc).
         let (result, slice) = loop {

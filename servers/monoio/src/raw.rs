@@ -10,6 +10,7 @@ use monoio::buf::IoBuf;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 
+use wsport_server_common::budget::Budget;
 use wsport_server_common::closing::Subscription;
 use wsport_server_common::counters::Counters;
 
@@ -29,10 +30,16 @@ pub(crate) async fn connection(stream: TcpStream, counters: &Counters, mut closi
     let (fd, reader, writer) = conn.parts();
     let mut buf = Vec::with_capacity(CHUNK);
     let mut stopping = false;
+    let mut budget = Budget::default();
+    let mut park = crate::Park::default();
     loop {
+        if budget.spend() {
+            park.yield_to_others().await;
+        }
         // A bare `Vec` is read into from index 0, which is what an emptied buffer wants.
         buf.clear();
-        let mut read = pin!(reader.read(buf));
+        let read = pin!(reader.read(buf));
+        let mut read = budget.watch(read);
         let (result, returned) = loop {
             monoio::select! {
                 done = &mut read => break done,
