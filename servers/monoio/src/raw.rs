@@ -15,6 +15,7 @@ use wsport_server_common::closing::Subscription;
 use wsport_server_common::counters::Counters;
 
 use crate::conn::Conn;
+use crate::park::Park;
 
 /// Bytes one read may take: the room a WebSocket connection's read gets
 /// (`wsport_server_common::session`'s read chunk).
@@ -31,7 +32,7 @@ pub(crate) async fn connection(stream: TcpStream, counters: &Counters, mut closi
     let mut buf = Vec::with_capacity(CHUNK);
     let mut stopping = false;
     let mut budget = Budget::default();
-    let mut park = crate::Park::default();
+    let mut park = Park::default();
     loop {
         if budget.spend() {
             park.yield_to_others().await;
