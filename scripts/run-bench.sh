@@ -32,7 +32,9 @@
 #            p99 with/without, abusive connections by outcome (on wss over TLS, with the TLS
 #            kinds), server RSS against its bound;
 #            --abuse-slowloris N (1000), --abuse-rate N conns/s (200), --abuse-cores LIST (the
-#            client's; a core of its own keeps the abuse off the legitimate client); in DIR/abuse/
+#            client's; a core of its own keeps the abuse off the legitimate client),
+#            --abuse-idle (wsport-abuse in the SCHED_IDLE class: it gets only the CPU the
+#            client leaves); in DIR/abuse/
 #   broadcast (in --full, not in the quick default) fan-out: every server with --broadcast, one
 #            publisher × --broadcast-subscribers subscribers (1000,10000), the first --sizes
 #            (64 B), at --broadcast-deliveries deliveries per second in total (100000, which a
@@ -164,6 +166,7 @@ while [ $# -gt 0 ]; do
         --abuse-slowloris) abuse_slowloris="$2"; shift ;;
         --abuse-rate) abuse_rate="$2"; shift ;;
         --abuse-cores) abuse_cores="$2"; shift ;;
+        --abuse-idle) abuse_idle=1 ;;
         --topology) topologies="$2"; shift ;;
         --proxy-read-timeout) proxy_read_timeout="$2"; shift ;;
         --proxy-cores) proxy_cores="$2"; shift ;;

@@ -23,6 +23,9 @@ abuse_never_read=${abuse_never_read:-20}
 # CPUs for wsport-abuse (--abuse-cores); by default the client's, which on two cores makes the
 # abuse compete with the legitimate client: give it a core of its own where there is one.
 abuse_cores=${abuse_cores:-}
+# --abuse-idle: run wsport-abuse in the SCHED_IDLE class (chrt --idle 0), so that on a core it
+# shares with the legitimate client it only gets what the client leaves.
+abuse_idle=${abuse_idle:-0}
 abuse_server_flags="--handshake-timeout 2s --max-frame-bytes 1MiB"
 
 # Run every server and scheme of the matrix, clean and abused, $repeat times.
@@ -77,7 +80,9 @@ abuse_run() {
     fi
     printf '%s %s ... ' "$progress" "$name"
     if [ "$mode" = abused ]; then
-        taskset -c "${abuse_cores:-$client_cores}" "$bin/wsport-abuse" run --addr "$abuse_addr" \
+        sched=()
+        if [ "$abuse_idle" = 1 ]; then sched=(chrt --idle 0); fi
+        taskset -c "${abuse_cores:-$client_cores}" "${sched[@]}" "$bin/wsport-abuse" run --addr "$abuse_addr" \
             --duration "$(abuse_seconds)s" --slowloris "$abuse_slowloris" --churn-rate "$abuse_rate" \
             --never-read "$abuse_never_read" --handshake-timeout 2s --max-frame-bytes 1MiB \
             --legit-conns "${conn_list[0]}" "${wss_args[@]}" \
