@@ -33,8 +33,9 @@
 #            kinds), server RSS against its bound;
 #            --abuse-slowloris N (1000), --abuse-rate N conns/s (200), --abuse-cores LIST (the
 #            client's; a core of its own keeps the abuse off the legitimate client),
-#            --abuse-idle (wsport-abuse in the SCHED_IDLE class: it gets only the CPU the
-#            client leaves); in DIR/abuse/
+#            --abuse-idle / --no-abuse-idle (wsport-abuse in the SCHED_IDLE class, so it gets
+#            only the CPU the client leaves; by default when it shares the client's cores);
+#            in DIR/abuse/
 #   broadcast (in --full, not in the quick default) fan-out: every server with --broadcast, one
 #            publisher × --broadcast-subscribers subscribers (1000,10000), the first --sizes
 #            (64 B), at --broadcast-deliveries deliveries per second in total (100000, which a
@@ -167,6 +168,7 @@ while [ $# -gt 0 ]; do
         --abuse-rate) abuse_rate="$2"; shift ;;
         --abuse-cores) abuse_cores="$2"; shift ;;
         --abuse-idle) abuse_idle=1 ;;
+        --no-abuse-idle) abuse_idle=0 ;;
         --topology) topologies="$2"; shift ;;
         --proxy-read-timeout) proxy_read_timeout="$2"; shift ;;
         --proxy-cores) proxy_cores="$2"; shift ;;

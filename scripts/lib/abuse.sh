@@ -23,9 +23,11 @@ abuse_never_read=${abuse_never_read:-20}
 # CPUs for wsport-abuse (--abuse-cores); by default the client's, which on two cores makes the
 # abuse compete with the legitimate client: give it a core of its own where there is one.
 abuse_cores=${abuse_cores:-}
-# --abuse-idle: run wsport-abuse in the SCHED_IDLE class (chrt --idle 0), so that on a core it
-# shares with the legitimate client it only gets what the client leaves.
-abuse_idle=${abuse_idle:-0}
+# wsport-abuse runs in the SCHED_IDLE class (chrt --idle 0) when it shares the legitimate
+# client's cores (no --abuse-cores), so that it only gets what the client leaves: measured,
+# the client's send lag p99 in abused runs went from 2.6-2.9 ms to 2-23 µs
+# (results/2026-12-06-vm/abuse-idle/). --abuse-idle forces it, --no-abuse-idle turns it off.
+abuse_idle=${abuse_idle:-auto}
 abuse_server_flags="--handshake-timeout 2s --max-frame-bytes 1MiB"
 
 # Run every server and scheme of the matrix, clean and abused, $repeat times.
@@ -81,7 +83,7 @@ abuse_run() {
     printf '%s %s ... ' "$progress" "$name"
     if [ "$mode" = abused ]; then
         sched=()
-        if [ "$abuse_idle" = 1 ]; then sched=(chrt --idle 0); fi
+        if abuse_in_idle_class; then sched=(chrt --idle 0); fi
         taskset -c "${abuse_cores:-$client_cores}" "${sched[@]}" "$bin/wsport-abuse" run --addr "$abuse_addr" \
             --duration "$(abuse_seconds)s" --slowloris "$abuse_slowloris" --churn-rate "$abuse_rate" \
             --never-read "$abuse_never_read" --handshake-timeout 2s --max-frame-bytes 1MiB \
@@ -98,6 +100,19 @@ abuse_run() {
     if [ -n "$abuse_pid" ]; then wait "$abuse_pid" || rc=$((rc == 0 ? 10 + $? : rc)); fi
     stop_server
     abuse_record "$s" "$scheme" "$r" "$mode" "$name" "$rc"
+}
+
+# Whether wsport-abuse runs in the SCHED_IDLE class (see abuse_idle above).
+abuse_in_idle_class() {
+    case "$abuse_idle" in
+        1) ;;
+        auto) [ -z "$abuse_cores" ] || return 1 ;;
+        *) return 1 ;;
+    esac
+    if ! command -v chrt > /dev/null; then
+        echo "abuse: chrt (util-linux) not found: wsport-abuse runs in the normal class" >&2
+        return 1
+    fi
 }
 
 # The abuse covers the warm-up and the measured window.
