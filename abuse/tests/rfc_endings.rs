@@ -60,50 +60,58 @@ fn each_server(kind: Kind) {
     each_server_on("ws", kind);
 }
 
-#[test]
-fn slowloris_is_dropped_at_the_handshake_timeout() {
-    each_server(Kind::Slowloris);
+/// One test per kind whose ending is the same on ws:// and wss://, for the `each_server` in
+/// scope (this module's: ws; `wss`'s: wss).
+macro_rules! endings_of_every_scheme {
+    () => {
+        #[test]
+        fn slowloris_is_dropped_at_the_handshake_timeout() {
+            each_server(Kind::Slowloris);
+        }
+
+        #[test]
+        fn oversized_headers_get_431() {
+            each_server(Kind::BigHeader);
+        }
+
+        #[test]
+        fn a_frame_of_2_pow_63_minus_1_bytes_gets_1009() {
+            each_server(Kind::HugeFrame);
+        }
+
+        #[test]
+        fn a_length_with_its_top_bit_set_gets_1002() {
+            each_server(Kind::LengthMsb);
+        }
+
+        #[test]
+        fn invalid_utf8_gets_1007() {
+            each_server(Kind::BadUtf8);
+        }
+
+        #[test]
+        fn unmasked_client_frames_get_1002() {
+            each_server(Kind::Unmasked);
+        }
+
+        #[test]
+        fn a_reset_mid_frame_leaves_the_server_serving() {
+            each_server(Kind::ResetMidFrame);
+        }
+
+        #[test]
+        fn a_client_that_never_reads_is_not_queued_for() {
+            each_server(Kind::NeverRead);
+        }
+
+        #[test]
+        fn a_ping_flood_is_answered_then_closed() {
+            each_server(Kind::PingFlood);
+        }
+    };
 }
 
-#[test]
-fn oversized_headers_get_431() {
-    each_server(Kind::BigHeader);
-}
-
-#[test]
-fn a_frame_of_2_pow_63_minus_1_bytes_gets_1009() {
-    each_server(Kind::HugeFrame);
-}
-
-#[test]
-fn a_length_with_its_top_bit_set_gets_1002() {
-    each_server(Kind::LengthMsb);
-}
-
-#[test]
-fn invalid_utf8_gets_1007() {
-    each_server(Kind::BadUtf8);
-}
-
-#[test]
-fn unmasked_client_frames_get_1002() {
-    each_server(Kind::Unmasked);
-}
-
-#[test]
-fn a_reset_mid_frame_leaves_the_server_serving() {
-    each_server(Kind::ResetMidFrame);
-}
-
-#[test]
-fn a_client_that_never_reads_is_not_queued_for() {
-    each_server(Kind::NeverRead);
-}
-
-#[test]
-fn a_ping_flood_is_answered_then_closed() {
-    each_server(Kind::PingFlood);
-}
+endings_of_every_scheme!();
 
 /// The same endings on the wss:// listener, and the TLS layer's own (RFC 8446).
 mod wss {
@@ -112,6 +120,8 @@ mod wss {
     fn each_server(kind: Kind) {
         each_server_on("wss", kind);
     }
+
+    endings_of_every_scheme!();
 
     #[test]
     fn a_trickled_client_hello_is_dropped_at_the_handshake_timeout() {
@@ -126,51 +136,6 @@ mod wss {
     #[test]
     fn a_record_that_does_not_decrypt_gets_bad_record_mac() {
         each_server(Kind::TlsBadRecord);
-    }
-
-    #[test]
-    fn slowloris_inside_tls_is_dropped_at_the_handshake_timeout() {
-        each_server(Kind::Slowloris);
-    }
-
-    #[test]
-    fn oversized_headers_get_431() {
-        each_server(Kind::BigHeader);
-    }
-
-    #[test]
-    fn a_frame_of_2_pow_63_minus_1_bytes_gets_1009() {
-        each_server(Kind::HugeFrame);
-    }
-
-    #[test]
-    fn a_length_with_its_top_bit_set_gets_1002() {
-        each_server(Kind::LengthMsb);
-    }
-
-    #[test]
-    fn invalid_utf8_gets_1007() {
-        each_server(Kind::BadUtf8);
-    }
-
-    #[test]
-    fn unmasked_client_frames_get_1002() {
-        each_server(Kind::Unmasked);
-    }
-
-    #[test]
-    fn a_reset_mid_frame_leaves_the_server_serving() {
-        each_server(Kind::ResetMidFrame);
-    }
-
-    #[test]
-    fn a_client_that_never_reads_is_not_queued_for() {
-        each_server(Kind::NeverRead);
-    }
-
-    #[test]
-    fn a_ping_flood_is_answered_then_closed() {
-        each_server(Kind::PingFlood);
     }
 
     /// A TLS kind against a ws:// listener is a usage error, not a finding.
