@@ -82,22 +82,14 @@ impl<F: Future> Future for Watched<'_, F> {
 mod tests {
     use std::future::{pending, ready};
     use std::pin::pin;
-    use std::sync::Arc;
-    use std::task::{Wake, Waker};
+    use std::task::Waker;
 
     use super::*;
-
-    struct Noop;
-
-    impl Wake for Noop {
-        fn wake(self: Arc<Self>) {}
-    }
 
     /// Reads that never wait (a flood): a yield every READS_PER_TURN.
     #[test]
     fn reads_that_never_wait_yield_every_reads_per_turn() {
-        let waker = Waker::from(Arc::new(Noop));
-        let mut cx = Context::from_waker(&waker);
+        let mut cx = Context::from_waker(Waker::noop());
         let mut budget = Budget::default();
         let yields: usize = (0..READS_PER_TURN * 3)
             .map(|_| {
@@ -112,8 +104,7 @@ mod tests {
     /// A read that waited once in a while (ordinary traffic): never a yield.
     #[test]
     fn a_read_that_waits_refills_the_budget() {
-        let waker = Waker::from(Arc::new(Noop));
-        let mut cx = Context::from_waker(&waker);
+        let mut cx = Context::from_waker(Waker::noop());
         let mut budget = Budget::default();
         let yields: usize = (0..READS_PER_TURN * 10)
             .map(|i| {

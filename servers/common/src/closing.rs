@@ -132,25 +132,11 @@ impl Drop for Subscription {
 #[cfg(test)]
 mod tests {
     use std::pin::pin;
-    use std::sync::atomic::AtomicUsize;
-    use std::task::{Context, Wake};
+    use std::task::Context;
     use std::thread;
 
     use super::*;
-
-    struct CountWakes(AtomicUsize);
-
-    impl Wake for CountWakes {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    fn counting_waker() -> (Arc<CountWakes>, Waker) {
-        let counter = Arc::new(CountWakes(AtomicUsize::new(0)));
-        let waker = Waker::from(Arc::clone(&counter));
-        (counter, waker)
-    }
+    use crate::test_wakers::counting as counting_waker;
 
     #[test]
     fn close_wakes_each_waiting_subscription_once() {
@@ -164,7 +150,7 @@ mod tests {
             assert!(pin!(b.closed()).poll(&mut cx).is_pending());
         }
         closing.close();
-        assert_eq!(counter.0.load(Ordering::Relaxed), 2);
+        assert_eq!(counter.count(), 2);
         assert!(pin!(a.closed()).poll(&mut cx).is_ready());
         assert!(pin!(b.closed()).poll(&mut cx).is_ready());
         assert!(closing.subscribe().is_closed());
@@ -183,8 +169,8 @@ mod tests {
             .poll(&mut Context::from_waker(&second_waker))
             .is_pending());
         closing.close();
-        assert_eq!(first.0.load(Ordering::Relaxed), 0);
-        assert_eq!(second.0.load(Ordering::Relaxed), 1);
+        assert_eq!(first.count(), 0);
+        assert_eq!(second.count(), 1);
     }
 
     #[test]
@@ -215,7 +201,7 @@ mod tests {
                 .poll(&mut Context::from_waker(&waker))
                 .is_ready();
             closer.join().unwrap();
-            assert!(ready || counter.0.load(Ordering::Relaxed) == 1);
+            assert!(ready || counter.count() == 1);
         }
     }
 }

@@ -174,8 +174,7 @@ mod tests {
     use std::cell::{Cell, RefCell};
     use std::future::{pending, ready};
     use std::pin::pin;
-    use std::sync::Arc;
-    use std::task::{Wake, Waker};
+    use std::task::Waker;
     use std::time::Duration;
 
     use super::*;
@@ -199,16 +198,9 @@ mod tests {
         Timer::new(FakeSleep, |sleep, at| sleep.get_mut().0 = at)
     }
 
-    struct Noop;
-
-    impl Wake for Noop {
-        fn wake(self: Arc<Self>) {}
-    }
-
     /// Poll `future` once.
     fn poll_once<F: Future>(future: F) -> Poll<F::Output> {
-        let waker = Waker::from(Arc::new(Noop));
-        pin!(future).poll(&mut Context::from_waker(&waker))
+        pin!(future).poll(&mut Context::from_waker(Waker::noop()))
     }
 
     #[test]
@@ -293,8 +285,7 @@ mod tests {
     fn the_sleep_is_polled_again_only_once_it_woke_the_task() {
         let counters = Counters::default();
         let mut timer = Timer::new(WatchedSleep, |sleep, at| sleep.get_mut().0 = at);
-        let task = Waker::from(Arc::new(Noop));
-        let mut cx = Context::from_waker(&task);
+        let mut cx = Context::from_waker(Waker::noop());
         let idle = Instant::now() + Duration::from_secs(300);
         for _ in 0..1_000 {
             let until = pin!(timer.until(Some(idle), &counters));

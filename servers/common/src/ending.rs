@@ -132,8 +132,7 @@ pub async fn drain<S: Future<Output = ()>>(
 mod tests {
     use std::cell::Cell;
     use std::pin::pin;
-    use std::sync::Arc;
-    use std::task::{Context, Poll, Wake, Waker};
+    use std::task::{Context, Poll, Waker};
 
     use super::*;
 
@@ -149,17 +148,10 @@ mod tests {
         flags.server.into_config().expect("default flags are valid")
     }
 
-    struct NoWake;
-
-    impl Wake for NoWake {
-        fn wake(self: Arc<Self>) {}
-    }
-
     /// Run `future`, whose sleeps are ready at once, to its end.
     fn run_to_end(future: impl Future<Output = ()>) {
         let mut future = pin!(future);
-        let waker = Waker::from(Arc::new(NoWake));
-        let mut cx = Context::from_waker(&waker);
+        let mut cx = Context::from_waker(Waker::noop());
         for _ in 0..1000 {
             if future.as_mut().poll(&mut cx) == Poll::Ready(()) {
                 return;

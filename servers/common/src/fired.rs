@@ -80,39 +80,29 @@ impl Fired {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicUsize;
-
     use super::*;
-
-    struct CountWakes(AtomicUsize);
-
-    impl Wake for CountWakes {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::Relaxed);
-        }
-    }
+    use crate::test_wakers::counting;
 
     #[test]
     fn a_wake_is_marked_once_and_reaches_the_task() {
-        let counter = Arc::new(CountWakes(AtomicUsize::new(0)));
-        let task = Waker::from(Arc::clone(&counter));
+        let (counter, task) = counting();
         let mut fired = Fired::default();
         assert!(!fired.take(&task));
         fired.waker().wake_by_ref();
-        assert_eq!(counter.0.load(Ordering::Relaxed), 1);
+        assert_eq!(counter.count(), 1);
         assert!(fired.take(&task));
         assert!(!fired.take(&task));
     }
 
     #[test]
     fn a_wake_reaches_the_latest_task_waker() {
-        let first = Arc::new(CountWakes(AtomicUsize::new(0)));
-        let second = Arc::new(CountWakes(AtomicUsize::new(0)));
+        let (first, first_waker) = counting();
+        let (second, second_waker) = counting();
         let mut fired = Fired::default();
-        fired.take(&Waker::from(Arc::clone(&first)));
-        fired.take(&Waker::from(Arc::clone(&second)));
+        fired.take(&first_waker);
+        fired.take(&second_waker);
         fired.waker().wake_by_ref();
-        assert_eq!(first.0.load(Ordering::Relaxed), 0);
-        assert_eq!(second.0.load(Ordering::Relaxed), 1);
+        assert_eq!(first.count(), 0);
+        assert_eq!(second.count(), 1);
     }
 }

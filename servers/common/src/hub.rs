@@ -184,19 +184,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicUsize;
-    use std::task::Wake;
-
     use super::*;
-
-    #[derive(Default)]
-    struct CountWakes(AtomicUsize);
-
-    impl Wake for CountWakes {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::Relaxed);
-        }
-    }
+    use crate::test_wakers::CountWakes;
 
     fn take_now(sub: &Subscription, wakes: &Arc<CountWakes>) -> (Poll<Taken>, Vec<Frames>) {
         let waker = Waker::from(Arc::clone(wakes));
@@ -236,7 +225,7 @@ mod tests {
         assert_eq!(take_now(&sub, &wakes).0, Poll::Pending);
         publisher.publish(&frames(b"x"));
         publisher.publish(&frames(b"y"));
-        assert_eq!(wakes.0.load(Ordering::Relaxed), 1, "one wake per batch");
+        assert_eq!(wakes.count(), 1, "one wake per batch");
         let (poll, out) = take_now(&sub, &wakes);
         assert_eq!((poll, out.len()), (Poll::Ready(Taken::Frames), 2));
     }

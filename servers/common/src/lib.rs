@@ -56,6 +56,8 @@ pub mod publish;
 pub mod session;
 pub mod shutdown;
 pub mod socket;
+#[cfg(test)]
+mod test_wakers;
 pub mod tls;
 pub mod tls_layer;
 pub mod units;
