@@ -84,6 +84,25 @@ impl Process {
         &self.counters[index]
     }
 
+    /// Thread 0 on the calling thread, pinned to its `--cpus` entry: for a server with one
+    /// runtime thread, which then needs no second thread at all. glibc wraps every `send` and
+    /// `recv` in cancellation bookkeeping once a process has started a second thread (about
+    /// 85 instructions a message in an echo; results/2026-12-06-vm/icount-fair-loops/).
+    pub fn this_thread(&self, listeners: Vec<(ListenSpec, TcpListener)>) -> RuntimeThread {
+        if let Some(cpu) = self.shared.config.cpu_for_thread(0) {
+            // As in `spawn`: odd enough to say, not to stop for.
+            if let Err(error) = affinity::pin_current_thread(cpu) {
+                eprintln!("wsport: could not pin to CPU {cpu}: {error}");
+            }
+        }
+        RuntimeThread {
+            index: 0,
+            listeners,
+            counters: Arc::clone(&self.counters[0]),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
     /// Start one thread per listener set (as `socket::bind_listeners` returns them), named
     /// `{name}-{index}`, pinned to its `--cpus` entry, running `run`.
     pub fn spawn<R, F>(

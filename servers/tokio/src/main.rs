@@ -68,6 +68,12 @@ fn run(args: Args) -> anyhow::Result<()> {
     let process = Process::new(config).context("installing signal handlers")?;
     let specs = process::specs(&listeners);
     match args.flavor {
+        Flavor::CurrentThread if listeners.len() == 1 => {
+            // One runtime: on this thread, so that the process has no other (see
+            // `Process::this_thread`).
+            let thread = process.this_thread(listeners.swap_remove(0));
+            process.serve(&specs, || run_current_thread(thread))??;
+        }
         Flavor::CurrentThread => {
             let threads = process
                 .spawn("wsport-tokio", listeners, run_current_thread)
