@@ -54,7 +54,6 @@ use monoio::buf::{IoBuf, IoBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::{TcpListener, TcpStream};
 use monoio::{IoUringDriver, LegacyDriver, Runtime, RuntimeBuilder};
-use wsport_server_common::budget::Budget;
 use wsport_server_common::cli::ServerArgs;
 use wsport_server_common::closing::Closing;
 use wsport_server_common::counters::Counters;
@@ -441,13 +440,10 @@ async fn serve_connection(
     let mut subscription = context.shared.hub.as_ref().map(|hub| hub.subscribe());
     let mut inbox = Vec::new();
     let mut last_turn = Instant::now();
-    let mut budget = Budget::default();
     let mut park = Park::default();
     loop {
-        // A flooding peer must not keep the thread to itself (see the budget's doc).
-        if budget.spend() {
-            park.yield_to_others().await;
-        }
+        // A flooding peer must not keep the thread to itself (see `Park`).
+        park.before_read().await;
         // The read appends to `buf`: the kernel gets its spare capacity, which
         // `Session::after_write` keeps non-empty (an empty read would look like EOF). The
         // slice matters: monoio 0.2 reads into a bare `Vec` from index 0 (its `IoBufMut` is
@@ -458,7 +454,7 @@ async fn serve_connection(
         }
         let spare = buf.len()..buf.capacity();
         let read = pin!(reader.read(buf.slice_mut(spare)));
-        let mut read = budget.watch(read);
+        let mut read = park.watch(read);
         // Timers, shutdown and endings are served with the read in flight; it is always
         // awaited to completion (see the crate doc).
         let (result, slice) = loop {

@@ -1,6 +1,10 @@
 //! How a connection whose reads never wait gives its thread back, in monoio 0.2.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
+
+use wsport_server_common::budget::{Budget, Watched};
 
 /// How a connection whose reads never wait gives its thread back (see
 /// `wsport_server_common::budget`), in monoio 0.2, whose run loop has two blind spots:
@@ -12,6 +16,9 @@ use std::time::{Duration, Instant};
 ///   instead, and the thread's timers (deadlines, the shutdown poll) get their turn.
 #[derive(Debug)]
 pub(crate) struct Park {
+    /// Counts the reads that did not wait.
+    budget: Budget,
+    /// When the connection last slept for the timers.
     last: Instant,
 }
 
@@ -23,13 +30,27 @@ const PARK_EVERY: Duration = Duration::from_millis(50);
 impl Default for Park {
     fn default() -> Self {
         Park {
+            budget: Budget::default(),
             last: Instant::now(),
         }
     }
 }
 
 impl Park {
-    pub(crate) async fn yield_to_others(&mut self) {
+    /// The connection's next read, watched: whether it had to wait decides the next
+    /// [`Park::before_read`].
+    pub(crate) fn watch<'a, F: Future>(&'a mut self, read: Pin<&'a mut F>) -> Watched<'a, F> {
+        self.budget.watch(read)
+    }
+
+    /// Before each read: give the thread back when the budget says so.
+    pub(crate) async fn before_read(&mut self) {
+        if self.budget.spend() {
+            self.yield_to_others().await;
+        }
+    }
+
+    async fn yield_to_others(&mut self) {
         if self.last.elapsed() < PARK_EVERY {
             // An empty task, which wakes this one when it ends: about a microsecond.
             monoio::spawn(async {}).await;

@@ -10,7 +10,6 @@ use monoio::buf::IoBuf;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 
-use wsport_server_common::budget::Budget;
 use wsport_server_common::closing::Subscription;
 use wsport_server_common::counters::Counters;
 
@@ -31,16 +30,13 @@ pub(crate) async fn connection(stream: TcpStream, counters: &Counters, mut closi
     let (fd, reader, writer) = conn.parts();
     let mut buf = Vec::with_capacity(CHUNK);
     let mut stopping = false;
-    let mut budget = Budget::default();
     let mut park = Park::default();
     loop {
-        if budget.spend() {
-            park.yield_to_others().await;
-        }
+        park.before_read().await;
         // A bare `Vec` is read into from index 0, which is what an emptied buffer wants.
         buf.clear();
         let read = pin!(reader.read(buf));
-        let mut read = budget.watch(read);
+        let mut read = park.watch(read);
         let (result, returned) = loop {
             monoio::select! {
                 done = &mut read => break done,

@@ -37,7 +37,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Parser;
 use socket2::SockRef;
-
 use tokio_uring::buf::BoundedBuf;
 use tokio_uring::net::{TcpListener, TcpStream};
 use wsport_server_common::cli::ServerArgs;

@@ -19,7 +19,6 @@ use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-
 use wsport_server_common::cli::ServerArgs;
 use wsport_server_common::closing::Closing;
 use wsport_server_common::counters::Counters;
