@@ -5,8 +5,8 @@
 # same for wsport-core's hot paths alone).
 #
 #   scripts/icount-server.sh --base-bin DIR [--head-bin DIR] [--servers tokio,monoio-epoll]
-#       [--scheme ws|wss] [--limit 1] [--repeat 3] [--base-args "..."] [--head-args "..."]
-#       [--hog-head] [--out DIR]
+#       [--scheme ws|wss] [--workload echo|connect] [--limit 1] [--repeat 3]
+#       [--base-args "..."] [--head-args "..."] [--hog-head] [--out DIR]
 #
 # A measurement: the server (1 thread, on CPU 0) runs under `valgrind --tool=callgrind`;
 # wsport-bench echoes 64 B messages on 100 connections (closed loop, its epoll engine, on
@@ -17,6 +17,8 @@
 # It moves by about 0.1% between repeats (how many messages a wake-up finds still varies).
 # --scheme wss measures the same over TLS (the server's self-signed certificate, the client
 # with --insecure): the 100 TLS handshakes cancel out with the rest of the start-up.
+# --workload connect counts per upgrade instead: wsport-bench's connection storm (16 at once:
+# connect, upgrade, close handshake, again), the upgrades being the client's "opened" count.
 #
 # The gate: the median of --repeat measurements a side; head fails (exit 3) when it exceeds
 # base by more than --limit percent. --base-args/--head-args add server flags to one side
@@ -43,6 +45,7 @@ head_args=""
 hog_head=0
 out="target/icount-server"
 scheme="ws"
+workload="echo"
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -50,6 +53,7 @@ while [ $# -gt 0 ]; do
         --head-bin) head_bin="$2"; shift ;;
         --servers) servers="$2"; shift ;;
         --scheme) scheme="$2"; shift ;;
+        --workload) workload="$2"; shift ;;
         --limit) limit="$2"; shift ;;
         --repeat) repeat="$2"; shift ;;
         --base-args) base_args="$2"; shift ;;
@@ -66,6 +70,11 @@ case "$scheme" in
     ws) tls_flags="" ;;
     wss) tls_flags="--insecure" ;;
     *) echo "icount-server.sh: --scheme is ws or wss, not '$scheme'" >&2; exit 2 ;;
+esac
+case "$workload" in
+    echo) load=(echo -c 100 --size 64) per="msg" ;;
+    connect) load=(connect -c 16) per="upgrade" ;;
+    *) echo "icount-server.sh: --workload is echo or connect, not '$workload'" >&2; exit 2 ;;
 esac
 command -v valgrind > /dev/null || { echo "icount-server.sh: needs valgrind (scripts/icount.sh installs it)" >&2; exit 1; }
 mkdir -p "$out"
@@ -104,14 +113,18 @@ count_once() {
         return
     fi
     # shellcheck disable=SC2086
-    timeout 60 taskset -c 1 "$client" echo --url "$url/" -c 100 --size 64 --duration "$4" \
+    timeout 60 taskset -c 1 "$client" "${load[@]}" --url "$url/" --duration "$4" \
         --warmup 0s --engine epoll -q $tls_flags > "$5.client" 2>&1 || true
     kill -TERM "$pid"
     # Callgrind writes its totals on the way out; a server that does not stop is killed.
     timeout 30 tail --pid="$pid" -f /dev/null || kill -KILL "$pid" 2> /dev/null || true
     wait "$pid" 2> /dev/null || true
     ir=$(awk '/^summary:/ {print $2}' "$5.callgrind" 2> /dev/null || true)
-    msgs=$(grep -o '"messages_out":[0-9]*' "$5.out" | tail -1 | cut -d: -f2)
+    if [ "$workload" = connect ]; then
+        msgs=$(grep -o 'opened *[0-9,]*' "$5.client" | tail -1 | tr -dc '0-9')
+    else
+        msgs=$(grep -o '"messages_out":[0-9]*' "$5.out" | tail -1 | cut -d: -f2)
+    fi
     if [ -z "$msgs" ]; then
         # A reference server prints no counters: the client's count of echoes received.
         msgs=$(grep -o 'received [0-9,]*' "$5.client" | tail -1 | tr -dc '0-9')
@@ -143,9 +156,13 @@ hog_pid=""
 stop_hog() { if [ -n "$hog_pid" ]; then kill "$hog_pid" 2> /dev/null || true; wait "$hog_pid" 2> /dev/null || true; hog_pid=""; fi; }
 trap stop_hog EXIT
 
-echo "Server instructions per echoed message (Callgrind, $(valgrind --version); $scheme, 64 B, 100 connections, closed loop)"
+if [ "$workload" = connect ]; then
+    echo "Server instructions per upgrade (Callgrind, $(valgrind --version); $scheme, connection storm, 16 at once)"
+else
+    echo "Server instructions per echoed message (Callgrind, $(valgrind --version); $scheme, 64 B, 100 connections, closed loop)"
+fi
 echo
-echo "| server | base Ir/msg | head Ir/msg | change | limit | verdict |"
+echo "| server | base Ir/$per | head Ir/$per | change | limit | verdict |"
 echo "|---|---:|---:|---:|---:|---|"
 status=0
 IFS=, read -ra server_list <<< "$servers"
