@@ -249,6 +249,10 @@ pub struct ProcessRecord {
     pub cpu_percent: f64,
     /// CPU time per echoed message, microseconds.
     pub cpu_us_per_msg: f64,
+    /// The user-space part of `cpu_us_per_msg`; the rest is the kernel's, which includes the
+    /// network stack's softirq work done in the process's context (on loopback, delivering
+    /// its sends into the peer's socket).
+    pub user_us_per_msg: f64,
     /// The same from schedstat (ns resolution), when available (server only).
     pub sched_cpu_us_per_msg: Option<f64>,
     /// Resident memory at the window's start, bytes (server: VmRSS; client: peak RSS).
@@ -729,8 +733,12 @@ fn process_line(
     };
     writeln!(
         f,
-        "  {name:<10} pid {}: {:.1}% CPU{cores}, {:.2} µs CPU per {unit}{rss}",
-        p.pid, p.cpu_percent, p.cpu_us_per_msg
+        "  {name:<10} pid {}: {:.1}% CPU{cores}, {:.2} µs CPU per {unit} ({:.2} user, {:.2} kernel){rss}",
+        p.pid,
+        p.cpu_percent,
+        p.cpu_us_per_msg,
+        p.user_us_per_msg,
+        (p.cpu_us_per_msg - p.user_us_per_msg).max(0.0)
     )?;
     match &p.syscalls {
         Some(SyscallsRecord::Counted(c)) => writeln!(

@@ -774,20 +774,17 @@ struct Sample {
     at_ns: u64,
     server: Option<sys::ProcSample>,
     proxy: Option<sys::ProcSample>,
-    client_cpu: Duration,
-    client_rss: u64,
+    client: sys::SelfUsage,
     kernel: kernel_mem::KernelSample,
 }
 
 impl Sample {
     fn take(at_ns: u64, pid: Option<u32>, proxy_pid: Option<u32>) -> Self {
-        let (client_cpu, client_rss) = sys::self_usage();
         Self {
             at_ns,
             server: pid.and_then(sys::sample_process),
             proxy: proxy_pid.and_then(sys::sample_process),
-            client_cpu,
-            client_rss,
+            client: sys::self_usage(),
             kernel: kernel_mem::sample(),
         }
     }
@@ -805,22 +802,17 @@ fn process_record(
     let (pid, sa, sb) = (pid?, which(a)?, which(b)?);
     let wall = Duration::from_nanos(b.at_ns.saturating_sub(a.at_ns)).as_secs_f64();
     let cpu = sb.cpu.saturating_sub(sa.cpu).as_secs_f64();
-    let per_msg = |cpu: f64| {
-        if messages > 0 {
-            cpu * 1e6 / messages as f64
-        } else {
-            0.0
-        }
-    };
+    let user = sb.user.saturating_sub(sa.user).as_secs_f64();
     let sched = match (sa.sched, sb.sched) {
-        (Some(x), Some(y)) => Some(per_msg(y.saturating_sub(x).as_secs_f64())),
+        (Some(x), Some(y)) => Some(us_per_msg(y.saturating_sub(x).as_secs_f64(), messages)),
         _ => None,
     };
     Some(ProcessRecord {
         pid,
         cpu_s: cpu,
         cpu_percent: if wall > 0.0 { cpu * 100.0 / wall } else { 0.0 },
-        cpu_us_per_msg: per_msg(cpu),
+        cpu_us_per_msg: us_per_msg(cpu, messages),
+        user_us_per_msg: us_per_msg(user, messages),
         sched_cpu_us_per_msg: sched,
         rss_start_bytes: sa.rss_bytes,
         rss_end_bytes: sb.rss_bytes,
@@ -829,21 +821,28 @@ fn process_record(
     })
 }
 
+/// `seconds` of CPU spread over `messages`, in microseconds each (0 without messages).
+fn us_per_msg(seconds: f64, messages: u64) -> f64 {
+    if messages > 0 {
+        seconds * 1e6 / messages as f64
+    } else {
+        0.0
+    }
+}
+
 fn client_record(a: &Sample, b: &Sample, messages: u64, threads: usize) -> ProcessRecord {
     let wall = Duration::from_nanos(b.at_ns.saturating_sub(a.at_ns)).as_secs_f64();
-    let cpu = b.client_cpu.saturating_sub(a.client_cpu).as_secs_f64();
+    let cpu = b.client.cpu.saturating_sub(a.client.cpu).as_secs_f64();
+    let user = b.client.user.saturating_sub(a.client.user).as_secs_f64();
     ProcessRecord {
         pid: std::process::id(),
         cpu_s: cpu,
         cpu_percent: if wall > 0.0 { cpu * 100.0 / wall } else { 0.0 },
-        cpu_us_per_msg: if messages > 0 {
-            cpu * 1e6 / messages as f64
-        } else {
-            0.0
-        },
+        cpu_us_per_msg: us_per_msg(cpu, messages),
+        user_us_per_msg: us_per_msg(user, messages),
         sched_cpu_us_per_msg: None,
-        rss_start_bytes: Some(a.client_rss),
-        rss_end_bytes: Some(b.client_rss),
+        rss_start_bytes: Some(a.client.max_rss),
+        rss_end_bytes: Some(b.client.max_rss),
         cores: Some(threads),
         syscalls: None,
     }

@@ -76,17 +76,29 @@ pub fn raise_nofile(connections: usize) -> Result<u64, BenchError> {
     Ok(limit.soft)
 }
 
-/// CPU time (user + system) of this process, all threads, and its peak RSS in bytes.
-pub fn self_usage() -> (Duration, u64) {
+/// This process's use of the machine so far, all threads.
+#[derive(Debug, Clone, Copy)]
+pub struct SelfUsage {
+    /// CPU time, user + system.
+    pub cpu: Duration,
+    /// The user-space part of `cpu`.
+    pub user: Duration,
+    /// Peak RSS, bytes.
+    pub max_rss: u64,
+}
+
+/// CPU time of this process, all threads, and its peak RSS.
+pub fn self_usage() -> SelfUsage {
     // SAFETY: an all-zero rusage is a valid value for getrusage to overwrite.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: getrusage writes one rusage to the pointer, which points to one.
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    (
-        tv(ru.ru_utime) + tv(ru.ru_stime),
-        ru.ru_maxrss as u64 * 1024,
-    )
+    SelfUsage {
+        cpu: tv(ru.ru_utime) + tv(ru.ru_stime),
+        user: tv(ru.ru_utime),
+        max_rss: ru.ru_maxrss as u64 * 1024,
+    }
 }
 
 /// Clock ticks per second of /proc/PID/stat's times.
@@ -105,6 +117,8 @@ fn clock_ticks() -> u64 {
 pub struct ProcSample {
     /// utime + stime, from /proc/PID/stat (clock-tick resolution, usually 10 ms).
     pub cpu: Duration,
+    /// utime alone: the user-space part of `cpu`.
+    pub user: Duration,
     /// Sum of the threads' on-CPU time from /proc/PID/task/*/schedstat (ns resolution), when
     /// the kernel has schedstats.
     pub sched: Option<Duration>,
@@ -122,9 +136,10 @@ pub fn sample_process(pid: u32) -> Option<ProcSample> {
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
     let ticks = clock_ticks();
-    let cpu = Duration::from_nanos((utime + stime) * 1_000_000_000 / ticks);
+    let from_ticks = |t: u64| Duration::from_nanos(t * 1_000_000_000 / ticks);
     Some(ProcSample {
-        cpu,
+        cpu: from_ticks(utime + stime),
+        user: from_ticks(utime),
         sched: schedstat(pid),
         rss_bytes: rss(pid),
     })
@@ -171,14 +186,16 @@ mod tests {
     fn samples_this_process() {
         let s = sample_process(std::process::id()).expect("our own /proc entry");
         assert!(s.rss_bytes.unwrap_or(0) > 0);
-        let (cpu, rss) = self_usage();
-        assert!(rss > 0);
+        let usage = self_usage();
+        assert!(usage.max_rss > 0);
         // Both read the same clocks; the /proc figure is coarser.
         assert!(
-            s.cpu <= cpu + Duration::from_millis(50),
-            "{:?} vs {cpu:?}",
-            s.cpu
+            s.cpu <= usage.cpu + Duration::from_millis(50),
+            "{:?} vs {:?}",
+            s.cpu,
+            usage.cpu
         );
+        assert!(s.user <= s.cpu && usage.user <= usage.cpu);
         assert!(sample_process(u32::MAX).is_none());
     }
 

@@ -196,6 +196,8 @@ pub struct Run {
     pub server_cpu_percent: Option<f64>,
     /// Server CPU per message (connect: per connection; hold: per ping), µs.
     pub server_us_per_msg: Option<f64>,
+    /// Its user-space part (absent in runs recorded before it was measured).
+    pub server_user_us_per_msg: Option<f64>,
     /// Client CPU, percent of one core.
     pub client_cpu_percent: Option<f64>,
     /// Client CPU per message, µs.
@@ -269,6 +271,7 @@ impl Run {
             msgs_per_sec: results["msgs_per_sec"].as_f64()?,
             server_cpu_percent: server_record["cpu_percent"].as_f64(),
             server_us_per_msg: server_record["cpu_us_per_msg"].as_f64(),
+            server_user_us_per_msg: server_record["user_us_per_msg"].as_f64(),
             client_cpu_percent: client_record["cpu_percent"].as_f64(),
             client_us_per_msg: client_record["cpu_us_per_msg"].as_f64(),
             client_cores: client_record["cores"].as_u64().unwrap_or(threads).max(1),

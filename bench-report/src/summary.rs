@@ -117,23 +117,27 @@ fn families(runs: &[Run]) -> Vec<(String, Vec<&Run>)> {
 fn echo_table(out: &mut String, servers: &[(&str, Vec<&Run>)], baseline: &str) {
     let base = base_figure(servers, baseline, |r| r.server_us_per_msg);
     let reference = Reference::of(servers, baseline);
+    let user = UserColumn::of(servers);
     let _ = writeln!(
         out,
-        "| server | runs | msgs/s (range) | server CPU µs/msg (range) | vs {baseline} |{} server CPU | p50 | p99 | p99.9 | server RSS | RSS per conn | client µs/msg | syscalls/msg server · client | msgs/wait server · client | notes |\n|---|---:|---:|---:|---:|{}---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| server | runs | msgs/s (range) | server CPU µs/msg (range) | vs {baseline} |{}{} server CPU | p50 | p99 | p99.9 | server RSS | RSS per conn | client µs/msg | syscalls/msg server · client | msgs/wait server · client | notes |\n|---|---:|---:|---:|---:|{}{}---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
         reference.header(),
+        user.header(),
         reference.align(),
+        user.align(),
     );
     for (server, runs) in servers {
         let cpu = spread(runs.iter().filter_map(|r| r.server_us_per_msg));
         let _ = writeln!(
             out,
-            "| {server} | {} | {}{} | {} | {} |{} {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {server} | {} | {}{} | {} | {} |{}{} {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             runs.len(),
             rate_cell(spread(runs.iter().map(|r| r.msgs_per_sec))),
             client_mark(runs),
             cpu_cell(cpu),
             ratio(cpu, base),
             reference.cell(cpu),
+            user.cell(runs),
             percent(runs, |r| r.server_cpu_percent),
             latency(runs, |p| p.p50),
             latency(runs, |p| p.p99),
@@ -147,6 +151,45 @@ fn echo_table(out: &mut String, servers: &[(&str, Vec<&Run>)], baseline: &str) {
         );
     }
     out.push_str(&calls_note(servers));
+}
+
+/// The server's user-space CPU per message, a column of its own where the runs measured it
+/// (runs recorded before it was have no such column, so their summaries read back unchanged).
+struct UserColumn(bool);
+
+impl UserColumn {
+    fn of(servers: &[(&str, Vec<&Run>)]) -> Self {
+        let measured = servers
+            .iter()
+            .flat_map(|(_, runs)| runs)
+            .any(|r| r.server_user_us_per_msg.is_some());
+        UserColumn(measured)
+    }
+
+    fn header(&self) -> &'static str {
+        if self.0 {
+            " user-space µs/msg |"
+        } else {
+            ""
+        }
+    }
+
+    fn align(&self) -> &'static str {
+        if self.0 {
+            "---:|"
+        } else {
+            ""
+        }
+    }
+
+    fn cell(&self, runs: &[&Run]) -> String {
+        if self.0 {
+            let user = median(runs.iter().filter_map(|r| r.server_user_us_per_msg));
+            format!(" {} |", plain(user))
+        } else {
+            String::new()
+        }
+    }
 }
 
 fn rate_table(out: &mut String, servers: &[(&str, Vec<&Run>)], baseline: &str) {
@@ -498,7 +541,8 @@ mod tests {
                 "results": {
                     "msgs_per_sec": rate,
                     "latency_ns": {"p50": 700000, "p99": 800000, "p99_9": 2000000},
-                    "server": {"cpu_us_per_msg": cpu, "rss_end_bytes": 5_000_000, "cpu_percent": 99.0},
+                    "server": {"cpu_us_per_msg": cpu, "user_us_per_msg": cpu / 10.0,
+                        "rss_end_bytes": 5_000_000, "cpu_percent": 99.0},
                     "server_memory_per_connection_bytes": 10240.0,
                     "client": {"cpu_us_per_msg": 5.0, "cpu_percent": client_cpu, "cores": 1},
                     "client_bottleneck": false,
@@ -520,8 +564,9 @@ mod tests {
         let summary = render(&runs, "tokio", &[]);
         assert!(summary.contains("### echo-64B-100c-1t-ws\n"), "{summary}");
         assert!(
-            summary
-                .contains("| tokio | 3 | 140k (130–150k) ⚠ 1/3 | 7.20 (7.00–7.40) | 1.00× | 99% |"),
+            summary.contains(
+                "| tokio | 3 | 140k (130–150k) ⚠ 1/3 | 7.20 (7.00–7.40) | 1.00× | 0.72 | 99% |"
+            ),
             "{summary}"
         );
         assert!(
@@ -540,6 +585,18 @@ mod tests {
     }
 
     #[test]
+    fn runs_without_the_user_space_figure_have_no_such_column() {
+        let mut old = run("tokio", 1000, 140_000.0, 7.0, 50.0);
+        old.server_user_us_per_msg = None;
+        let summary = render(&[old], "tokio", &[]);
+        assert!(!summary.contains("user-space"), "{summary}");
+        assert!(
+            summary.contains("| tokio | 1 | 140k (140–140k) | 7.00 (7.00–7.00) | 1.00× | 99% |"),
+            "{summary}"
+        );
+    }
+
+    #[test]
     fn costs_are_also_stated_against_the_reference_when_it_ran() {
         let runs = vec![
             run("tokio", 1000, 140_000.0, 7.0, 50.0),
@@ -547,12 +604,12 @@ mod tests {
         ];
         let summary = render(&runs, "tokio", &[]);
         assert!(
-            summary.contains("| vs tokio | vs fastwebsockets | server CPU |"),
+            summary.contains("| vs tokio | vs fastwebsockets | user-space µs/msg | server CPU |"),
             "{summary}"
         );
         assert!(
             summary.contains(
-                "| tokio | 1 | 140k (140–140k) | 7.00 (7.00–7.00) | 1.00× | 0.80× | 99% |"
+                "| tokio | 1 | 140k (140–140k) | 7.00 (7.00–7.00) | 1.00× | 0.80× | 0.70 | 99% |"
             ),
             "{summary}"
         );
