@@ -89,14 +89,14 @@ async fn run(args: Args) {
     let (start, n0, cpu0, srv0) = (
         Instant::now(),
         echoed.load(Ordering::Relaxed),
-        sys::self_usage().0,
+        sys::self_usage().cpu,
         args.server_pid.and_then(sys::sample_process),
     );
     tokio::time::sleep(Duration::from_secs(args.duration)).await;
     let (wall, n1, cpu1, srv1) = (
         start.elapsed(),
         echoed.load(Ordering::Relaxed),
-        sys::self_usage().0,
+        sys::self_usage().cpu,
         args.server_pid.and_then(sys::sample_process),
     );
     let messages = (n1 - n0) as f64;
