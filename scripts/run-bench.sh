@@ -31,7 +31,8 @@
 #            clients beside it (wsport-abuse; scripts/lib/abuse.sh): legitimate throughput and
 #            p99 with/without, abusive connections by outcome (on wss over TLS, with the TLS
 #            kinds), server RSS against its bound;
-#            --abuse-slowloris N (1000), --abuse-rate N conns/s (200), --abuse-cores LIST (the
+#            --abuse-slowloris N (1000), --abuse-rate N conns/s (200), --abuse-kinds LIST
+#            (wsport-abuse's kinds, default all: to see which one costs what), --abuse-cores LIST (the
 #            client's; a core of its own keeps the abuse off the legitimate client),
 #            --abuse-idle / --no-abuse-idle (wsport-abuse in the SCHED_IDLE class, so it gets
 #            only the CPU the client leaves; by default when it shares the client's cores);
@@ -166,6 +167,7 @@ while [ $# -gt 0 ]; do
         --server-args) server_args="$2"; shift ;;
         --abuse-slowloris) abuse_slowloris="$2"; shift ;;
         --abuse-rate) abuse_rate="$2"; shift ;;
+        --abuse-kinds) abuse_kinds="$2"; shift ;;
         --abuse-cores) abuse_cores="$2"; shift ;;
         --abuse-idle) abuse_idle=1 ;;
         --no-abuse-idle) abuse_idle=0 ;;

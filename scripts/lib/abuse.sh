@@ -20,6 +20,9 @@
 abuse_slowloris=${abuse_slowloris:-1000}
 abuse_rate=${abuse_rate:-200}
 abuse_never_read=${abuse_never_read:-20}
+# --abuse-kinds LIST: only these kinds (wsport-abuse --kinds), to find which one costs the
+# legitimate load what; empty: all of them.
+abuse_kinds=${abuse_kinds:-}
 # CPUs for wsport-abuse (--abuse-cores); by default the client's, which on two cores makes the
 # abuse compete with the legitimate client: give it a core of its own where there is one.
 abuse_cores=${abuse_cores:-}
@@ -58,7 +61,7 @@ abuse_scenario() {
 
 # One run of server $1 over scheme $2, repeat $3, mode $4 (clean|abused); progress label $5.
 abuse_run() {
-    local s=$1 scheme=$2 r=$3 mode=$4 progress=$5 name abuse_pid="" abuse_addr rc=0 wss_args
+    local s=$1 scheme=$2 r=$3 mode=$4 progress=$5 name abuse_pid="" abuse_addr rc=0 attack_args
     name="abuse-$mode-$s-$scheme-r$r"
     label=$s server_bin=$bin side_args="" gate_tag=""
     if [ -n "${unavailable[$s]:-}" ]; then
@@ -75,11 +78,12 @@ abuse_run() {
     for u in "${urls[@]}"; do
         [ "$u" = "$scheme://$abuse_addr/" ] || url_args+=(--url "$u")
     done
-    wss_args=()
+    attack_args=()
     if [ "$scheme" = wss ]; then
         url_args+=(--insecure)
-        wss_args=(--wss --legit-wss)
+        attack_args=(--wss --legit-wss)
     fi
+    if [ -n "$abuse_kinds" ]; then attack_args+=(--kinds "$abuse_kinds"); fi
     printf '%s %s ... ' "$progress" "$name"
     if [ "$mode" = abused ]; then
         sched=()
@@ -87,7 +91,7 @@ abuse_run() {
         taskset -c "${abuse_cores:-$client_cores}" "${sched[@]}" "$bin/wsport-abuse" run --addr "$abuse_addr" \
             --duration "$(abuse_seconds)s" --slowloris "$abuse_slowloris" --churn-rate "$abuse_rate" \
             --never-read "$abuse_never_read" --handshake-timeout 2s --max-frame-bytes 1MiB \
-            --legit-conns "${conn_list[0]}" "${wss_args[@]}" \
+            --legit-conns "${conn_list[0]}" "${attack_args[@]}" \
             --server-pid "$server_pid" --json "$out/abuse/$name.abuse.json" \
             > "$out/abuse/$name.abuse.txt" 2>&1 &
         abuse_pid=$!
