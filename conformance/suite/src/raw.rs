@@ -412,20 +412,25 @@ impl RawConn {
     /// connection. "Any valid code, normally 1000": accepted are no payload, 1000, 1001 or the
     /// code `sent`, with a UTF-8 reason.
     pub fn expect_close_reply(&mut self, sent: Option<u16>) -> Result<ServerFrame, String> {
-        let mut codes = vec![1000, 1001];
-        codes.extend(sent);
-        let expected = format!("a close reply (no payload, or a code in {codes:?})");
-        let close = self.expect_close_matching(&expected, |frame| match frame.close_code() {
-            None => frame.payload.is_empty(),
-            Some(code) => {
-                codes.contains(&code) && std::str::from_utf8(frame.close_reason()).is_ok()
-            }
-        })?;
+        let close = self.expect_close_reply_frame(sent)?;
         self.expect_closed(
             READ_TIMEOUT,
             &format!("EOF after the close reply ({close})"),
         )?;
         Ok(close)
+    }
+
+    /// The close frame of [`RawConn::expect_close_reply`], and nothing about what follows.
+    pub fn expect_close_reply_frame(&mut self, sent: Option<u16>) -> Result<ServerFrame, String> {
+        let mut codes = vec![1000, 1001];
+        codes.extend(sent);
+        let expected = format!("a close reply (no payload, or a code in {codes:?})");
+        self.expect_close_matching(&expected, |frame| match frame.close_code() {
+            None => frame.payload.is_empty(),
+            Some(code) => {
+                codes.contains(&code) && std::str::from_utf8(frame.close_reason()).is_ok()
+            }
+        })
     }
 
     fn expect_close_frame(&mut self, codes: &[u16]) -> Result<ServerFrame, String> {
@@ -469,6 +474,15 @@ impl RawConn {
     pub fn expect_closed(&mut self, within: Duration, expected: &str) -> Outcome {
         match self.next_event(within) {
             event if event.is_closed() => Ok(()),
+            other => Err(self.fail(expected, other)),
+        }
+    }
+
+    /// Nothing more may arrive, and the server must close the connection cleanly (a FIN, or
+    /// TLS close_notify) within `within`: a reset fails.
+    pub fn expect_eof(&mut self, within: Duration, expected: &str) -> Outcome {
+        match self.next_event(within) {
+            Event::Eof => Ok(()),
             other => Err(self.fail(expected, other)),
         }
     }

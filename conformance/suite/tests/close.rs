@@ -58,6 +58,8 @@ fn closing_handshake() {
                 close_reason_invalid_utf8,
                 close_reason_max_length,
                 data_after_close_is_ignored,
+                close_reply_then_a_clean_eof,
+                bytes_behind_the_close_frame_get_the_reply_and_a_clean_eof,
             ],
         )
     });
@@ -230,4 +232,33 @@ fn data_after_close_is_ignored(ep: &Endpoint) -> Outcome {
     let mut conn = RawConn::upgrade(ep)?;
     conn.send_all(&[Frame::close(1000, b""), Frame::text("too late")])?;
     conn.expect_close_reply(Some(1000)).map(drop)
+}
+
+/// The client's close frame is the last thing it sends (§5.5.1): the server answers it, then
+/// closes TCP, and the client reads the whole answer, then EOF, never a reset. A server that
+/// closes before its answer is out, or with input left unread (which makes the kernel reset
+/// the connection, §7.1.1), fails here.
+fn close_reply_then_a_clean_eof(ep: &Endpoint) -> Outcome {
+    let mut conn = RawConn::upgrade(ep)?;
+    conn.send(&Frame::close(1000, b"bye"))?;
+    let close = conn.expect_close_reply_frame(Some(1000))?;
+    conn.expect_eof(
+        READ_TIMEOUT,
+        &format!("a clean EOF after the close reply ({close})"),
+    )
+}
+
+/// A client that breaks §5.5.1 by sending bytes behind its close frame, in the same write and
+/// more than one read takes: the server must still get its answer to the client, so it reads
+/// and discards the rest before it closes; closing with it unread would reset the connection.
+fn bytes_behind_the_close_frame_get_the_reply_and_a_clean_eof(ep: &Endpoint) -> Outcome {
+    let mut conn = RawConn::upgrade(ep)?;
+    let mut bytes = Frame::close(1000, b"bye").encode();
+    bytes.resize(bytes.len() + 256 * 1024, 0xa5);
+    conn.send_bytes(&bytes, "close 1000 + 256 KiB of garbage")?;
+    let close = conn.expect_close_reply_frame(Some(1000))?;
+    conn.expect_eof(
+        READ_TIMEOUT,
+        &format!("a clean EOF after the close reply ({close})"),
+    )
 }

@@ -14,6 +14,10 @@
 //!
 //! A readiness-based server (tokio) can drop its read at any time and needs only the rule:
 //! [`linger_until`]. [`drain`] is the end of every runtime thread.
+//!
+//! [`End::Close`](crate::session::End::Close) needs none of this: it comes from the read path,
+//! where the read has completed, so the socket is simply closed (io_uring with a multishot
+//! receive always in flight ends it as it ends a dropped connection).
 
 use std::future::Future;
 use std::time::{Duration, Instant};

@@ -81,8 +81,15 @@ pub struct Step {
 pub enum End {
     /// Send the output, close our side of TCP (FIN), then read and discard until the peer's
     /// FIN or [`LINGER`], so unread input does not turn our close into a reset that could
-    /// destroy the close frame or HTTP answer before the peer reads it.
+    /// destroy the close frame or HTTP answer before the peer reads it (RFC 6455 §7.1.1).
     Linger,
+    /// Send the output, then close the socket at once, with neither `shutdown(2)` nor the
+    /// linger. Only over ws, once the peer's close frame was the last byte it sent: after it
+    /// "the endpoint MUST NOT send any more data frames" (RFC 6455 §5.5.1; §1.4: "a peer does
+    /// not send any further data"), so a compliant peer leaves nothing unread for the kernel
+    /// to answer with a reset, and the linger would only cost a shutdown, a read and a timer
+    /// per connection. Never from a timer or shutdown ([`Control`]).
+    Close,
     /// Close at once: the peer is gone or never spoke.
     Drop,
 }
@@ -391,7 +398,7 @@ impl Session {
                     consumed: echo.consumed,
                     need: echo.need,
                     messages: echo.messages,
-                    end: self.end_of(echo.closing),
+                    end: self.end_of(echo.closing, echo.consumed == buf.len()),
                 }
             }
             Phase::Done => Step {
@@ -451,7 +458,7 @@ impl Session {
             consumed: echo.consumed,
             need: echo.need,
             messages: echo.messages,
-            end: self.end_of(echo.closing),
+            end: self.end_of(echo.closing, echo.consumed == buf.len()),
         }
     }
 
@@ -550,11 +557,12 @@ impl Session {
         }
     }
 
-    fn end_of(&mut self, closing: Option<Closing>) -> Option<End> {
-        closing.map(|_| {
-            self.phase = Phase::Done;
-            End::Linger
-        })
+    /// How the connection ends after `closing`, when the peer's bytes were all processed
+    /// (`all_read`) or not.
+    fn end_of(&mut self, closing: Option<Closing>, all_read: bool) -> Option<End> {
+        let closing = closing?;
+        self.phase = Phase::Done;
+        Some(end_after(&closing, self.tls.is_none() && all_read))
     }
 
     /// `--broadcast`: the messages received since the last call, as server frames encoded
@@ -603,5 +611,141 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         self.counters.connection_closed();
+    }
+}
+
+/// How a connection ends after `closing`; `plain_and_all_read`: over ws, with nothing the peer
+/// sent left in the buffer behind its close frame.
+///
+/// A close handshake the peer took part in ([`Closing::Answered`], [`Closing::Completed`])
+/// ends with its close frame as the last thing it sends (RFC 6455 §5.5.1), so over ws with no
+/// byte behind that frame the socket can be closed at once ([`End::Close`]). Anything else
+/// lingers (§7.1.1): a peer we failed may still be sending; a peer that sent bytes behind its
+/// close frame breaks §5.5.1 and may send more; over wss, the peer's TLS close_notify may
+/// follow its close frame, and arriving unread it would turn our close into a reset.
+fn end_after(closing: &Closing, plain_and_all_read: bool) -> End {
+    match closing {
+        Closing::Answered(_) | Closing::Completed if plain_and_all_read => End::Close,
+        _ => End::Linger,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use wsport_core::frame::write_frame;
+    use wsport_core::OpCode;
+
+    use super::*;
+
+    #[derive(clap::Parser)]
+    struct Flags {
+        #[command(flatten)]
+        server: crate::cli::ServerArgs,
+    }
+
+    const UPGRADE: &[u8] = b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
+Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+Sec-WebSocket-Version: 13\r\n\r\n";
+
+    fn ws_session() -> Session {
+        use clap::Parser;
+        let flags = Flags::parse_from(["test", "--listen", "ws://127.0.0.1:0"]);
+        let config = Arc::new(flags.server.into_config().expect("default flags are valid"));
+        let limit = ConnectionLimit::new(1);
+        Session::accept(
+            &config,
+            &Counters::new(),
+            &limit,
+            Scheme::Ws,
+            Instant::now(),
+        )
+        .expect("a ws session")
+    }
+
+    /// A session past its upgrade, and its connection buffer.
+    fn upgraded() -> (Session, Vec<u8>) {
+        let mut session = ws_session();
+        let mut buf = UPGRADE.to_vec();
+        let step = session.handle_read(&mut buf, Instant::now());
+        assert!(buf[step.output.clone()].starts_with(b"HTTP/1.1 101"));
+        assert_eq!(step.end, None);
+        session.after_write(&mut buf, &step);
+        (session, buf)
+    }
+
+    fn client_frame(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+        let mut frame = Vec::new();
+        write_frame(&mut frame, true, opcode, Some([1, 2, 3, 4]), payload);
+        frame
+    }
+
+    fn close_1000() -> Vec<u8> {
+        client_frame(OpCode::Close, &1000u16.to_be_bytes())
+    }
+
+    /// The peer's input `bytes`, read at once by an upgraded session.
+    fn end_after_reading(bytes: &[u8]) -> Option<End> {
+        let (mut session, mut buf) = upgraded();
+        buf.extend_from_slice(bytes);
+        session.handle_read(&mut buf, Instant::now()).end
+    }
+
+    #[test]
+    fn a_ws_close_frame_alone_is_answered_then_closed_at_once() {
+        let (mut session, mut buf) = upgraded();
+        buf.extend_from_slice(&close_1000());
+        let step = session.handle_read(&mut buf, Instant::now());
+        assert_eq!(step.end, Some(End::Close));
+        assert_eq!(buf[step.output], [0x88, 2, 0x03, 0xe8], "the close answer");
+    }
+
+    #[test]
+    fn a_close_frame_read_with_the_upgrade_is_closed_at_once() {
+        let mut buf = UPGRADE.to_vec();
+        buf.extend_from_slice(&close_1000());
+        let step = ws_session().handle_read(&mut buf, Instant::now());
+        assert_eq!(step.end, Some(End::Close));
+        assert!(buf[step.output.clone()].starts_with(b"HTTP/1.1 101"));
+        assert!(buf[step.output].ends_with(&[0x88, 2, 0x03, 0xe8]));
+    }
+
+    #[test]
+    fn the_answer_to_our_close_closes_at_once() {
+        let (mut session, mut buf) = upgraded();
+        let ours = session.begin_shutdown(Instant::now());
+        assert_eq!(ours.end, None, "ours is a close frame, then the wait");
+        buf.extend_from_slice(&close_1000());
+        let step = session.handle_read(&mut buf, Instant::now());
+        assert_eq!(step.end, Some(End::Close));
+        assert!(step.output.is_empty(), "the handshake is complete");
+    }
+
+    #[test]
+    fn bytes_behind_the_close_frame_keep_the_linger() {
+        let mut input = close_1000();
+        input.extend_from_slice(b"garbage after the close frame");
+        assert_eq!(end_after_reading(&input), Some(End::Linger));
+        let mut input = close_1000();
+        input.extend_from_slice(&client_frame(OpCode::Text, b"too late"));
+        assert_eq!(end_after_reading(&input), Some(End::Linger));
+    }
+
+    #[test]
+    fn a_protocol_failure_lingers() {
+        // Unmasked: the peer broke §5.1 and may still be sending.
+        let mut unmasked = Vec::new();
+        write_frame(&mut unmasked, true, OpCode::Text, None, b"naked");
+        assert_eq!(end_after_reading(&unmasked), Some(End::Linger));
+        // A malformed close (a one-byte payload) is a failure too, not a close handshake.
+        let bad_close = client_frame(OpCode::Close, &[3]);
+        assert_eq!(end_after_reading(&bad_close), Some(End::Linger));
+    }
+
+    #[test]
+    fn a_refused_handshake_lingers() {
+        let mut buf = b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n".to_vec();
+        let step = ws_session().handle_read(&mut buf, Instant::now());
+        assert!(buf[step.output].starts_with(b"HTTP/1.1 426"));
+        assert_eq!(step.end, Some(End::Linger));
     }
 }

@@ -422,6 +422,8 @@ fn a_close_frame_is_answered_then_close_notify() {
     let mut close = vec![0x03, 0xe8];
     close.extend_from_slice(b"bye");
     pair.send(&client_frame(8, &close), Cut::Whole);
+    // Not `End::Close`, though nothing follows the close frame yet: over wss the peer's
+    // close_notify may, and arriving unread it would turn our close into a reset.
     assert_eq!(pair.end, Some(End::Linger));
     // The close code comes back (RFC 6455 §5.5.1); the reason need not.
     assert_eq!(pair.received, server_frame(8, &close[..2]));

@@ -512,7 +512,8 @@ async fn serve_connection(
             }
             match control.end {
                 None => {}
-                Some(End::Drop) => ending = force(fd, now),
+                // (`Close` comes from the read path only, where no read is in flight.)
+                Some(End::Drop | End::Close) => ending = force(fd, now),
                 Some(End::Linger) => {
                     let _ = writer.shutdown().await;
                     ending = Ending::linger(now);
@@ -554,7 +555,8 @@ async fn serve_connection(
         session.after_write(&mut buf, &step);
         match step.end {
             None => {}
-            Some(End::Drop) => return,
+            // No read is in flight: dropping the connection closes its socket.
+            Some(End::Drop | End::Close) => return,
             Some(End::Linger) => {
                 // FIN, then drain: unread input must not turn our close into a reset that
                 // could destroy the answer before the peer reads it.

@@ -329,7 +329,8 @@ async fn serve_connection(
             }
             match control.end {
                 None => {}
-                Some(End::Drop) => ending = force(&stream, now),
+                // (`Close` comes from the read path only, where no read is in flight.)
+                Some(End::Drop | End::Close) => ending = force(&stream, now),
                 Some(End::Linger) => {
                     // The read in flight becomes the first draining read.
                     let _ = stream.shutdown(Halves::Write);
@@ -373,7 +374,8 @@ async fn serve_connection(
         session.after_write(&mut buf, &step);
         match step.end {
             None => {}
-            Some(End::Drop) => return,
+            // No read is in flight: dropping the stream closes it.
+            Some(End::Drop | End::Close) => return,
             Some(End::Linger) => {
                 // Our FIN; then read and discard until the peer's FIN or LINGER (see `End`).
                 let _ = stream.shutdown(Halves::Write);

@@ -352,9 +352,10 @@ async fn write(
     }
 }
 
-/// End the connection as the session asked (see [`End`]).
+/// End the connection as the session asked (see [`End`]); its output is already sent.
 async fn finish(mut stream: TcpStream, end: End, timer: &mut Timer, counters: &Counters) {
-    if end == End::Drop {
+    if end != End::Linger {
+        // Dropping the stream closes it.
         return;
     }
     let _ = stream.shutdown().await;

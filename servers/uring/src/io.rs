@@ -334,9 +334,11 @@ impl<F: Faults> Worker<F> {
         Ok(())
     }
 
+    /// `key`'s last output is sent: end it as its session said. `Close` takes the `Drop` path:
+    /// the receive in flight (multishot: always) must complete before the socket is closed.
     fn apply_end(&mut self, key: u32, end: End) -> Result<(), UringError> {
         match end {
-            End::Drop => self.drop_conn(key),
+            End::Drop | End::Close => self.drop_conn(key),
             End::Linger => self.linger(key),
         }
     }
