@@ -26,9 +26,10 @@
 mod raw;
 
 use std::cell::Cell;
+use std::future::Future;
 use std::net::{Shutdown as Halves, TcpListener as StdListener};
 use std::ops::Range;
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -40,12 +41,12 @@ use socket2::SockRef;
 use tokio_uring::buf::BoundedBuf;
 use tokio_uring::net::{TcpListener, TcpStream};
 use wsport_server_common::cli::ServerArgs;
-use wsport_server_common::closing::Closing;
+use wsport_server_common::closing::{self, Closing};
 use wsport_server_common::counters::Counters;
 use wsport_server_common::deadline;
 use wsport_server_common::ending::{self, AfterDeadline, AfterRead, Ending};
 use wsport_server_common::faults::{Faults, NoFaults};
-use wsport_server_common::hub::{deliveries, Taken};
+use wsport_server_common::hub::{self, deliveries, Frames, Taken};
 use wsport_server_common::process::{self, Process, RuntimeThread, Serve, Shared};
 use wsport_server_common::session::{Control, End, Session, WRITE_TIMEOUT};
 use wsport_server_common::{socket, uring, ListenSpec, Scheme};
@@ -255,22 +256,26 @@ async fn connection(stream: TcpStream, session: Session, context: &Accept) {
 /// and back, the session echoes in place in it, and the echo is written from it.
 async fn serve_connection(
     stream: TcpStream,
-    mut session: Session,
+    session: Session,
     context: &Accept,
     faults: impl Faults,
 ) {
-    let counters = &context.counters;
-    let mut closing = context.closing.subscribe();
-    let mut shutting_down = closing.is_closed();
-    if shutting_down {
+    let closing = context.closing.subscribe();
+    if closing.is_closed() {
         return;
     }
+    let mut conn = Conn {
+        stream: &stream,
+        counters: &context.counters,
+        session,
+        timer: timer(),
+        ending: Ending::No,
+        closing,
+        shutting_down: false,
+        subscription: context.shared.hub.as_ref().map(|hub| hub.subscribe()),
+        inbox: Vec::new(),
+    };
     let mut buf = Session::new_buffer();
-    let mut timer = timer();
-    // How the connection ends with its read in flight (see `wsport_server_common::ending`).
-    let mut ending = Ending::No;
-    let mut subscription = context.shared.hub.as_ref().map(|hub| hub.subscribe());
-    let mut inbox = Vec::new();
     loop {
         // The read appends after the bytes the buffer holds (an incomplete frame). A bare
         // `Vec` would be read into from index 0 (tokio-uring reads into the whole capacity
@@ -278,68 +283,12 @@ async fn serve_connection(
         // `after_write` leaves room; this only guards the lingering reads.
         buf.reserve(1);
         let start = buf.len();
-        let mut read = pin!(stream.read(buf.slice(start..)));
-        let (result, slice) = loop {
-            let wake_at = ending.wake_at(&session);
-            // Only the read is polled to completion here; the losing timer and `closed`
-            // futures are cancel-safe, and the read is polled again on the next turn.
-            let wake = tokio::select! {
-                biased;
-                done = read.as_mut() => break done,
-                () = timer.until(wake_at, counters) => Wake::Deadline,
-                () = closing.closed(), if !shutting_down && ending.is_serving() => Wake::Shutdown,
-                taken = deliveries(subscription.as_ref(), &mut inbox), if subscription.is_some() && ending.is_serving() => Wake::Delivery(taken),
-            };
-            let now = Instant::now();
-            if !ending.is_serving() {
-                // Only the timer wakes an ending connection: the linger ran out without the
-                // peer's FIN, or the forced read did not complete.
-                match ending.after_deadline(now) {
-                    AfterDeadline::Force(_) => ending = force(&stream, now),
-                    // Last resort: the read is dropped in flight, and the runtime, which keeps
-                    // its buffer until the kernel lets go, cancels it when it shuts down.
-                    AfterDeadline::GiveUp => return,
-                }
-                continue;
-            }
-            let control = match wake {
-                Wake::Deadline => session.handle_deadline(now),
-                Wake::Shutdown => {
-                    shutting_down = true;
-                    session.begin_shutdown(now)
-                }
-                Wake::Delivery(Taken::Frames) => {
-                    let mut control = Control::default();
-                    session.deliver(&inbox, &mut control.output);
-                    inbox.clear();
-                    control
-                }
-                Wake::Delivery(Taken::TooSlow) => {
-                    subscription = None;
-                    session.close_too_slow(now)
-                }
-            };
-            // A ping or close frame, from its own buffer, while the read stays in flight:
-            // the connection buffer may hold an incomplete frame and is in the kernel anyway.
-            let (written, _) = write(&stream, control.output, &mut timer, now, counters).await;
-            if !written {
-                session.handle_eof();
-                ending = force(&stream, now);
-                continue;
-            }
-            match control.end {
-                None => {}
-                // (`Close` comes from the read path only, where no read is in flight.)
-                Some(End::Drop | End::Close) => ending = force(&stream, now),
-                Some(End::Linger) => {
-                    // The read in flight becomes the first draining read.
-                    let _ = stream.shutdown(Halves::Write);
-                    ending = Ending::linger(now);
-                }
-            }
+        let read = pin!(stream.read(buf.slice(start..)));
+        let Some((result, slice)) = conn.read_or_wake(read).await else {
+            return;
         };
         buf = slice.into_inner();
-        let n = match ending.after_read(&result) {
+        let n = match conn.ending.after_read(&result) {
             AfterRead::Serve(n) => n,
             // Draining: what the peer sends after our close is read and dropped, so that our
             // close does not turn into a reset.
@@ -349,40 +298,157 @@ async fn serve_connection(
             }
             // EOF or a socket error: the peer is gone (or, lingering, has answered our FIN).
             AfterRead::Over => {
-                if ending.is_serving() {
-                    session.handle_eof();
+                if conn.ending.is_serving() {
+                    conn.session.handle_eof();
                 }
                 return;
             }
         };
-        counters.add_bytes_in(n as u64);
+        match conn.serve_read(buf, n, &faults).await {
+            Some(next) => buf = next,
+            None => return,
+        }
+    }
+}
+
+/// A connection's state around its socket and its buffer (which travels into the kernel with
+/// each read, so it is passed along rather than kept here).
+struct Conn<'a> {
+    stream: &'a TcpStream,
+    counters: &'a Counters,
+    session: Session,
+    timer: Timer,
+    /// How the connection ends with its read in flight (see `wsport_server_common::ending`).
+    ending: Ending,
+    closing: closing::Subscription,
+    shutting_down: bool,
+    subscription: Option<hub::Subscription>,
+    inbox: Vec<Frames>,
+}
+
+impl Conn<'_> {
+    /// Await the read in flight, serving the timer, shutdown and deliveries meanwhile; `None`
+    /// when the connection must be left with the read still in flight.
+    async fn read_or_wake<F: Future>(&mut self, mut read: Pin<&mut F>) -> Option<F::Output> {
+        loop {
+            let wake_at = self.ending.wake_at(&self.session);
+            let serving = self.ending.is_serving();
+            // Only the read is polled to completion here; the losing timer and `closed`
+            // futures are cancel-safe, and the read is polled again on the next turn.
+            let wake = tokio::select! {
+                biased;
+                done = read.as_mut() => return Some(done),
+                () = self.timer.until(wake_at, self.counters) => Wake::Deadline,
+                () = self.closing.closed(), if !self.shutting_down && serving => Wake::Shutdown,
+                taken = deliveries(self.subscription.as_ref(), &mut self.inbox), if self.subscription.is_some() && serving => Wake::Delivery(taken),
+            };
+            let now = Instant::now();
+            if serving {
+                self.on_wake(wake, now).await;
+                continue;
+            }
+            // Only the timer wakes an ending connection: the linger ran out without the
+            // peer's FIN, or the forced read did not complete.
+            match self.ending.after_deadline(now) {
+                AfterDeadline::Force(_) => self.ending = force(self.stream, now),
+                // Last resort: the read is dropped in flight, and the runtime, which keeps
+                // its buffer until the kernel lets go, cancels it when it shuts down.
+                AfterDeadline::GiveUp => return None,
+            }
+        }
+    }
+
+    /// A timer, shutdown or delivery woke a serving connection while its read is in flight.
+    async fn on_wake(&mut self, wake: Wake, now: Instant) {
+        let control = match wake {
+            Wake::Deadline => self.session.handle_deadline(now),
+            Wake::Shutdown => {
+                self.shutting_down = true;
+                self.session.begin_shutdown(now)
+            }
+            Wake::Delivery(Taken::Frames) => {
+                let mut control = Control::default();
+                self.session.deliver(&self.inbox, &mut control.output);
+                self.inbox.clear();
+                control
+            }
+            Wake::Delivery(Taken::TooSlow) => {
+                self.subscription = None;
+                self.session.close_too_slow(now)
+            }
+        };
+        // A ping or close frame, from its own buffer, while the read stays in flight:
+        // the connection buffer may hold an incomplete frame and is in the kernel anyway.
+        let (written, _) = write(
+            self.stream,
+            control.output,
+            &mut self.timer,
+            now,
+            self.counters,
+        )
+        .await;
+        if !written {
+            self.session.handle_eof();
+            self.ending = force(self.stream, now);
+            return;
+        }
+        match control.end {
+            None => {}
+            // (`Close` comes from the read path only, where no read is in flight.)
+            Some(End::Drop | End::Close) => self.ending = force(self.stream, now),
+            Some(End::Linger) => {
+                // The read in flight becomes the first draining read.
+                let _ = self.stream.shutdown(Halves::Write);
+                self.ending = Ending::linger(now);
+            }
+        }
+    }
+
+    /// `n` bytes were read into `buf`: let the session answer, and write the answer. The
+    /// buffer for the next read, or `None` when the connection is over (no read is in
+    /// flight: dropping the stream closes it).
+    async fn serve_read(
+        &mut self,
+        buf: Vec<u8>,
+        n: usize,
+        faults: &impl Faults,
+    ) -> Option<Vec<u8>> {
+        self.counters.add_bytes_in(n as u64);
         let now = Instant::now();
-        let step = session.handle_read(&mut buf, now);
+        let mut buf = buf;
+        let step = self.session.handle_read(&mut buf, now);
         faults.after_read(now, step.messages);
-        if let Some(subscription) = &subscription {
-            if let Some(frames) = session.take_published() {
+        if let Some(subscription) = &self.subscription {
+            if let Some(frames) = self.session.take_published() {
                 subscription.publish(&frames);
             }
         }
-        let written;
-        (written, buf) =
-            write_range(&stream, buf, step.output.clone(), &mut timer, now, counters).await;
+        let output = step.output.clone();
+        let (written, mut buf) = write_range(
+            self.stream,
+            buf,
+            output,
+            &mut self.timer,
+            now,
+            self.counters,
+        )
+        .await;
         if !written {
-            session.handle_eof();
-            return;
+            self.session.handle_eof();
+            return None;
         }
-        session.after_write(&mut buf, &step);
+        self.session.after_write(&mut buf, &step);
         match step.end {
             None => {}
-            // No read is in flight: dropping the stream closes it.
-            Some(End::Drop | End::Close) => return,
+            Some(End::Drop | End::Close) => return None,
             Some(End::Linger) => {
                 // Our FIN; then read and discard until the peer's FIN or LINGER (see `End`).
-                let _ = stream.shutdown(Halves::Write);
-                ending = Ending::linger(now);
+                let _ = self.stream.shutdown(Halves::Write);
+                self.ending = Ending::linger(now);
                 buf.clear();
             }
         }
+        Some(buf)
     }
 }
 
