@@ -18,25 +18,39 @@
 //! stacks. A server whose RSS passes it queues without bound somewhere.
 //!
 //! READ_AHEAD (wss only, [`WSS_READ_AHEAD`]): a wss server decrypts and echoes everything one
-//! read brought, not one frame, and the next read fills the buffer's whole spare room, which
-//! grew to hold the last echo. So against a client that sends without reading, the plaintext
-//! and the reply buffers grow together, read after read, until the reply can no longer be
-//! sent; how far depends on how much the kernel had queued, not on the frame limit. Measured
-//! (this crate's never-read clients, servers with --max-frame-bytes 1MiB, one thread, VmRSS
-//! peak less start, per client; 8 clients, 16 where said):
+//! read brought, not one frame, and a reply that cannot be sent stops its reading; so what a
+//! client that never reads costs depends on how much one read may bring. Every read fills the
+//! room `Session::after_write` leaves, and that is bounded: the buffer keeps at most a partial
+//! record L < [`TLS_RECORD`] and at most twice L + READ_CHUNK of capacity (a buffer grown for
+//! a long reply is shrunk back), so one read brings at most R = L + 2 × READ_CHUNK. Stuck on
+//! its reply, the server then holds the plaintext (a partial frame and R: max_frame + 14 + R),
+//! the reply (as long; records add 29 bytes each 16 KiB, within the slack) and L:
+//! 2 × (max_frame + 14) + 2R + L, which is the open-connection term plus
 //!
 //! ```text
-//!               wss: 16 KiB frames  (16 clients)  256 KiB frames   1 MiB frames   ws: 16 KiB
-//! tokio         3.5 MiB              3.3 MiB      3.1 MiB          4.6 MiB        40 KiB
-//! tokio-uring   4.1 MiB              3.2 MiB      2.6 MiB          4.2 MiB        36 KiB
-//! monoio-uring  3.6 MiB              3.6 MiB      3.0 MiB          4.5 MiB        48 KiB
-//! monoio-epoll  2.9 MiB              3.6 MiB      2.8 MiB          4.5 MiB        38 KiB
-//! uring         1.3 MiB              1.2 MiB      1.1 MiB          2.2 MiB        0.8 MiB
+//! WSS_READ_AHEAD = 3 × TLS_RECORD + 2 × READ_CHUNK   (about 81 KiB)
 //! ```
 //!
-//! (256 KiB frames with --max-frame-bytes 256KiB.) With 1 MiB frames a wss never-read client
-//! may hold 2 × 1 MiB + 96 KiB by the frame-bound terms, and [`WSS_READ_AHEAD`] allows 4 MiB
-//! more: 6.1 MiB, a third over the 4.6 MiB measured at most.
+//! wsport-uring hands the session its spill instead, which pauses at 64 KiB (its `PAUSE_AT`):
+//! within the same order; its per-thread spill pool (4 MiB) and provided-buffer ring (1 MiB)
+//! are not a connection's and come as slack.
+//!
+//! Before that bound (the buffer kept whatever it grew to, so each read could take in as much
+//! as the last reply was long, and the plaintext and the reply grew together read after read)
+//! never-read clients held, per client (VmRSS peak less start, one thread, 1 MiB frames with
+//! --max-frame-bytes 1MiB, 3 to 4 clients held in 6 s on a loaded 2-core VM):
+//!
+//! ```text
+//!               before   after
+//! tokio         2.6 MiB  1.1 MiB
+//! tokio-uring   2.5 MiB  1.1 MiB
+//! monoio-uring  2.7 MiB  1.1 MiB
+//! monoio-epoll  2.5 MiB  1.1 MiB
+//! uring         2.2 MiB  1.1 MiB
+//! ```
+//!
+//! and up to 4.6 MiB on a quieter host, where the server's reads found more queued: the old
+//! allowance was 4 MiB.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -50,8 +64,12 @@ use serde::Serialize;
 pub const READ_CHUNK: u64 = 16 * 1024;
 /// rustls's per-connection state and record buffers, rounded up.
 pub const TLS_STATE: u64 = 64 * 1024;
-/// What a wss server may read ahead for a client that never reads (measured: see above).
-pub const WSS_READ_AHEAD: u64 = 4 << 20;
+/// The longest TLS record: 2^14 bytes of plaintext, at most 256 of expansion, and its 5-byte
+/// header (RFC 8446 §5.2).
+pub const TLS_RECORD: u64 = (16 << 10) + 256 + 5;
+/// What a wss server may read ahead for a client that never reads, past the frame-bound
+/// terms (derived in the module doc).
+pub const WSS_READ_AHEAD: u64 = 3 * TLS_RECORD + 2 * READ_CHUNK;
 /// The longest frame header (§5.2): 2 + 8 length + 4 mask.
 const FRAME_HEADER: u64 = 14;
 

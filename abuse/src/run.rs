@@ -70,7 +70,8 @@ pub fn run(plan: &Plan) -> Report {
         .copied()
         .filter(|k| !k.is_held())
         .collect();
-    if !churn.is_empty() && plan.churn_rate > 0 {
+    let churning = !churn.is_empty() && plan.churn_rate > 0;
+    if churning {
         for offset in 0..CHURN_THREADS {
             let (target, kinds, budget) = (plan.target.clone(), churn.clone(), Arc::clone(&budget));
             let every =
@@ -86,7 +87,8 @@ pub fn run(plan: &Plan) -> Report {
         .collect();
     let rss = sampler.map(Sampler::finish);
     // The abuse's own connections at their peak: every slowloris held, every never-read
-    // client opened (all held to the end), one churn connection per thread.
+    // client opened (all held to the end), one churn connection per churn thread (none when
+    // only held kinds run: an allowance nothing uses would hide growth elsewhere).
     let mut bound = plan.bound;
     let held = |kind: Kind| records.iter().filter(|r| r.kind == kind).count() as u64;
     bound.handshaking += slowloris
@@ -94,7 +96,9 @@ pub fn run(plan: &Plan) -> Report {
         .map(|&k| held(k).min(per_kind as u64))
         .sum::<u64>();
     bound.never_read += held(Kind::NeverRead);
-    bound.open += u64::from(CHURN_THREADS);
+    if churning {
+        bound.open += u64::from(CHURN_THREADS);
+    }
     let check = rss.as_ref().and_then(|trace| rss::check(trace, bound));
     Report::new(records, started.elapsed(), rss, check)
 }

@@ -22,6 +22,9 @@ pub struct ServerConfig {
     /// Arguments passed before the shared CLI flags.
     pub args: &'static [&'static str],
     pub needs_io_uring: bool,
+    /// With `--threads 1` the process runs its runtime on the main thread and starts no
+    /// other (`Process::this_thread` in servers/common).
+    pub one_thread: bool,
     /// The oldest Linux (major, minor) whose io_uring has every feature the config asks for;
     /// older kernels skip it with the reason, as they would where io_uring is refused.
     pub min_kernel: Option<(u32, u32)>,
@@ -35,6 +38,7 @@ pub const KNOWN: &[ServerConfig] = &[
         binary: "wsport-tokio",
         args: &[],
         needs_io_uring: false,
+        one_thread: true,
         min_kernel: None,
     },
     ServerConfig {
@@ -43,6 +47,7 @@ pub const KNOWN: &[ServerConfig] = &[
         binary: "wsport-tokio",
         args: &["--flavor", "multi"],
         needs_io_uring: false,
+        one_thread: false,
         min_kernel: None,
     },
     ServerConfig {
@@ -51,6 +56,7 @@ pub const KNOWN: &[ServerConfig] = &[
         binary: "wsport-tokio-uring",
         args: &[],
         needs_io_uring: true,
+        one_thread: false,
         min_kernel: None,
     },
     ServerConfig {
@@ -59,6 +65,7 @@ pub const KNOWN: &[ServerConfig] = &[
         binary: "wsport-monoio",
         args: &["--driver", "uring"],
         needs_io_uring: true,
+        one_thread: true,
         min_kernel: None,
     },
     ServerConfig {
@@ -67,6 +74,7 @@ pub const KNOWN: &[ServerConfig] = &[
         binary: "wsport-uring",
         args: &[],
         needs_io_uring: true,
+        one_thread: false,
         min_kernel: Some((6, 0)),
     },
     // The same server with its io_uring features off: single-shot accepts and receives into
@@ -84,6 +92,7 @@ pub const KNOWN: &[ServerConfig] = &[
             "--no-batch-submit",
         ],
         needs_io_uring: true,
+        one_thread: false,
         min_kernel: Some((5, 11)),
     },
     // monoio's io_uring driver on a ring with SINGLE_ISSUER | DEFER_TASKRUN: the setting that
@@ -94,6 +103,7 @@ pub const KNOWN: &[ServerConfig] = &[
         binary: "wsport-monoio",
         args: &["--driver", "uring", "--defer-taskrun"],
         needs_io_uring: true,
+        one_thread: true,
         min_kernel: Some((6, 1)),
     },
     // tokio-uring on a ring with COOP_TASKRUN (DEFER_TASKRUN would hang it).
@@ -103,6 +113,7 @@ pub const KNOWN: &[ServerConfig] = &[
         binary: "wsport-tokio-uring",
         args: &["--coop-taskrun"],
         needs_io_uring: true,
+        one_thread: false,
         min_kernel: Some((5, 19)),
     },
     ServerConfig {
@@ -111,6 +122,7 @@ pub const KNOWN: &[ServerConfig] = &[
         binary: "wsport-monoio",
         args: &["--driver", "epoll"],
         needs_io_uring: false,
+        one_thread: true,
         min_kernel: None,
     },
 ];

@@ -349,6 +349,61 @@ fn client_killed_mid_frame(server: &Server) -> Outcome {
     Ok(())
 }
 
+// ---- one runtime thread ------------------------------------------------------------------
+
+#[test]
+fn one_thread_process() {
+    for_each_server("one_thread_process", |config| {
+        if !config.one_thread {
+            return Ok(());
+        }
+        let server = Launch::new(config).args(&["--threads", "1"]).start()?;
+        run_server_case(
+            &server,
+            "no_thread_beside_the_runtime",
+            no_thread_beside_the_runtime,
+        )
+    });
+}
+
+/// With `--threads 1` the runtime runs on the main thread and the process starts no other
+/// thread: glibc wraps every send and recv in cancellation bookkeeping once a process has a
+/// second thread (about 85 instructions a message; results/2026-12-06-vm/icount-fair-loops/).
+/// Counted after an echo on every listener, so that a thread started on first use shows;
+/// io_uring's kernel workers (`iou-wrk-*`, `iou-sqp-*`) run no user code and do not count.
+fn no_thread_beside_the_runtime(server: &Server) -> Outcome {
+    for ep in server.endpoints() {
+        echo_here(ep)?;
+    }
+    let threads = user_threads(server.pid())?;
+    ensure!(
+        threads.len() == 1,
+        "with --threads 1: expected the main thread alone; threads: {threads:?}"
+    );
+    Ok(())
+}
+
+/// The names of process `pid`'s threads, io_uring's kernel workers left out.
+fn user_threads(pid: u32) -> Result<Vec<String>, String> {
+    let dir = format!("/proc/{pid}/task");
+    let tasks = std::fs::read_dir(&dir).map_err(|e| format!("reading {dir}: {e}"))?;
+    let mut names = Vec::new();
+    for task in tasks {
+        let comm = task
+            .map_err(|e| format!("reading {dir}: {e}"))?
+            .path()
+            .join("comm");
+        // A thread that ended since the listing has no name to read: it is not there.
+        if let Ok(name) = std::fs::read_to_string(comm) {
+            let name = name.trim().to_owned();
+            if !name.starts_with("iou-") {
+                names.push(name);
+            }
+        }
+    }
+    Ok(names)
+}
+
 // ---- listeners ---------------------------------------------------------------------------
 
 #[test]

@@ -147,6 +147,16 @@ impl Process {
     /// Announce `specs` (the `listening <url>` lines scripts wait for), print stats every
     /// `--stats` while `serve` runs, then print the final counters line.
     pub fn serve<T>(&self, specs: &[ListenSpec], serve: impl FnOnce() -> T) -> io::Result<T> {
+        let serving = self.announce(specs)?;
+        let result = serve();
+        serving.finish();
+        Ok(result)
+    }
+
+    /// The first half of [`serve`](Self::serve), for a server whose runtime announces from
+    /// inside itself, once it runs (a runtime on the main thread cannot return to `main` to
+    /// say it is ready): start the `--stats` printer and print the `listening` lines.
+    pub fn announce(&self, specs: &[ListenSpec]) -> io::Result<Serving<'_>> {
         let stop_stats = Arc::new(AtomicBool::new(false));
         let stats = match self.shared.config.stats_interval {
             Some(interval) => Some(counters::spawn_stats_printer(
@@ -159,13 +169,32 @@ impl Process {
         for spec in specs {
             announce(spec);
         }
-        let result = serve();
-        stop_stats.store(true, Ordering::Relaxed);
-        if let Some(stats) = stats {
+        Ok(Serving {
+            process: self,
+            stop_stats,
+            stats,
+        })
+    }
+}
+
+/// A process that announced its listeners ([`Process::announce`]); [`finish`](Self::finish)
+/// once its runtimes returned.
+#[must_use = "finish prints the final counters"]
+#[derive(Debug)]
+pub struct Serving<'a> {
+    process: &'a Process,
+    stop_stats: Arc<AtomicBool>,
+    stats: Option<JoinHandle<()>>,
+}
+
+impl Serving<'_> {
+    /// Stop the `--stats` printer and print the final counters line.
+    pub fn finish(self) {
+        self.stop_stats.store(true, Ordering::Relaxed);
+        if let Some(stats) = self.stats {
             let _ = stats.join();
         }
-        counters::print_final(&self.counters, self.started);
-        Ok(result)
+        counters::print_final(&self.process.counters, self.process.started);
     }
 }
 

@@ -20,9 +20,10 @@
 //! frame at that moment.
 //!
 //! Buffers grow only at their end: [`Session::after_write`] leaves at least 16 KiB of spare
-//! capacity, and a read must append into that spare room. io_uring runtimes must therefore hand
-//! the kernel the spare part (`buf.slice(buf.len()..)`), not the whole `Vec`, whose owned-buffer
-//! impls read from index 0 and would overwrite a partial frame kept at the front.
+//! capacity (and not much more: see there), and a read must append into that spare room.
+//! io_uring runtimes must therefore hand the kernel the spare part (`buf.slice(buf.len()..)`),
+//! not the whole `Vec`, whose owned-buffer impls read from index 0 and would overwrite a
+//! partial frame kept at the front.
 //!
 //! Plain ws echoes in place in the connection buffer (see
 //! [`ServerConnection::echo_in_place`]); wss decrypts the records in place in the connection
@@ -194,6 +195,17 @@ impl Session {
     }
 
     /// The output of `step` was sent: keep the unprocessed input and make room to read.
+    ///
+    /// Over wss the room is bounded as well as made: every server's read fills all the spare
+    /// capacity it is given, so a buffer left as large as it grew for one big reply (a wss
+    /// echo is encrypted into it) would let the next read take in as much again, and a peer that
+    /// sends without reading would have each read decrypt and echo more than the last. Given
+    /// at most twice the room, a connection whose reply is stuck stops reading after one
+    /// bounded read: the rest waits in the peer's socket (TCP flow control), not in memory,
+    /// as RFC 6455 §10.4 asks of limits that keep a peer from exhausting the server's memory.
+    // Inline: it runs once per read in every server's loop, which it was part of before the
+    // bound made it too long for the compiler to inline unasked (+22 instructions a message).
+    #[inline]
     pub fn after_write(&mut self, buf: &mut Vec<u8>, step: &Step) {
         compact(buf, step.consumed);
         let room = step
@@ -202,6 +214,12 @@ impl Session {
             .saturating_sub(buf.len())
             .max(READ_CHUNK);
         buf.reserve(room);
+        // Over ws the echo is made in place, so the buffer never grows past the largest
+        // frame, and a connection sending big messages one after another keeps its buffer
+        // rather than freeing and allocating it for each.
+        if self.tls.is_some() {
+            shrink_oversized(buf, buf.len() + room);
+        }
     }
 
     /// The peer closed its side (read returned 0) or the connection failed.
@@ -364,6 +382,9 @@ impl Session {
         if let Some(need) = inner.need {
             plain.reserve(need.saturating_sub(plain.len()));
         }
+        // Drained after a big message: back to its usual size (see `after_write`).
+        let wants = inner.need.unwrap_or(0).max(plain.len()).max(READ_CHUNK);
+        shrink_oversized(&mut plain, wants);
         self.plain = plain;
         written?;
         if inner.end.is_some() {
@@ -628,6 +649,23 @@ fn end_after(closing: &Closing, plain_and_all_read: bool) -> End {
         Closing::Answered(_) | Closing::Completed if plain_and_all_read => End::Close,
         _ => End::Linger,
     }
+}
+
+/// Shrink `buf` to the capacity it `wants` when it has more than twice that. Twice, so that a
+/// buffer growing by doubling (as `Vec` does) is never shrunk in steady state: only one left
+/// behind by an unusually large message is.
+#[inline]
+fn shrink_oversized(buf: &mut Vec<u8>, wants: usize) {
+    if buf.capacity() > 2 * wants {
+        shrink_to(buf, wants);
+    }
+}
+
+/// The rare half of [`shrink_oversized`], kept out of the loops that inline the test.
+#[cold]
+#[inline(never)]
+fn shrink_to(buf: &mut Vec<u8>, wants: usize) {
+    buf.shrink_to(wants);
 }
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! The wss session in memory against a rustls client: the TLS handshake, the upgrade and the
 //! echo come out the same however the client's bytes are cut into reads (whole, byte by byte,
 //! in random pieces), messages larger than a record go back in records of at most 2^14
-//! bytes of plaintext, bad TLS is answered with an alert, and bytes after the peer's
-//! close_notify are ignored.
+//! bytes of plaintext, a buffer grown for a large reply leaves the next read bounded room,
+//! bad TLS is answered with an alert, and bytes after the peer's close_notify are ignored.
 
 use std::io::{Read, Write};
 use std::sync::{Arc, OnceLock};
@@ -342,6 +342,25 @@ fn a_large_echo_goes_back_in_records_of_one_fragment_each() {
     // 100_010 bytes of frame: six full records of 2^14 and the rest, each sealed alone.
     assert_eq!(data.len(), 7, "{data:?}");
     assert!(data.iter().all(|len| *len <= (1 << 14) + 256), "{data:?}");
+}
+
+/// A runtime's read fills all the room `after_write` leaves. A message that came in many reads
+/// is encrypted back in one reply, which grows the buffer; the room must then be back within
+/// its bound (twice the 16 KiB read chunk past what the buffer keeps), or a peer that sends
+/// without reading would have each read take in as much as the last reply was long.
+#[test]
+fn a_buffer_grown_for_a_large_echo_gives_the_next_read_bounded_room() {
+    let mut pair = Pair::new();
+    pair.connect(Cut::Whole);
+    let message = vec![7u8; 100_000];
+    pair.send(&client_frame(2, &message), Cut::Random(99));
+    assert_eq!(pair.received, server_frame(2, &message));
+    let kept = pair.buf.len();
+    let room = pair.buf.capacity() - kept;
+    assert!(
+        room <= kept + 2 * 16 * 1024,
+        "{room} bytes of room for the next read, {kept} kept"
+    );
 }
 
 #[test]

@@ -1,10 +1,10 @@
 //! wsport-monoio: the WebSocket echo server on monoio, with its io_uring driver or, behind
 //! `--driver epoll`, its legacy (epoll) driver.
 //!
-//! Thread-per-core: `--threads N` monoio runtimes, each on its own thread, pinned to a core
-//! when asked, accepting on its own SO_REUSEPORT listeners (bound by
-//! `wsport_server_common::socket`, which refuses a port a stale server still holds). The two
-//! drivers run this same code on the same runtime, so `monoio-uring` against `monoio-epoll`
+//! Thread-per-core: `--threads N` monoio runtimes, each on its own thread (with one, on the
+//! main thread: see `Process::this_thread`), pinned to a core when asked, accepting on its own
+//! SO_REUSEPORT listeners (bound by `wsport_server_common::socket`, which refuses a port a
+//! stale server still holds). The two drivers run this same code on the same runtime, so `monoio-uring` against `monoio-epoll`
 //! isolates the IO model from the runtime design. The driver is always built explicitly —
 //! never monoio's `FusionDriver`, which falls back to epoll without a word — and checked from
 //! inside the runtime before anything is announced.
@@ -61,7 +61,7 @@ use wsport_server_common::deadline;
 use wsport_server_common::ending::{self, AfterDeadline, AfterRead, Ending};
 use wsport_server_common::faults::{Faults, NoFaults};
 use wsport_server_common::hub::{deliveries, Taken};
-use wsport_server_common::process::{self, Process, RuntimeThread, Serve, Shared};
+use wsport_server_common::process::{self, Process, RuntimeThread, Serve, Serving, Shared};
 use wsport_server_common::session::{Control, End, Session, WRITE_TIMEOUT};
 use wsport_server_common::{socket, ListenSpec, Scheme};
 
@@ -122,14 +122,66 @@ fn run(args: Args) -> anyhow::Result<()> {
         check_uring()?;
     }
     let config = Arc::new(args.server.into_config()?);
-    let listeners = socket::bind_listeners(&config)?;
+    let mut listeners = socket::bind_listeners(&config)?;
     let process = Process::new(config).context("installing signal handlers")?;
     let specs = process::specs(&listeners);
+    let setup = Setup {
+        driver,
+        defer_taskrun,
+    };
+    if listeners.len() == 1 {
+        // One runtime: on this thread, so that the process has no other (see
+        // `Process::this_thread`); the epoll driver's send/recv then skip glibc's
+        // multi-thread wrappers.
+        let thread = process.this_thread(listeners.swap_remove(0));
+        serve_here(&process, thread, &specs, setup)
+    } else {
+        serve_on_threads(&process, listeners, &specs, setup)
+    }
+}
+
+/// The runtime every thread builds: the driver asked for and, for io_uring, its ring setup.
+#[derive(Clone, Copy, Debug)]
+struct Setup {
+    driver: DriverKind,
+    defer_taskrun: bool,
+}
+
+/// The one runtime, on the calling thread: it announces the process itself once it runs.
+fn serve_here(
+    process: &Process,
+    thread: RuntimeThread,
+    specs: &[ListenSpec],
+    setup: Setup,
+) -> anyhow::Result<()> {
+    let mut serving = Err(anyhow!("the runtime ended before reporting its start"));
+    run_thread(thread, setup, |started| {
+        serving = started.and_then(|()| announce(process, setup.driver, specs));
+        if serving.is_err() {
+            // Started but not announced: drain at once, as `serve_on_threads` stops the
+            // threads that did start.
+            process.shared().shutdown.request();
+        }
+    });
+    serving.map(Serving::finish)
+}
+
+/// One runtime per listener set, each on its own thread; the process is announced once every
+/// thread reported its start.
+fn serve_on_threads(
+    process: &Process,
+    listeners: Vec<Vec<(ListenSpec, StdListener)>>,
+    specs: &[ListenSpec],
+    setup: Setup,
+) -> anyhow::Result<()> {
     // Each thread reports once: its runtime runs and accepts, or why not.
     let (ready_tx, ready_rx) = mpsc::channel();
     let threads = process
         .spawn("wsport-monoio", listeners, move |thread| {
-            run_thread(thread, driver, defer_taskrun, ready_tx.clone())
+            let ready_tx = ready_tx.clone();
+            run_thread(thread, setup, move |started| {
+                let _ = ready_tx.send(started);
+            })
         })
         .context("spawning runtime threads")?;
     if let Some(error) = wait_ready(&ready_rx, threads.len()) {
@@ -140,14 +192,24 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
         return Err(error);
     }
+    let serving = announce(process, setup.driver, specs)?;
+    let joined = threads.into_iter().try_for_each(|thread| {
+        thread
+            .join()
+            .map_err(|_| anyhow!("a runtime thread panicked"))
+    });
+    serving.finish();
+    joined
+}
+
+/// Say which driver runs, then announce the listeners (the lines scripts wait for).
+fn announce<'a>(
+    process: &'a Process,
+    driver: DriverKind,
+    specs: &[ListenSpec],
+) -> anyhow::Result<Serving<'a>> {
     eprintln!("wsport-monoio: driver {}", driver.describe());
-    process.serve(&specs, || {
-        threads.into_iter().try_for_each(|thread| {
-            thread
-                .join()
-                .map_err(|_| anyhow!("a runtime thread panicked"))
-        })
-    })?
+    Ok(process.announce(specs)?)
 }
 
 /// `--driver uring` must measure io_uring or refuse: monoio's own switch to its epoll driver
@@ -194,29 +256,25 @@ fn ring_builder(defer_taskrun: bool) -> io_uring_monoio::Builder {
 }
 
 /// One runtime thread (already pinned): build the runtime for the asked driver and serve
-/// until shutdown. A failure to start is sent on `ready`, not returned: `main` decides.
-fn run_thread(
-    thread: RuntimeThread,
-    driver: DriverKind,
-    defer_taskrun: bool,
-    ready: mpsc::Sender<anyhow::Result<()>>,
-) {
+/// until shutdown. Whether it started (or why not) goes to `report` once, before serving: the
+/// caller decides what follows.
+fn run_thread(thread: RuntimeThread, setup: Setup, report: impl FnOnce(anyhow::Result<()>)) {
     // Two concrete builders, one generic body: the drivers differ in nothing else.
-    match driver {
+    match setup.driver {
         DriverKind::Uring => block_on(
             RuntimeBuilder::<IoUringDriver>::new()
-                .uring_builder(ring_builder(defer_taskrun))
+                .uring_builder(ring_builder(setup.defer_taskrun))
                 .enable_timer()
                 .build(),
             thread,
-            driver,
-            ready,
+            setup.driver,
+            report,
         ),
         DriverKind::Epoll => block_on(
             RuntimeBuilder::<LegacyDriver>::new().enable_timer().build(),
             thread,
-            driver,
-            ready,
+            setup.driver,
+            report,
         ),
     }
 }
@@ -225,7 +283,7 @@ fn block_on<D: monoio::Driver>(
     runtime: std::io::Result<Runtime<D>>,
     thread: RuntimeThread,
     driver: DriverKind,
-    ready: mpsc::Sender<anyhow::Result<()>>,
+    report: impl FnOnce(anyhow::Result<()>),
 ) {
     let mut runtime = match runtime {
         Ok(runtime) => runtime,
@@ -235,7 +293,7 @@ fn block_on<D: monoio::Driver>(
                 driver.describe(),
                 thread.index
             );
-            let _ = ready.send(Err(anyhow::Error::new(error).context(what)));
+            report(Err(anyhow::Error::new(error).context(what)));
             return;
         }
     };
@@ -248,12 +306,10 @@ fn block_on<D: monoio::Driver>(
         } = thread;
         match start(driver, listeners, counters, &shared) {
             Ok(accepting) => {
-                let _ = ready.send(Ok(()));
+                report(Ok(()));
                 serve(accepting, &shared).await;
             }
-            Err(error) => {
-                let _ = ready.send(Err(error));
-            }
+            Err(error) => report(Err(error)),
         }
     });
 }
