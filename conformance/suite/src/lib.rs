@@ -64,11 +64,13 @@ impl<T, E: Display> Context<T> for Result<T, E> {
 
 /// Everything a test file needs.
 pub mod prelude {
+    pub use crate::config::ServerConfig;
     pub use crate::frame::{opcode, Frame, ServerFrame};
     pub use crate::http::{check_switching, Request, Response};
     pub use crate::raw::{Event, RawConn, READ_TIMEOUT};
     pub use crate::run::{
-        collect, for_each_server, run_cases, run_cases_on, run_server_case, within, Case,
+        collect, for_each_server, for_each_server_that, run_cases, run_cases_on, run_server_case,
+        within, Case,
     };
     pub use crate::server::{json_line, Endpoint, Launch, Scheme, Server};
     pub use crate::{cases, ensure, ws, Context, Outcome};

@@ -40,9 +40,23 @@ pub fn within(spec: Duration) -> Duration {
 /// A failing config does not stop the others. The selection (see [`config::selected`]) is
 /// shared by every test in the binary.
 pub fn for_each_server(test: &str, run: impl Fn(&'static ServerConfig) -> Outcome) {
+    for_each_server_that(test, |_| None, run);
+}
+
+/// [`for_each_server`], skipping each config for which `skip` gives a reason (said in the
+/// notice line instead of "ok", so a skipped config does not read as a checked one).
+pub fn for_each_server_that(
+    test: &str,
+    skip: impl Fn(&ServerConfig) -> Option<&'static str>,
+    run: impl Fn(&'static ServerConfig) -> Outcome,
+) {
     let configs = config::selected().unwrap_or_else(|e| panic!("{test}: {e}"));
     let mut failures = Vec::new();
     for &config in configs {
+        if let Some(why) = skip(config) {
+            config::notice(&format!("{test} [{}]: skipped: {why}", config.name));
+            continue;
+        }
         let started = Instant::now();
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| run(config)))
             .unwrap_or_else(|panic| Err(format!("panicked: {}", panic_text(&*panic))));

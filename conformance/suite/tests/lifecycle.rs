@@ -353,10 +353,10 @@ fn client_killed_mid_frame(server: &Server) -> Outcome {
 
 #[test]
 fn one_thread_process() {
-    for_each_server("one_thread_process", |config| {
-        if !config.one_thread {
-            return Ok(());
-        }
+    let many = |config: &ServerConfig| {
+        (!config.one_thread).then_some("its runtime runs beside the main thread by design")
+    };
+    for_each_server_that("one_thread_process", many, |config| {
         let server = Launch::new(config).args(&["--threads", "1"]).start()?;
         run_server_case(
             &server,

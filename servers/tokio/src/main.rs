@@ -8,6 +8,7 @@
 
 mod raw;
 
+use std::io;
 use std::net::TcpListener as StdListener;
 use std::pin::pin;
 use std::process::ExitCode;
@@ -339,17 +340,24 @@ async fn write(
     if bytes.is_empty() {
         return true;
     }
-    // A peer that stops reading must not pin the task forever; the timer is consulted only
-    // if the write does not complete at once, as in the io_uring servers.
-    let send = pin!(stream.write_all(bytes));
-    match timer.bound(send, now + WRITE_TIMEOUT, counters).await {
-        Some(Ok(())) => {
-            counters.add_bytes_out(bytes.len() as u64);
-            true
+    // The common case, a reply the socket takes whole, is one `send` with no future to poll.
+    let sent = match stream.try_write(bytes) {
+        Ok(sent) => sent,
+        Err(error) if error.kind() == io::ErrorKind::WouldBlock => 0,
+        Err(_) => return false,
+    };
+    if sent < bytes.len() {
+        // A peer that stops reading must not pin the task forever; the timer is consulted
+        // only when the write does not complete at once, as in the io_uring servers.
+        let send = pin!(stream.write_all(&bytes[sent..]));
+        match timer.bound(send, now + WRITE_TIMEOUT, counters).await {
+            Some(Ok(())) => {}
+            // A readiness write can simply be dropped.
+            Some(Err(_)) | None => return false,
         }
-        // A readiness write can simply be dropped.
-        Some(Err(_)) | None => false,
     }
+    counters.add_bytes_out(bytes.len() as u64);
+    true
 }
 
 /// End the connection as the session asked (see [`End`]); its output is already sent.
