@@ -353,8 +353,8 @@ stop_server() {
     fi
     server_pid=""
 }
-trap 'stop_server; topology_cleanup' EXIT
-trap 'stop_server; topology_cleanup; exit 130' INT TERM
+trap 'stop_decoy; stop_server; topology_cleanup' EXIT
+trap 'stop_decoy; stop_server; topology_cleanup; exit 130' INT TERM
 topology_init "${paths[@]}"
 
 cat > "$out/README.md" <<EOF

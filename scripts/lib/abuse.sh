@@ -14,6 +14,15 @@
 # wsport-abuse samples the server's VmRSS every 100 ms and checks it against that bound; it
 # exits 3 when a connection did not end the RFC way or RSS passed the bound.
 #
+# A third mode calibrates the instrument: on two cores the abuse shares the legitimate client's
+# core, and its work there (its own system calls, and the network stack's softirq work done in
+# its context) delays the client's reading of echoes even in the idle class. So in a `decoy`
+# run the same abuse is aimed at a decoy, a second copy of the server on the abuse's cores in
+# the idle class, and the measured server gets none of it: what its p99 loses there is the
+# instrument's (measured: p99 82-236 µs clean, 275-423 µs with the abuse aimed elsewhere,
+# results/2026-12-07-vm/abuse-decoy/). The summary judges the abused runs against the decoy
+# runs. Decoy runs happen when the abuse shares the client's cores (no --abuse-cores).
+#
 # Output: $out/abuse/runs.jsonl (a line per run: server, scheme, repeat, mode, the
 # wsport-bench JSON and the wsport-abuse JSON) and $out/abuse/summary.md.
 
@@ -40,11 +49,13 @@ abuse_scenario() {
     : > "$dir/runs.jsonl"
     total=0
     for s in "${server_list[@]}"; do is_reference "$s" || total=$((total + 1)); done
-    total=$(( repeat * total * ${#scheme_list[@]} * 2 ))
+    local order=(clean abused)
+    [ -z "$abuse_cores" ] && order=(clean decoy abused)
+    total=$(( repeat * total * ${#scheme_list[@]} * ${#order[@]} ))
     echo "== abuse: legitimate rate load with and without hostile clients ($total runs)"
     for r in $(seq 1 "$repeat"); do
-        modes="clean abused"
-        [ $((r % 2)) -eq 0 ] && modes="abused clean"
+        # Rotated every repeat, so that no mode always runs first or last.
+        modes=$(rotated $((r - 1)) "${order[@]}")
         for s in "${server_list[@]}"; do
             is_reference "$s" && continue
             for scheme in "${scheme_list[@]}"; do
@@ -85,14 +96,24 @@ abuse_run() {
     fi
     if [ -n "$abuse_kinds" ]; then attack_args+=(--kinds "$abuse_kinds"); fi
     printf '%s %s ... ' "$progress" "$name"
-    if [ "$mode" = abused ]; then
+    local target_pid=$server_pid
+    if [ "$mode" = decoy ]; then
+        if ! start_decoy "$s" "$scheme" "$name"; then
+            echo "decoy did not start: $(head -1 "$out/abuse/$name.decoy.err")"
+            stop_server
+            failed=1
+            return
+        fi
+        abuse_addr=$decoy_addr target_pid=$decoy_pid
+    fi
+    if [ "$mode" != clean ]; then
         sched=()
         if abuse_in_idle_class; then sched=(chrt --idle 0); fi
         taskset -c "${abuse_cores:-$client_cores}" "${sched[@]}" "$bin/wsport-abuse" run --addr "$abuse_addr" \
             --duration "$(abuse_seconds)s" --slowloris "$abuse_slowloris" --churn-rate "$abuse_rate" \
             --never-read "$abuse_never_read" --handshake-timeout 2s --max-frame-bytes 1MiB \
             --legit-conns "${conn_list[0]}" "${attack_args[@]}" \
-            --server-pid "$server_pid" --json "$out/abuse/$name.abuse.json" \
+            --server-pid "$target_pid" --json "$out/abuse/$name.abuse.json" \
             > "$out/abuse/$name.abuse.txt" 2>&1 &
         abuse_pid=$!
         sleep 0.5
@@ -102,8 +123,47 @@ abuse_run() {
         --cpus "$client_cores" --engine "$first_engine" --label "$s" \
         --json "$out/abuse/$name.json" -q > "$out/abuse/$name.txt" 2>&1 || rc=$?
     if [ -n "$abuse_pid" ]; then wait "$abuse_pid" || rc=$((rc == 0 ? 10 + $? : rc)); fi
+    stop_decoy
     stop_server
     abuse_record "$s" "$scheme" "$r" "$mode" "$name" "$rc"
+}
+
+# The decoy for run $3: server $1 on scheme $2, one thread on the abuse's cores in the
+# abuse's scheduling class, on a kernel-chosen port, with the flags the measured server has for the abuse; sets
+# decoy_pid and decoy_addr.
+start_decoy() {
+    local s=$1 scheme=$2 name=$3 tls="" log="$out/abuse/$3.decoy" sched=()
+    [ "$scheme" = wss ] && tls=$tls_args
+    if abuse_in_idle_class 2> /dev/null; then sched=(chrt --idle 0); fi
+    # shellcheck disable=SC2086
+    "${sched[@]}" $(server_cmd "$s") --listen "$scheme://127.0.0.1:0" $tls \
+        --cpus "${abuse_cores:-$client_cores}" --threads 1 $abuse_server_flags \
+        > "$log.out" 2> "$log.err" &
+    decoy_pid=$!
+    for _ in $(seq 1 100); do
+        decoy_addr=$(grep -o -m1 "^listening $scheme://127.0.0.1:[0-9]*" "$log.out" | sed 's|.*://||')
+        [ -n "$decoy_addr" ] && return 0
+        kill -0 "$decoy_pid" 2> /dev/null || break
+        sleep 0.1
+    done
+    stop_decoy
+    return 1
+}
+
+stop_decoy() {
+    if [ -n "${decoy_pid:-}" ] && kill -0 "$decoy_pid" 2> /dev/null; then
+        kill -TERM "$decoy_pid" 2> /dev/null || true
+        wait "$decoy_pid" 2> /dev/null || true
+    fi
+    decoy_pid=""
+}
+
+# The words after $1, rotated left by $1 places.
+rotated() {
+    local k=$1
+    shift
+    local words=("$@") n=$#
+    for i in $(seq 0 $((n - 1))); do printf '%s ' "${words[$(((i + k) % n))]}"; done
 }
 
 # Whether wsport-abuse runs in the SCHED_IDLE class (see abuse_idle above).
@@ -147,7 +207,7 @@ abuse_record() {
     if [ "$rc" = 0 ]; then
         echo
         rm -f "$d/$name.json" "$d/$name.abuse.json" "$d/$name.txt" "$d/$name.abuse.txt" \
-            "$d/$name.server.out" "$d/$name.server.err"
+            "$d/$name.server.out" "$d/$name.server.err" "$d/$name.decoy.out" "$d/$name.decoy.err"
     else
         echo "FAILED (rc $rc; see $d/$name.*)"
         failed=1
