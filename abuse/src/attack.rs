@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Socket, Type};
 
 use crate::kind::Kind;
-use crate::outcome::{Outcome, Record};
+use crate::outcome::{excuse_slow, Outcome, Record};
 use crate::stream::Stream;
 use crate::target::{connect, over, Target};
 use crate::wire::{self, BINARY, CLOSE, PING, PONG, TEXT};
@@ -46,10 +46,11 @@ pub fn attack(kind: Kind, target: &Target) -> Record {
         Kind::TlsGarbage => crate::tls_attack::garbage(target),
         Kind::TlsBadRecord => crate::tls_attack::bad_record(target),
     };
+    let lifetime = started.elapsed();
     Record {
         kind,
-        outcome,
-        lifetime: started.elapsed(),
+        outcome: excuse_slow(kind, outcome, lifetime, target.handshake_timeout),
+        lifetime,
         queued_bytes,
     }
 }

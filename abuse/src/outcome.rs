@@ -34,6 +34,11 @@ pub enum Outcome {
     Unbounded { bytes: u64 },
     /// The ping flood got back only this many of its pongs before the close.
     PongsMissing { sent: u32, got: u32 },
+    /// Closed or reset by the server after living past its handshake timeout: this client
+    /// itself was too slow to reach its attack (starved of CPU, as a generator in the idle
+    /// class on a busy core is), and the server dropped it as it drops any client that does
+    /// not finish its handshake in time. Counted apart, not as a wrong ending.
+    TooSlow,
     /// Anything else (refused connect, a malformed answer).
     Error(String),
 }
@@ -55,6 +60,9 @@ impl Outcome {
     /// Whether `kind` ended the RFC way with this outcome (RFC 6455 §5.2, §7.4.1, §8.1,
     /// §10.4; RFC 6585 §5 for 431; RFC 8446 §5.2, §6.2 for the TLS kinds).
     pub fn is_expected_for(&self, kind: Kind) -> bool {
+        if *self == Outcome::TooSlow {
+            return true;
+        }
         match kind {
             // The server drops a slowloris at its handshake timeout: no answer is owed (an
             // unfinished ClientHello is no record, so no alert is owed either).
@@ -88,6 +96,7 @@ impl fmt::Display for Outcome {
             Outcome::Blocked { .. } => f.write_str("blocked"),
             Outcome::Unbounded { .. } => f.write_str("unbounded"),
             Outcome::PongsMissing { .. } => f.write_str("pongs missing"),
+            Outcome::TooSlow => f.write_str("dropped, ours too slow"),
             Outcome::Error(why) => write!(f, "error: {why}"),
         }
     }
@@ -96,6 +105,24 @@ impl fmt::Display for Outcome {
 impl Serialize for Outcome {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_str(self)
+    }
+}
+
+/// `outcome` of a `kind` connection that lived `lifetime`, the server's handshake timeout
+/// being `handshake_timeout`: a wrong-looking end (closed or reset) of one that outlived the
+/// timeout is [`Outcome::TooSlow`]. The churn kinds get their answer within milliseconds of
+/// connecting (median 0 ms); one that took seconds was held up on our side before its attack.
+pub fn excuse_slow(
+    kind: Kind,
+    outcome: Outcome,
+    lifetime: Duration,
+    handshake_timeout: Duration,
+) -> Outcome {
+    let dropped = matches!(outcome, Outcome::Eof | Outcome::Reset);
+    if dropped && !outcome.is_expected_for(kind) && lifetime >= handshake_timeout {
+        Outcome::TooSlow
+    } else {
+        outcome
     }
 }
 
@@ -131,6 +158,32 @@ mod tests {
         assert!(!Outcome::Eof.is_expected_for(Kind::TlsBadRecord));
         assert!(!Outcome::TlsAlert(10).is_expected_for(Kind::TlsGarbage));
         assert!(!Outcome::TlsAlert(0).is_expected_for(Kind::TlsSlowloris));
+    }
+
+    #[test]
+    fn a_drop_after_the_handshake_timeout_is_ours_and_a_quick_one_is_not() {
+        let timeout = Duration::from_secs(2);
+        let slow = Duration::from_millis(2431);
+        let quick = Duration::from_millis(3);
+        let kind = Kind::PingFlood;
+        assert_eq!(
+            excuse_slow(kind, Outcome::Reset, slow, timeout),
+            Outcome::TooSlow
+        );
+        assert_eq!(
+            excuse_slow(kind, Outcome::Reset, quick, timeout),
+            Outcome::Reset
+        );
+        // A wrong answer stays wrong however long it took; a right one stays itself.
+        assert_eq!(
+            excuse_slow(kind, Outcome::Close(1002), slow, timeout),
+            Outcome::Close(1002)
+        );
+        assert_eq!(
+            excuse_slow(Kind::ResetMidFrame, Outcome::ResetSent, slow, timeout),
+            Outcome::ResetSent
+        );
+        assert!(Outcome::TooSlow.is_expected_for(kind));
     }
 
     #[test]
