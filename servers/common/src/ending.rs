@@ -139,18 +139,7 @@ mod tests {
     use std::task::{Context, Poll, Waker};
 
     use super::*;
-
-    #[derive(clap::Parser)]
-    struct Flags {
-        #[command(flatten)]
-        server: crate::cli::ServerArgs,
-    }
-
-    fn default_config() -> ServerConfig {
-        use clap::Parser;
-        let flags = Flags::parse_from(["test", "--listen", "ws://127.0.0.1:0"]);
-        flags.server.into_config().expect("default flags are valid")
-    }
+    use crate::test_config::default_config;
 
     /// Run `future`, whose sleeps are ready at once, to its end.
     fn run_to_end(future: impl Future<Output = ()>) {

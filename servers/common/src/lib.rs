@@ -57,6 +57,8 @@ pub mod session;
 pub mod shutdown;
 pub mod socket;
 #[cfg(test)]
+mod test_config;
+#[cfg(test)]
 mod test_wakers;
 pub mod tls;
 pub mod tls_layer;

@@ -675,20 +675,12 @@ mod tests {
 
     use super::*;
 
-    #[derive(clap::Parser)]
-    struct Flags {
-        #[command(flatten)]
-        server: crate::cli::ServerArgs,
-    }
-
     const UPGRADE: &[u8] = b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
 Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
 Sec-WebSocket-Version: 13\r\n\r\n";
 
     fn ws_session() -> Session {
-        use clap::Parser;
-        let flags = Flags::parse_from(["test", "--listen", "ws://127.0.0.1:0"]);
-        let config = Arc::new(flags.server.into_config().expect("default flags are valid"));
+        let config = Arc::new(crate::test_config::default_config());
         let limit = ConnectionLimit::new(1);
         Session::accept(
             &config,
