@@ -19,8 +19,8 @@
 # its context) delays the client's reading of echoes even in the idle class. So in a `decoy`
 # run the same abuse is aimed at a decoy, a second copy of the server on the abuse's cores in
 # the idle class, and the measured server gets none of it: what its p99 loses there is the
-# instrument's (measured: p99 82-236 µs clean, 275-423 µs with the abuse aimed elsewhere,
-# results/2026-12-07-vm/abuse-decoy/). The summary judges the abused runs against the decoy
+# instrument's (results/2026-12-07-vm/abuse-decoy/: legitimate p99 medians 103-385 µs clean,
+# 302-779 µs decoy, 271-731 µs abused). The summary judges the abused runs against the decoy
 # runs. Decoy runs happen when the abuse shares the client's cores (no --abuse-cores).
 #
 # Output: $out/abuse/runs.jsonl (a line per run: server, scheme, repeat, mode, the

@@ -4,8 +4,8 @@
 //! Thread-per-core: `--threads N` monoio runtimes, each on its own thread (with one, on the
 //! main thread: see `Process::this_thread`), pinned to a core when asked, accepting on its own
 //! SO_REUSEPORT listeners (bound by `wsport_server_common::socket`, which refuses a port a
-//! stale server still holds). The two drivers run this same code on the same runtime, so `monoio-uring` against `monoio-epoll`
-//! isolates the IO model from the runtime design. The driver is always built explicitly —
+//! stale server still holds). The two drivers run this same code on the same runtime, so
+//! `monoio-uring` against `monoio-epoll` isolates the IO model from the runtime design. The driver is always built explicitly —
 //! never monoio's `FusionDriver`, which falls back to epoll without a word — and checked from
 //! inside the runtime before anything is announced.
 //!

@@ -409,13 +409,12 @@ impl Conn<'_> {
     /// flight: dropping the stream closes it).
     async fn serve_read(
         &mut self,
-        buf: Vec<u8>,
+        mut buf: Vec<u8>,
         n: usize,
         faults: &impl Faults,
     ) -> Option<Vec<u8>> {
         self.counters.add_bytes_in(n as u64);
         let now = Instant::now();
-        let mut buf = buf;
         let step = self.session.handle_read(&mut buf, now);
         faults.after_read(now, step.messages);
         if let Some(subscription) = &self.subscription {
