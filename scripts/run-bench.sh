@@ -281,7 +281,7 @@ ports_for() {
 
 # The cells of one repeat, "scenario scheme size conns engine", in the order they run; within
 # a repeat every server runs a cell before the next cell starts, so drift hits all servers
-# alike.
+# alike, and `wsport-bench report` pairs the servers' runs of one repeat (a round).
 first_engine=${engine_list[0]}
 cells=()
 sweep_schemes=""
@@ -613,8 +613,12 @@ if [ -n "$sweep_schemes" ]; then
     if [ "$total" -gt 0 ]; then total="$total+sweep"; else total=sweep; fi
 fi
 for r in $(seq 1 "$repeat"); do
+    # The servers' order rotates every repeat, so that no server always runs first in a cell
+    # (just after the previous cell's load) or right after the same neighbour.
+    k=$(( (r - 1) % ${#server_list[@]} ))
+    round=("${server_list[@]:k}" "${server_list[@]:0:k}")
     for cell in "${cells[@]}"; do
-        for s in "${server_list[@]}"; do
+        for s in "${round[@]}"; do
             if serves_cell "$s" "$cell"; then run_sides "$s" "$cell" "$r" "$rate"; fi
         done
     done
