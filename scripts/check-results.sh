@@ -43,6 +43,8 @@ declare -A older_report=(
     [results/2026-12-05-vm/send-lag]="before epoll-engine runs were a scenario of their own and the sweep plots"
     [results/2026-12-05-vm/load-axis]="before the verdict's and the sweep's current wording"
     [results/2026-12-05-vm/reference]="before the verdict's and the floor's current wording"
+    [results/2026-12-06-vm/reference-fair-loops]="before the verdict ordered servers round by round"
+    [results/2026-12-06-vm/spill-pool]="before the verdict ordered servers round by round"
 )
 declare -A older_plots=([results/2026-12-05-vm/send-lag]=1)
 

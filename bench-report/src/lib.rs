@@ -26,6 +26,7 @@ pub mod median_interval;
 pub mod paired;
 pub mod plot;
 pub mod publish;
+pub mod rounds;
 pub mod runs;
 pub mod scale;
 pub mod summary;

@@ -229,6 +229,9 @@ pub struct Run {
     pub mismatches: u64,
     /// Whether, and why, the client limited this run.
     pub client_bound: Option<ClientLimit>,
+    /// The repeat of `scripts/run-bench.sh` it belongs to (its file ends in `-r<N>.json`):
+    /// within one, every server ran each cell back to back (see [`crate::rounds`]).
+    pub round: Option<u32>,
 }
 
 impl Run {
@@ -289,6 +292,7 @@ impl Run {
                 .map(str::to_owned),
             mismatches: results["mismatches"].as_u64().unwrap_or(0),
             client_bound: None,
+            round: round_of(&doc),
             scenario,
             doc,
         };
@@ -524,6 +528,14 @@ fn scenario_and_server(doc: &Value) -> Option<(String, String)> {
         _ => without_label,
     };
     Some((trimmed, server))
+}
+
+/// The repeat in the name of the run's JSON file (`…-r3.json` → 3), as run-bench names them.
+fn round_of(doc: &Value) -> Option<u32> {
+    let path = Path::new(doc["flags"]["json"].as_str()?);
+    let stem = path.file_stem()?.to_str()?;
+    let (_, digits) = stem.rsplit_once("-r")?;
+    digits.parse().ok()
 }
 
 /// Whether the run's client used its epoll engine (asked for, or io_uring's fallback).

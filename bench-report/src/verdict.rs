@@ -13,6 +13,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use crate::rounds::{by_round, paired_ratio, PairedRatio};
 use crate::runs::{median, spread, Calls, Run};
 
 /// How two servers compare under one engine.
@@ -79,8 +80,11 @@ pub fn judge(orders: &[Order]) -> Verdict {
     }
 }
 
-/// scenario → engine → server → server CPU µs per message of each repeat.
-type Figures<'a> = BTreeMap<String, BTreeMap<&'static str, BTreeMap<&'a str, Vec<f64>>>>;
+/// Each repeat's round (where known) and server CPU µs per message.
+type Repeats = Vec<(Option<u32>, f64)>;
+
+/// scenario → engine → server → its repeats.
+type Figures<'a> = BTreeMap<String, BTreeMap<&'static str, BTreeMap<&'a str, Repeats>>>;
 
 fn figures(runs: &[Run]) -> Figures<'_> {
     let mut out: Figures = BTreeMap::new();
@@ -94,7 +98,7 @@ fn figures(runs: &[Run]) -> Figures<'_> {
             .or_default()
             .entry(r.server.as_str())
             .or_default()
-            .push(cpu);
+            .push((r.round, cpu));
     }
     out
 }
@@ -102,18 +106,20 @@ fn figures(runs: &[Run]) -> Figures<'_> {
 /// The Markdown section: a table per echo scenario measured under two or more client engines,
 /// a row per pair of servers; empty when there is none.
 pub fn section(runs: &[Run]) -> String {
-    let mut out = String::new();
+    let mut body = String::new();
+    let mut paired = false;
     for (scenario, engines) in figures(runs) {
         if engines.len() < 2 {
             continue;
         }
-        if out.is_empty() {
-            out.push_str(SECTION_HEAD);
-        }
-        scenario_table(&mut out, &scenario, &engines);
-        waits_table(&mut out, &scenario, runs);
+        paired |= scenario_table(&mut body, &scenario, &engines);
+        waits_table(&mut body, &scenario, runs);
     }
-    out
+    if body.is_empty() {
+        return body;
+    }
+    let note = if paired { PAIRED_NOTE } else { "" };
+    format!("{SECTION_HEAD}{note}{body}")
 }
 
 /// What explains a flip: each server's messages per wait (server · client) under each client
@@ -171,11 +177,18 @@ each is cheaper under some engine (the cost follows how many messages arrive per
 the client decides), **not separated** when the repeats overlap under some engine (or a server ran once: one run \
 has no range). Only a robust ranking says something about the runtimes.\n\n";
 
+const PAIRED_NOTE: &str = "Where two servers ran in the same rounds (run-bench's repeats: \
+every server runs a cell back to back) at least 6 times, they are ordered round by round \
+instead: the ratio of their runs in each round, its median and 95% interval (the sign test's, \
+as `compare --paired`), shown as (ratio, interval); apart when the interval excludes 1. A round's \
+ratio is free of the host's drift between rounds, which overlaps the ranges on a noisy host.\n\n";
+
+/// The table of one scenario; whether any of its cells was ordered by rounds.
 fn scenario_table(
     out: &mut String,
     scenario: &str,
-    engines: &BTreeMap<&'static str, BTreeMap<&str, Vec<f64>>>,
-) {
+    engines: &BTreeMap<&'static str, BTreeMap<&str, Repeats>>,
+) -> bool {
     let names: Vec<&str> = engines.keys().copied().collect();
     let _ = writeln!(out, "### {scenario}\n");
     let _ = write!(out, "| pair |");
@@ -186,38 +199,33 @@ fn scenario_table(
     let mut servers: Vec<&str> = engines.values().flat_map(|s| s.keys().copied()).collect();
     servers.sort_unstable();
     servers.dedup();
+    let mut paired = false;
     for (i, a) in servers.iter().enumerate() {
         for b in &servers[i + 1..] {
-            pair_row(out, (a, b), engines);
+            paired |= pair_row(out, (a, b), engines);
         }
     }
     out.push('\n');
+    paired
 }
 
+/// One pair's row; whether any engine's order came from the rounds.
 fn pair_row(
     out: &mut String,
     (a, b): (&str, &str),
-    engines: &BTreeMap<&'static str, BTreeMap<&str, Vec<f64>>>,
-) {
+    engines: &BTreeMap<&'static str, BTreeMap<&str, Repeats>>,
+) -> bool {
     let mut orders = Vec::new();
     let mut cells = Vec::new();
+    let mut paired = false;
     for servers in engines.values() {
-        let repeats = |s: &str| servers.get(s).map_or(0, Vec::len);
-        let enough = repeats(a) >= MIN_REPEATS && repeats(b) >= MIN_REPEATS;
-        let fig = |s: &str| servers.get(s).and_then(|v| spread(v.iter().copied()));
-        match (fig(a), fig(b)) {
-            (Some(x), Some(y)) => {
-                let o = if enough { order(x, y) } else { Order::Overlap };
-                let sign = match o {
-                    Order::Less => "<",
-                    Order::Greater => ">",
-                    Order::Overlap => "≈",
-                };
-                cells.push(format!("{a} {:.2} {sign} {b} {:.2}", x.0, y.0));
-                orders.push(o);
-            }
-            _ => cells.push("–".into()),
-        }
+        let Some((o, cell)) = engine_cell((a, b), servers) else {
+            cells.push("–".into());
+            continue;
+        };
+        paired |= cell.contains('(');
+        cells.push(cell);
+        orders.push(o);
     }
     let verdict = match judge(&orders) {
         Verdict::Robust => "robust",
@@ -225,6 +233,39 @@ fn pair_row(
         Verdict::NotSeparated => "not separated",
     };
     let _ = writeln!(out, "| {a} vs {b} | {} | {verdict} |", cells.join(" | "));
+    paired
+}
+
+/// How `a` and `b` compare under one engine, and the cell that says so: by rounds where they
+/// ran in enough of the same, else by their ranges.
+fn engine_cell((a, b): (&str, &str), servers: &BTreeMap<&str, Repeats>) -> Option<(Order, String)> {
+    let repeats = |s: &str| servers.get(s).map_or(&[][..], Vec::as_slice);
+    let fig = |s: &str| spread(repeats(s).iter().map(|&(_, f)| f));
+    let (x, y) = (fig(a)?, fig(b)?);
+    let rounds = paired_ratio(&by_round(repeats(a)), &by_round(repeats(b)));
+    let enough = repeats(a).len() >= MIN_REPEATS && repeats(b).len() >= MIN_REPEATS;
+    let o = match rounds {
+        Some(p) => match p.apart() {
+            Some(std::cmp::Ordering::Less) => Order::Less,
+            Some(_) => Order::Greater,
+            None => Order::Overlap,
+        },
+        None if enough => order(x, y),
+        None => Order::Overlap,
+    };
+    let sign = match o {
+        Order::Less => "<",
+        Order::Greater => ">",
+        Order::Overlap => "≈",
+    };
+    let mut cell = format!("{a} {:.2} {sign} {b} {:.2}", x.0, y.0);
+    if let Some(PairedRatio {
+        median, low, high, ..
+    }) = rounds
+    {
+        let _ = write!(cell, " ({median:.2}×, {low:.2}–{high:.2})");
+    }
+    Some((o, cell))
 }
 
 #[cfg(test)]
@@ -316,5 +357,57 @@ mod tests {
             .filter(|r| client_engine(r) == "epoll")
             .collect();
         assert_eq!(section(&one_engine), "");
+    }
+
+    #[test]
+    fn rounds_order_what_a_drifting_host_overlaps() {
+        // Six rounds, the host slow in rounds 3 and 6 for both: the ranges overlap (4.6–6.1
+        // against 5.6–7.4) but a is cheaper in every round, under both engines.
+        let run = |server: &str, engine: &str, round: u32, cpu: f64| {
+            let doc = serde_json::json!({
+                "schema": "wsport-bench/1", "workload": "echo",
+                "scenario": format!("echo-64B-100c-1t-{server}-ws-1"),
+                "flags": {"label": server, "json": format!("d/echo-{server}-{engine}-r{round}.json")},
+                "setup": {"threads": 1, "engine": engine,
+                          "targets": [{"url": "ws://127.0.0.1:1/"}]},
+                "results": {"msgs_per_sec": 1.0, "latency_ns": {"p50": 1},
+                            "server": {"cpu_us_per_msg": cpu},
+                            "client": {"cpu_us_per_msg": 1.0}}
+            });
+            Run::parse("x.json".into(), doc).unwrap()
+        };
+        let a = [4.6, 4.6, 6.1, 4.7, 4.6, 6.0];
+        let b = [5.6, 5.7, 7.4, 5.6, 5.7, 7.3];
+        let mut runs = Vec::new();
+        for engine in ["io_uring (batched)", "epoll"] {
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                runs.push(run("a", engine, i as u32 + 1, *x));
+                runs.push(run("b", engine, i as u32 + 1, y));
+            }
+        }
+        let text = section(&runs);
+        assert!(text.contains("ordered round by round"), "{text}");
+        assert!(
+            text.contains("| a vs b | a 4.65 < b 5.70 (0.82×, 0.81–0.84) | a 4.65 < b 5.70 (0.82×, 0.81–0.84) | robust |"),
+            "{text}"
+        );
+        // One round the other way under one engine: no longer apart there.
+        runs[11] = run("b", "io_uring (batched)", 6, 5.9);
+        let text = section(&runs);
+        assert!(
+            text.contains("(0.82×, 0.81–1.02) | not separated |"),
+            "{text}"
+        );
+        // Without rounds (or too few), the ranges decide, and the note is not there.
+        let unpaired: Vec<Run> = runs
+            .iter()
+            .filter(|r| r.round.is_some_and(|n| n <= 5))
+            .cloned()
+            .collect();
+        let text = section(&unpaired);
+        assert!(
+            !text.contains("round by round") && text.contains("not separated"),
+            "{text}"
+        );
     }
 }
