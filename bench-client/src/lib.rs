@@ -30,6 +30,7 @@
 pub mod broadcast;
 pub mod cli;
 pub mod conn;
+pub mod core_rtt;
 pub mod ctx;
 pub mod endings;
 #[allow(unsafe_code)]

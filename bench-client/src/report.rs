@@ -211,6 +211,9 @@ pub struct Results {
     pub endings: crate::endings::EndingsRecord,
     /// `--proxy-pid`: a proxy in front of the server (nginx), measured like the server.
     pub proxy: Option<ProcessRecord>,
+    /// How far apart the server's core and the client's were, before and after
+    /// ([`crate::core_rtt`]); `null` unless both are pinned, each to its own CPU.
+    pub core_rtt: Option<crate::core_rtt::CoreRtt>,
 }
 
 /// `connect`: time to open a connection, phase by phase, ns.
@@ -685,6 +688,17 @@ impl Report {
         }
         if let Some(p) = &r.client {
             process_line(f, "client", unit, p)?;
+        }
+        if let Some(c) = &r.core_rtt {
+            let ns = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.0} ns"));
+            writeln!(
+                f,
+                "  cores      a cache line's round trip, server CPU {} <-> client CPU {}: {} before, {} after",
+                c.server_cpu,
+                c.client_cpu,
+                ns(c.before_ns),
+                ns(c.after_ns)
+            )?;
         }
         Ok(())
     }

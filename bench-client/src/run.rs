@@ -22,7 +22,7 @@ use crate::report::{
 use crate::stop::Stop;
 use crate::window_calls::{Tally, WindowCalls};
 use crate::worker::{Control, Event, Go, Interval, Worker};
-use crate::{epoll, hlog, kernel_mem, meta, report, sys, tls, uring, worker};
+use crate::{core_rtt, epoll, hlog, kernel_mem, meta, report, sys, tls, uring, worker};
 
 /// One run: open the connections, warm up, measure the window, close.
 pub(crate) fn run_once(opts: &Opts, stop: &Stop) -> Result<Report, BenchError> {
@@ -58,6 +58,8 @@ pub(crate) fn run_once(opts: &Opts, stop: &Stop) -> Result<Report, BenchError> {
     let progress = !common.quiet && std::io::stderr().is_terminal();
     let (workers, engine_name) = workers.await_ready(&plan, progress, stop)?;
     let opening_s = Duration::from_nanos(workers.clock()).as_secs_f64();
+    // Before the warmup, while the connections are idle: the probe spins on both cores.
+    let core_rtt = core_rtt::start(plan.server_pid, plan.pinning.as_deref());
     let calls = WindowCalls::open(plan.server_pid, !common.no_syscalls, !plan.warmup.is_zero());
     let window = workers.measure(&plan, common.hlog.as_ref(), progress, calls, stop)?;
     let before = Before {
@@ -70,6 +72,7 @@ pub(crate) fn run_once(opts: &Opts, stop: &Stop) -> Result<Report, BenchError> {
         server_rss_before: baseline.and_then(|b| b.rss_bytes),
         kernel_before,
         opening_s,
+        core_rtt: core_rtt.map(core_rtt::CoreRtt::finish),
     };
     let mut report = window.report(&plan, before);
     if let Some(path) = &common.json {
@@ -362,6 +365,7 @@ struct Before {
     /// The kernel's socket memory before any connection of ours ([`kernel_mem`]).
     kernel_before: kernel_mem::KernelSample,
     opening_s: f64,
+    core_rtt: Option<core_rtt::CoreRtt>,
 }
 
 /// `--hlog FILE`, created; a file that cannot be is an output error, not a failed run.
@@ -486,6 +490,7 @@ impl Window {
                 connect: totals.phases.as_deref().map(report::ConnectRecord::of),
                 endings: totals.endings.record_of(),
                 proxy,
+                core_rtt: before.core_rtt,
             },
             intervals: std::mem::take(&mut self.agg.summaries),
             warnings: self.warnings,
