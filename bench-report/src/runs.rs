@@ -232,6 +232,9 @@ pub struct Run {
     /// The repeat of `scripts/run-bench.sh` it belongs to (its file ends in `-r<N>.json`):
     /// within one, every server ran each cell back to back (see [`crate::rounds`]).
     pub round: Option<u32>,
+    /// A cache line's round trip between the server's core and the client's, ns, before the
+    /// warmup and after the window (`results.core_rtt`); `None` where not measured.
+    pub core_rtt_ns: Option<(f64, f64)>,
 }
 
 impl Run {
@@ -293,6 +296,9 @@ impl Run {
             mismatches: results["mismatches"].as_u64().unwrap_or(0),
             client_bound: None,
             round: round_of(&doc),
+            core_rtt_ns: results["core_rtt"]["before_ns"]
+                .as_f64()
+                .zip(results["core_rtt"]["after_ns"].as_f64()),
             scenario,
             doc,
         };

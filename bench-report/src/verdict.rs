@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::rounds::{by_round, paired_ratio, PairedRatio};
+use crate::rounds::{by_round, paired_ratio, PairedRatio, RoundRun};
 use crate::runs::{median, spread, Calls, Run};
 
 /// How two servers compare under one engine.
@@ -80,8 +80,8 @@ pub fn judge(orders: &[Order]) -> Verdict {
     }
 }
 
-/// Each repeat's round (where known) and server CPU µs per message.
-type Repeats = Vec<(Option<u32>, f64)>;
+/// Each repeat's round (where known), server CPU µs per message and core placement.
+type Repeats = Vec<(Option<u32>, RoundRun)>;
 
 /// scenario → engine → server → its repeats.
 type Figures<'a> = BTreeMap<String, BTreeMap<&'static str, BTreeMap<&'a str, Repeats>>>;
@@ -98,7 +98,13 @@ fn figures(runs: &[Run]) -> Figures<'_> {
             .or_default()
             .entry(r.server.as_str())
             .or_default()
-            .push((r.round, cpu));
+            .push((
+                r.round,
+                RoundRun {
+                    figure: cpu,
+                    core_rtt_ns: r.core_rtt_ns,
+                },
+            ));
     }
     out
 }
@@ -181,7 +187,10 @@ const PAIRED_NOTE: &str = "Where two servers ran in the same rounds (run-bench's
 every server runs a cell back to back) at least 6 times, they are ordered round by round \
 instead: the ratio of their runs in each round, its median and 95% interval (the sign test's, \
 as `compare --paired`), shown as (ratio, interval); apart when the interval excludes 1. A round's \
-ratio is free of the host's drift between rounds, which overlaps the ranges on a noisy host.\n\n";
+ratio is free of the host's drift between rounds, which overlaps the ranges on a noisy host. \
+Where the runs measured how far apart the server's and the client's cores were, a round whose \
+two runs had them placed differently (a cache line's round trip over 1.5× apart, or moving \
+during a run) is left out, and the cell says how many were.\n\n";
 
 /// The table of one scenario; whether any of its cells was ordered by rounds.
 fn scenario_table(
@@ -240,7 +249,7 @@ fn pair_row(
 /// ran in enough of the same, else by their ranges.
 fn engine_cell((a, b): (&str, &str), servers: &BTreeMap<&str, Repeats>) -> Option<(Order, String)> {
     let repeats = |s: &str| servers.get(s).map_or(&[][..], Vec::as_slice);
-    let fig = |s: &str| spread(repeats(s).iter().map(|&(_, f)| f));
+    let fig = |s: &str| spread(repeats(s).iter().map(|(_, run)| run.figure));
     let (x, y) = (fig(a)?, fig(b)?);
     let rounds = paired_ratio(&by_round(repeats(a)), &by_round(repeats(b)));
     let enough = repeats(a).len() >= MIN_REPEATS && repeats(b).len() >= MIN_REPEATS;
@@ -258,12 +267,21 @@ fn engine_cell((a, b): (&str, &str), servers: &BTreeMap<&str, Repeats>) -> Optio
         Order::Greater => ">",
         Order::Overlap => "≈",
     };
-    let mut cell = format!("{a} {:.2} {sign} {b} {:.2}", x.0, y.0);
-    if let Some(PairedRatio {
-        median, low, high, ..
-    }) = rounds
-    {
-        let _ = write!(cell, " ({median:.2}×, {low:.2}–{high:.2})");
+    // Paired, the medians are those of the rounds compared.
+    let (ma, mb) = rounds.map_or((x.0, y.0), |p| p.medians);
+    let mut cell = format!("{a} {ma:.2} {sign} {b} {mb:.2}");
+    if let Some(p) = rounds {
+        let PairedRatio {
+            median, low, high, ..
+        } = p;
+        let _ = match p.placed_apart {
+            0 => write!(cell, " ({median:.2}×, {low:.2}–{high:.2})"),
+            n => write!(
+                cell,
+                " ({median:.2}×, {low:.2}–{high:.2}; {} rounds, {n} placed apart)",
+                p.rounds
+            ),
+        };
     }
     Some((o, cell))
 }
