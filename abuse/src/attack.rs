@@ -132,7 +132,9 @@ pub fn never_read(target: &Target) -> (Outcome, Option<Stream>) {
         .and_then(|stream| upgraded_on(stream, target));
     let mut stream = match setup {
         Ok(stream) => stream,
-        Err(outcome) => return (Outcome::Error(outcome.to_string()), None),
+        // As it came (a reset stays a reset), so that a drop after the handshake timeout can
+        // be told from a wrong answer (`excuse_slow`).
+        Err(outcome) => return (outcome, None),
     };
     if let Err(e) = stream.set_write_timeout(Some(BLOCKED_AFTER)) {
         return (Outcome::from_io(&e), None);

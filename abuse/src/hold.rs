@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::attack::never_read;
 use crate::kind::Kind;
-use crate::outcome::{Outcome, Record};
+use crate::outcome::{excuse_slow, Outcome, Record};
 use crate::stream::Stream;
 use crate::target::Target;
 
@@ -17,6 +17,12 @@ pub fn hold_never_read(target: &Target, count: usize, until: Instant) -> Vec<Rec
     while held.len() < count && Instant::now() < until {
         let started = Instant::now();
         let (outcome, stream) = never_read(target);
+        let outcome = excuse_slow(
+            Kind::NeverRead,
+            outcome,
+            started.elapsed(),
+            target.handshake_timeout,
+        );
         let queued_bytes = match outcome {
             Outcome::Blocked { bytes } | Outcome::Unbounded { bytes } => Some(bytes),
             _ => None,

@@ -184,6 +184,16 @@ mod tests {
             Outcome::ResetSent
         );
         assert!(Outcome::TooSlow.is_expected_for(kind));
+        // The decoy run of results/2026-12-07-vm/abuse-decoy: a never-read connection reset
+        // after 2.7 s, its generator starved before it upgraded.
+        let never_read = excuse_slow(
+            Kind::NeverRead,
+            Outcome::Reset,
+            Duration::from_millis(2700),
+            timeout,
+        );
+        assert_eq!(never_read, Outcome::TooSlow);
+        assert!(never_read.is_expected_for(Kind::NeverRead));
     }
 
     #[test]
