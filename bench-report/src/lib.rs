@@ -24,6 +24,7 @@ pub mod deploy;
 pub mod floor;
 pub mod median_interval;
 pub mod paired;
+pub mod placement;
 pub mod plot;
 pub mod publish;
 pub mod rounds;

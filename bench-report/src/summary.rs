@@ -86,7 +86,10 @@ pub fn render(runs: &[Run], baseline: &str, plots: &[Plot]) -> String {
             }
         }
         match workload {
-            "echo" => out.push_str(&crate::verdict::section(runs)),
+            "echo" => {
+                out.push_str(&crate::verdict::section(runs));
+                out.push_str(&crate::placement::section(runs, &order, baseline));
+            }
             "rate" => out.push_str(&crate::sweep::section(runs, &order)),
             _ => {}
         }
