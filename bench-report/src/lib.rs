@@ -23,6 +23,7 @@ pub mod compare;
 pub mod deploy;
 pub mod floor;
 pub mod median_interval;
+pub mod one_engine;
 pub mod paired;
 pub mod placement;
 pub mod plot;

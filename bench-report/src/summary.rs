@@ -88,6 +88,7 @@ pub fn render(runs: &[Run], baseline: &str, plots: &[Plot]) -> String {
         match workload {
             "echo" => {
                 out.push_str(&crate::verdict::section(runs));
+                out.push_str(&crate::one_engine::section(runs));
                 out.push_str(&crate::placement::section(runs, &order, baseline));
             }
             "rate" => out.push_str(&crate::sweep::section(runs, &order)),

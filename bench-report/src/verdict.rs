@@ -81,12 +81,12 @@ pub fn judge(orders: &[Order]) -> Verdict {
 }
 
 /// Each repeat's round (where known), server CPU µs per message and core placement.
-type Repeats = Vec<(Option<u32>, RoundRun)>;
+pub(crate) type Repeats = Vec<(Option<u32>, RoundRun)>;
 
 /// scenario → engine → server → its repeats.
-type Figures<'a> = BTreeMap<String, BTreeMap<&'static str, BTreeMap<&'a str, Repeats>>>;
+pub(crate) type Figures<'a> = BTreeMap<String, BTreeMap<&'static str, BTreeMap<&'a str, Repeats>>>;
 
-fn figures(runs: &[Run]) -> Figures<'_> {
+pub(crate) fn figures(runs: &[Run]) -> Figures<'_> {
     let mut out: Figures = BTreeMap::new();
     for r in runs.iter().filter(|r| r.workload == "echo") {
         let Some(cpu) = r.server_us_per_msg else {
@@ -247,7 +247,10 @@ fn pair_row(
 
 /// How `a` and `b` compare under one engine, and the cell that says so: by rounds where they
 /// ran in enough of the same, else by their ranges.
-fn engine_cell((a, b): (&str, &str), servers: &BTreeMap<&str, Repeats>) -> Option<(Order, String)> {
+pub(crate) fn engine_cell(
+    (a, b): (&str, &str),
+    servers: &BTreeMap<&str, Repeats>,
+) -> Option<(Order, String)> {
     let repeats = |s: &str| servers.get(s).map_or(&[][..], Vec::as_slice);
     let fig = |s: &str| spread(repeats(s).iter().map(|(_, run)| run.figure));
     let (x, y) = (fig(a)?, fig(b)?);
