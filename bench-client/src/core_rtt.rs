@@ -2,10 +2,10 @@
 //! cache line between two threads pinned to them, before the warmup and after the window.
 //!
 //! On a VM the two vCPUs are the hypervisor's to place. On the 2-vCPU AMD EPYC VM of
-//! results/2026-12-07-vm/short-rounds this round trip moved between ~70 ns and ~340 ns every
+//! results/2026-12-07-vm/placed-rounds this round trip moved between ~60 ns and ~220 ns every
 //! few tens of seconds (the vCPUs on one core complex, then on two), and every server's CPU
-//! per message moved with it, ~1.3× (a loopback echo hands every message's cache lines from
-//! one core to the other). A figure taken across such a move compares two hosts; this
+//! per message moved with it, 1.3–1.45× (a loopback echo hands every message's cache lines
+//! from one core to the other). A figure taken across such a move compares two hosts; this
 //! measurement says which host each run had, so that a reader can tell, and runs can be
 //! grouped by it.
 
@@ -126,14 +126,9 @@ pub fn server_cpu(pid: u32) -> Option<usize> {
     single_cpu(&status)
 }
 
-/// utime + stime of a /proc stat line (fields 14 and 15; the name before them may hold spaces).
+/// utime + stime of a /proc stat line, in clock ticks.
 fn cpu_ticks(stat: &str) -> Option<u64> {
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    // after_name starts at field 3 (state).
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
+    crate::sys::stat_times(stat).map(|(utime, stime)| utime + stime)
 }
 
 /// The CPU of a status file's `Cpus_allowed_list`, when it names exactly one.

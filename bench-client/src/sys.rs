@@ -129,12 +129,7 @@ pub struct ProcSample {
 /// Sample process `pid`; `None` if it is gone.
 pub fn sample_process(pid: u32) -> Option<ProcSample> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) is in parentheses and may contain spaces: split after it.
-    let after = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    // After the name: state is field 3, so utime (14) and stime (15) are at 11 and 12.
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
+    let (utime, stime) = stat_times(&stat)?;
     let ticks = clock_ticks();
     let from_ticks = |t: u64| Duration::from_nanos(t * 1_000_000_000 / ticks);
     Some(ProcSample {
@@ -143,6 +138,17 @@ pub fn sample_process(pid: u32) -> Option<ProcSample> {
         sched: schedstat(pid),
         rss_bytes: rss(pid),
     })
+}
+
+/// utime and stime, in clock ticks, of a /proc/PID/stat (or /proc/PID/task/TID/stat) line.
+pub fn stat_times(stat: &str) -> Option<(u64, u64)> {
+    // The command name (field 2) is in parentheses and may contain spaces: split after it.
+    let after = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // After the name: state is field 3, so utime (14) and stime (15) are at 11 and 12.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((utime, stime))
 }
 
 fn schedstat(pid: u32) -> Option<Duration> {

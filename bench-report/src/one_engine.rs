@@ -20,17 +20,14 @@ pub fn section(runs: &[Run]) -> String {
         let mut rows = String::new();
         for (i, a) in names.iter().enumerate() {
             for b in &names[i + 1..] {
-                let Some((order, cell)) = engine_cell((a, b), servers) else {
+                let Some(cell) = engine_cell((a, b), servers).filter(|c| c.paired) else {
                     continue;
                 };
-                if !cell.contains('(') {
-                    continue;
-                }
-                let verdict = match order {
+                let verdict = match cell.order {
                     Order::Less | Order::Greater => "apart",
                     Order::Overlap => "not apart",
                 };
-                let _ = writeln!(rows, "| {a} vs {b} | {cell} | {verdict} |");
+                let _ = writeln!(rows, "| {a} vs {b} | {} | {verdict} |", cell.text);
             }
         }
         if !rows.is_empty() {

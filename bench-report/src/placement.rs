@@ -12,7 +12,7 @@
 use std::fmt::Write as _;
 
 use crate::rounds::PLACED_ALIKE;
-use crate::runs::{scenarios, spread, Run, ServerOrder, REFERENCE_SERVER};
+use crate::runs::{self, scenarios, spread, Run, ServerOrder, REFERENCE_SERVER};
 
 /// Where a run's cores were.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,11 +25,8 @@ pub enum Placement {
     Moved,
 }
 
-const PLACEMENTS: [(Placement, &str); 3] = [
-    (Placement::Near, "near"),
-    (Placement::Far, "far"),
-    (Placement::Moved, "moved"),
-];
+/// The table's columns, in order.
+const PLACEMENTS: [Placement; 3] = [Placement::Near, Placement::Far, Placement::Moved];
 
 /// The placement of a run whose round trips were `(before, after)`, `nearest` being the
 /// directory's nearest round trip.
@@ -65,8 +62,8 @@ pub fn section(runs: &[Run], order: &ServerOrder, baseline: &str) -> String {
         "## Echo by core placement\n\nWhere the host had put the server's and the client's \
          cores, from a cache line's round trip between them before and after each run: \
          **near** when both are within {PLACED_ALIKE}× of this directory's nearest (the 5th \
-         percentile of its round trips, {nearest:.0} ns), **far** when both are beyond it, **moved** when the host moved them \
-         during the run. Server CPU µs per message, median (min–max), runs, and the ratio to \
+         percentile of its round trips, {nearest:.0} ns), **far** when both are beyond it, \
+         **moved** when the host moved them during the run. Server CPU µs per message, median (min–max), runs, and the ratio to \
          {baseline}'s median in the same placement.\n\n"
     );
     for (scenario, list) in scenarios(runs, "echo") {
@@ -88,7 +85,7 @@ pub fn section(runs: &[Run], order: &ServerOrder, baseline: &str) -> String {
             }
             let cells: Vec<String> = PLACEMENTS
                 .iter()
-                .map(|&(p, _)| cell(&of_server, &list, baseline, p, nearest))
+                .map(|&p| cell(&of_server, &list, baseline, p, nearest))
                 .collect();
             let _ = writeln!(out, "| {server} | {} |", cells.join(" | "));
         }
@@ -117,8 +114,8 @@ fn cell(server: &[&Run], all: &[&Run], baseline: &str, p: Placement, nearest: f6
         .copied()
         .filter(|r| r.server == baseline)
         .collect();
-    let ratio = spread(figures(&base).into_iter())
-        .map_or(String::new(), |(b, _, _)| format!(", {:.2}×", median / b));
+    let ratio = runs::median(figures(&base).into_iter())
+        .map_or(String::new(), |b| format!(", {:.2}×", median / b));
     let runs = match mine.len() {
         1 => "1 run".to_owned(),
         n => format!("{n} runs"),

@@ -13,10 +13,11 @@
 //! Where the runs measured how far apart the server's and the client's cores were
 //! (`results.core_rtt`, a cache line's round trip), a round counts only when both runs had
 //! their cores placed alike: neither run's placement moved during it, and the two round trips
-//! are within [`PLACED_ALIKE`] of each other. On the AMD EPYC VM the hypervisor moved the two
-//! vCPUs between one core complex (~70 ns) and two (~340 ns) every few tens of seconds, and
-//! every server cost ~1.3× more per message in the second placement: a round whose two runs
-//! straddle a move compares two hosts.
+//! are within [`PLACED_ALIKE`] of each other. On the AMD EPYC VM of
+//! results/2026-12-07-vm/placed-rounds the hypervisor moved the two vCPUs between one core
+//! complex (~60 ns) and two (~220 ns) every few tens of seconds, and every server cost
+//! 1.3–1.45× more per message in the second placement: a round whose two runs straddle a move
+//! compares two hosts.
 
 use std::collections::BTreeMap;
 

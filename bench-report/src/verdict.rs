@@ -228,13 +228,13 @@ fn pair_row(
     let mut cells = Vec::new();
     let mut paired = false;
     for servers in engines.values() {
-        let Some((o, cell)) = engine_cell((a, b), servers) else {
+        let Some(cell) = engine_cell((a, b), servers) else {
             cells.push("–".into());
             continue;
         };
-        paired |= cell.contains('(');
-        cells.push(cell);
-        orders.push(o);
+        paired |= cell.paired;
+        cells.push(cell.text);
+        orders.push(cell.order);
     }
     let verdict = match judge(&orders) {
         Verdict::Robust => "robust",
@@ -245,12 +245,20 @@ fn pair_row(
     paired
 }
 
-/// How `a` and `b` compare under one engine, and the cell that says so: by rounds where they
-/// ran in enough of the same, else by their ranges.
+/// How two servers compare under one engine, and the table cell that says so.
+pub(crate) struct EngineCell {
+    pub order: Order,
+    pub text: String,
+    /// Ordered by rounds (else by the ranges).
+    pub paired: bool,
+}
+
+/// How `a` and `b` compare under one engine: by rounds where they ran in enough of the same,
+/// else by their ranges.
 pub(crate) fn engine_cell(
     (a, b): (&str, &str),
     servers: &BTreeMap<&str, Repeats>,
-) -> Option<(Order, String)> {
+) -> Option<EngineCell> {
     let repeats = |s: &str| servers.get(s).map_or(&[][..], Vec::as_slice);
     let fig = |s: &str| spread(repeats(s).iter().map(|(_, run)| run.figure));
     let (x, y) = (fig(a)?, fig(b)?);
@@ -286,7 +294,11 @@ pub(crate) fn engine_cell(
             ),
         };
     }
-    Some((o, cell))
+    Some(EngineCell {
+        order: o,
+        text: cell,
+        paired: rounds.is_some(),
+    })
 }
 
 #[cfg(test)]

@@ -129,8 +129,8 @@ abuse_run() {
 }
 
 # The decoy for run $3: server $1 on scheme $2, one thread on the abuse's cores in the
-# abuse's scheduling class, on a kernel-chosen port, with the flags the measured server has for the abuse; sets
-# decoy_pid and decoy_addr.
+# abuse's scheduling class, on a kernel-chosen port, with the flags the measured server has
+# for the abuse; sets decoy_pid and decoy_addr.
 start_decoy() {
     local s=$1 scheme=$2 name=$3 tls="" log="$out/abuse/$3.decoy" sched=()
     [ "$scheme" = wss ] && tls=$tls_args
